@@ -1,0 +1,1 @@
+//! The Kafdo Rust SDK.

@@ -1,0 +1,1 @@
+//! The consumer group coordinator core: membership, assignment, offsets.

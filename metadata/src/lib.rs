@@ -1,0 +1,1 @@
+//! The cluster metadata core: topics and producer-id allocation.

@@ -1,0 +1,1 @@
+//! Deterministic simulation of all Kafdo cores and a history checker.

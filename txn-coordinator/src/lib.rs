@@ -1,0 +1,1 @@
+//! The transaction coordinator core: producer ids, epochs, two-phase commit.

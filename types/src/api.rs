@@ -1,0 +1,198 @@
+//! The bodies of HTTP API v1 (see `design/http-api.md` for the routes).
+//!
+//! Field names are Kafka's (`producer_id`, `producer_epoch`, `base_sequence`, `high_watermark`,
+//! `last_stable_offset`, ...). Requests reject unknown fields, so a typo is an error rather than
+//! a silently ignored option.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{ProduceRecord, Record};
+
+/// `GET /health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `"ok"`.
+    pub status: String,
+}
+
+/// What happens to old records of a topic.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanupPolicy {
+    /// Records older than `retention_ms` are deleted.
+    #[default]
+    Delete,
+    /// Only the latest record of each key is kept.
+    Compact,
+}
+
+/// Seven days, Kafka's default `retention.ms`.
+pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+fn default_retention_ms() -> i64 {
+    DEFAULT_RETENTION_MS
+}
+
+/// A topic's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    /// How long records are kept, in ms; `-1` keeps them for ever (as in Kafka).
+    #[serde(default = "default_retention_ms")]
+    pub retention_ms: i64,
+    /// Delete old records or compact by key.
+    #[serde(default)]
+    pub cleanup_policy: CleanupPolicy,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        Self {
+            retention_ms: DEFAULT_RETENTION_MS,
+            cleanup_policy: CleanupPolicy::Delete,
+        }
+    }
+}
+
+/// `POST /v1/topics`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopicRequest {
+    /// The topic name: `[a-zA-Z0-9._-]`, 1 to 249 characters.
+    pub name: String,
+    /// 1 to 256.
+    pub partitions: i32,
+    /// Optional; defaults as in Kafka.
+    #[serde(default)]
+    pub config: TopicConfig,
+}
+
+/// A topic as described by `GET /v1/topics/{t}` and `POST /v1/topics`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicDescription {
+    /// The name.
+    pub name: String,
+    /// The partition count.
+    pub partitions: i32,
+    /// The configuration.
+    pub config: TopicConfig,
+}
+
+/// `GET /v1/topics`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicList {
+    /// Every topic, by name.
+    pub topics: Vec<TopicDescription>,
+}
+
+/// `GET /v1/topics/{t}/partitions/{p}`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionInfo {
+    /// The first offset still in the log.
+    pub log_start_offset: i64,
+    /// The offset the next record will get.
+    pub high_watermark: i64,
+    /// The first offset of the oldest open transaction, or the high watermark.
+    pub last_stable_offset: i64,
+}
+
+/// `POST /v1/topics/{t}/records`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRequest {
+    /// The records, each routed by `partition`, else by key, else sticky.
+    pub records: Vec<ProduceRecord>,
+}
+
+/// Where one produced record landed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordOffset {
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+}
+
+/// The answer to `POST /v1/topics/{t}/records`: one entry per record, in request order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceResponse {
+    /// Offsets in request order.
+    pub offsets: Vec<RecordOffset>,
+}
+
+/// `POST /v1/topics/{t}/partitions/{p}/records`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionProduceRequest {
+    /// The idempotent or transactional producer, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_id: Option<i64>,
+    /// Its epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_epoch: Option<i32>,
+    /// The sequence number of the first record of this batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_sequence: Option<i32>,
+    /// Whether the batch belongs to the producer's open transaction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transactional: bool,
+    /// The records (their `partition` fields must be absent or equal to the path's).
+    pub records: Vec<ProduceRecord>,
+}
+
+/// The answer to a partition produce.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionProduceResponse {
+    /// The first record's offset.
+    pub base_offset: i64,
+    /// The last record's offset.
+    pub last_offset: i64,
+    /// True when this batch was a retry of one already appended: nothing new was written and
+    /// the offsets are the original ones.
+    pub duplicate: bool,
+}
+
+/// Which records a fetch may return.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// Only committed records, up to the last stable offset (the default).
+    #[default]
+    ReadCommitted,
+    /// Everything up to the high watermark, open and aborted transactions included.
+    ReadUncommitted,
+}
+
+/// The answer to `GET /v1/topics/{t}/partitions/{p}/records`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchResponse {
+    /// Records in offset order (offsets may skip: markers, aborted records, compaction).
+    pub records: Vec<Record>,
+    /// Where the next fetch should start.
+    pub next_offset: i64,
+    /// The partition's high watermark.
+    pub high_watermark: i64,
+    /// The partition's last stable offset.
+    pub last_stable_offset: i64,
+}
+
+/// `POST /v1/producers`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitProducerRequest {
+    /// For a transactional producer: its stable id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactional_id: Option<String>,
+    /// How long a transaction may stay open before it is aborted (default 60 s, max 15 min).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_timeout_ms: Option<i64>,
+}
+
+/// The answer to `POST /v1/producers`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitProducerResponse {
+    /// The producer id.
+    pub producer_id: i64,
+    /// The producer epoch.
+    pub producer_epoch: i32,
+}
