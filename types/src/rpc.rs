@@ -107,3 +107,97 @@ impl TopicMetadata {
 pub fn partition_object_name(topic_id: &str, partition: i32) -> String {
     format!("{topic_id}/{partition}")
 }
+
+/// How a transaction ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxnResult {
+    /// The transaction committed: its records and offsets become visible.
+    Commit,
+    /// The transaction aborted: its records are hidden from read_committed readers for ever.
+    Abort,
+}
+
+/// `POST /partition/register-txn`: the coordinator tells a partition that this producer id and
+/// epoch may write transactionally to it (KIP-890 part 1). A partition refuses transactional
+/// batches of a (producer id, epoch) it was not told about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterTxnRequest {
+    /// Which partition.
+    pub partition: PartitionRef,
+    /// The transactional id (for the admin view of open transactions).
+    pub transactional_id: String,
+    /// The producer id.
+    pub producer_id: i64,
+    /// The epoch of the transaction being started.
+    pub producer_epoch: i32,
+}
+
+/// `POST /partition/write-marker`: ends the producer's transaction on this partition.
+/// Idempotent: a duplicate or late marker (for an epoch already ended) is acknowledged and
+/// changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteMarkerRequest {
+    /// Which partition.
+    pub partition: PartitionRef,
+    /// The producer id.
+    pub producer_id: i64,
+    /// The epoch of the transaction being ended.
+    pub producer_epoch: i32,
+    /// Commit or abort.
+    pub result: TxnResult,
+}
+
+/// A partition's or group's acknowledgement of a marker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkerAck {
+    /// Where the marker landed in the log (partitions only; `None` when it was a duplicate).
+    pub marker_offset: Option<i64>,
+}
+
+/// One offset to commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicPartitionOffset {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The next offset to consume.
+    pub offset: i64,
+    /// Free-form metadata stored with the offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+}
+
+/// `POST /group/txn-offsets`: offsets written inside a transaction; pending until the marker
+/// (KIP-447: fenced by generation and member id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnOffsetCommitRequest {
+    /// The group.
+    pub group_id: String,
+    /// The transactional id.
+    pub transactional_id: String,
+    /// The producer id.
+    pub producer_id: i64,
+    /// The producer epoch.
+    pub producer_epoch: i32,
+    /// The member's generation.
+    pub generation_id: i32,
+    /// The member.
+    pub member_id: String,
+    /// The offsets.
+    pub offsets: Vec<TopicPartitionOffset>,
+}
+
+/// `POST /group/txn-marker`: makes the producer's pending offsets committed, or drops them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupTxnMarkerRequest {
+    /// The group.
+    pub group_id: String,
+    /// The producer id.
+    pub producer_id: i64,
+    /// The epoch of the transaction being ended.
+    pub producer_epoch: i32,
+    /// Commit or abort.
+    pub result: TxnResult,
+}
