@@ -199,10 +199,7 @@ pub trait Sql {
     fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError>;
 
     /// Runs `f` all or nothing: when `f` returns `Err`, every statement it ran is undone.
-    fn transaction<T, E: From<SqlError>>(
-        &self,
-        f: impl FnOnce() -> Result<T, E>,
-    ) -> Result<T, E>;
+    fn transaction<T, E: From<SqlError>>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E>;
 
     /// Runs a statement that returns no rows.
     fn run(&self, sql: &str, params: &[Param<'_>]) -> Result<(), SqlError> {
@@ -212,6 +209,28 @@ pub trait Sql {
     /// Runs a statement and returns its first row, if any.
     fn first(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, SqlError> {
         Ok(self.exec(sql, params)?.into_iter().next())
+    }
+}
+
+/// A shared handle is storage too: the simulator and the tests keep one database and open
+/// successive cores on it, as a Durable Object's SQLite outlives its memory across a restart.
+impl<T: Sql> Sql for std::rc::Rc<T> {
+    fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
+        (**self).exec(sql, params)
+    }
+
+    fn transaction<R, E: From<SqlError>>(&self, f: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
+        (**self).transaction(f)
+    }
+}
+
+impl<T: Sql> Sql for &T {
+    fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
+        (**self).exec(sql, params)
+    }
+
+    fn transaction<R, E: From<SqlError>>(&self, f: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
+        (**self).transaction(f)
     }
 }
 

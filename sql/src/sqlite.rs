@@ -86,10 +86,7 @@ impl Sql for Sqlite {
         Ok(out)
     }
 
-    fn transaction<T, E: From<SqlError>>(
-        &self,
-        f: impl FnOnce() -> Result<T, E>,
-    ) -> Result<T, E> {
+    fn transaction<T, E: From<SqlError>>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         // Savepoints nest, as storage.transactionSync does on a Durable Object.
         let depth = self.depth.get();
         let name = format!("kafdo_sp{depth}");
@@ -123,27 +120,37 @@ mod tests {
     #[test]
     fn transaction_rolls_back_on_error() {
         let db = Sqlite::memory();
-        db.run("CREATE TABLE t (k INTEGER PRIMARY KEY)", &[]).unwrap();
+        db.run("CREATE TABLE t (k INTEGER PRIMARY KEY)", &[])
+            .unwrap();
         let r: Result<(), SqlError> = db.transaction(|| {
             db.run("INSERT INTO t VALUES (1)", &[])?;
             db.run("INSERT INTO t VALUES (1)", &[])?;
             Ok(())
         });
         assert!(r.is_err());
-        let n = db.first("SELECT count(*) FROM t", &[]).unwrap().unwrap().int(0);
+        let n = db
+            .first("SELECT count(*) FROM t", &[])
+            .unwrap()
+            .unwrap()
+            .int(0);
         assert_eq!(n, 0, "the first insert must have been rolled back");
     }
 
     #[test]
     fn nested_transactions_commit_together() {
         let db = Sqlite::memory();
-        db.run("CREATE TABLE t (k INTEGER PRIMARY KEY)", &[]).unwrap();
+        db.run("CREATE TABLE t (k INTEGER PRIMARY KEY)", &[])
+            .unwrap();
         db.transaction(|| {
             db.run("INSERT INTO t VALUES (1)", &[])?;
             db.transaction(|| db.run("INSERT INTO t VALUES (2)", &[]))
         })
         .unwrap();
-        let n = db.first("SELECT count(*) FROM t", &[]).unwrap().unwrap().int(0);
+        let n = db
+            .first("SELECT count(*) FROM t", &[])
+            .unwrap()
+            .unwrap()
+            .int(0);
         assert_eq!(n, 2);
     }
 
@@ -162,7 +169,8 @@ mod tests {
         let db = Sqlite::memory();
         db.run("CREATE TABLE t (b BLOB)", &[]).unwrap();
         let bytes = vec![0u8, 1, 2, 255];
-        db.run("INSERT INTO t VALUES (?)", &[Param::Blob(&bytes)]).unwrap();
+        db.run("INSERT INTO t VALUES (?)", &[Param::Blob(&bytes)])
+            .unwrap();
         let row = db.first("SELECT b FROM t", &[]).unwrap().unwrap();
         assert_eq!(row.blob(0), &bytes[..]);
     }

@@ -72,7 +72,12 @@ mod tests {
             (b"abc", 479_470_107),
         ];
         for (input, expected) in cases {
-            assert_eq!(murmur2(input), expected, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                murmur2(input),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
