@@ -3,7 +3,7 @@
 //! A core (partition, transaction coordinator, group, metadata) owns its state as SQL tables and
 //! talks to storage only through [`Sql`]. Production runs the statements on a Durable Object's
 //! SQLite (the Worker crate implements [`Sql`] over `ctx.storage.sql`); native tests and the
-//! simulator run the very same statements on rusqlite with bundled SQLite ([`Sqlite`], behind
+//! simulator run the very same statements on rusqlite with bundled SQLite (`Sqlite`, behind
 //! the `rusqlite` feature).
 //!
 //! # Rules the trait encodes
