@@ -21,6 +21,7 @@ pub mod limits;
 pub mod partitioner;
 pub mod record;
 pub mod rpc;
+pub mod txn;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use record::{Header, ProduceRecord, Record};
