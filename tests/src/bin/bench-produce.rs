@@ -1,0 +1,2 @@
+//! The produce benchmark (placeholder while it is written).
+fn main() {}

@@ -1,0 +1,1053 @@
+//! End-to-end tests of HTTP API v1 as issue 2 delivers it: health, topics, produce (by key, by
+//! explicit partition, null keys, to a partition), partition info and fetch (limits and long
+//! polling), byte-exact round trips of records up to 1 MiB in JSON and CBOR, and every error the
+//! contract names for bad input, each checked by HTTP status and by the code in
+//! `{"error": {"code", "message"}}`.
+//!
+//! All tests share one `wrangler dev` (see `kafdo_e2e::shared`) and use their own topic names.
+//! They run only with `KAFDO_E2E=1`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kafdo_e2e::{random_bytes, rng, shared, unique_topic, Client, FetchParams, Format, Reply};
+use kafdo_types::api::{
+    CleanupPolicy, PartitionProduceRequest, TopicConfig, TopicDescription, TopicList,
+};
+use kafdo_types::limits::MAX_RECORD_BYTES;
+use kafdo_types::partitioner::partition_for_key;
+use kafdo_types::{ErrorCode, Header, ProduceRecord, Record};
+
+/// The shared instance's client, or return (skipped) when `KAFDO_E2E` is not set.
+macro_rules! client {
+    ($test:expr) => {
+        match shared($test) {
+            Some(wrangler) => wrangler.client(),
+            None => return,
+        }
+    };
+}
+
+/// Asserts that a record read back is byte for byte the one produced.
+fn assert_same_record(produced: &ProduceRecord, read: &Record, context: &str) {
+    assert!(
+        produced.key == read.key,
+        "{context}: key differs at offset {} ({:?} vs {:?} bytes)",
+        read.offset,
+        produced.key.as_ref().map(Vec::len),
+        read.key.as_ref().map(Vec::len)
+    );
+    assert!(
+        produced.value == read.value,
+        "{context}: value differs at offset {} ({:?} vs {:?} bytes)",
+        read.offset,
+        produced.value.as_ref().map(Vec::len),
+        read.value.as_ref().map(Vec::len)
+    );
+    assert_eq!(
+        produced.headers, read.headers,
+        "{context}: headers differ at offset {}",
+        read.offset
+    );
+    if let Some(timestamp) = produced.timestamp {
+        assert_eq!(
+            timestamp, read.timestamp,
+            "{context}: timestamp at offset {}",
+            read.offset
+        );
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn hwm(client: &Client, topic: &str, partition: i32) -> i64 {
+    client.partition_info(topic, partition).high_watermark
+}
+
+#[test]
+fn health_answers_ok() {
+    let client = client!("health_answers_ok");
+    let reply = client.get("/health");
+    reply.expect_status(200);
+    let body: serde_json::Value = reply.decode();
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+}
+
+#[test]
+fn topic_create_list_describe_delete() {
+    let client = client!("topic_create_list_describe_delete");
+    let name = unique_topic("lifecycle");
+    let config = TopicConfig {
+        retention_ms: 3_600_000,
+        cleanup_policy: CleanupPolicy::Compact,
+    };
+    let created: TopicDescription = client
+        .create_topic_with(&name, 3, config.clone())
+        .expect(201);
+    let expected = TopicDescription {
+        name: name.clone(),
+        partitions: 3,
+        config,
+    };
+    assert_eq!(created, expected);
+
+    let described: TopicDescription = client.get(&format!("/v1/topics/{name}")).expect(200);
+    assert_eq!(described, expected);
+
+    let list: TopicList = client.get("/v1/topics").expect(200);
+    assert!(
+        list.topics.contains(&expected),
+        "GET /v1/topics lacks {name}: {list:?}"
+    );
+
+    // The config defaults as in Kafka when absent.
+    let plain = unique_topic("lifecycle-defaults");
+    let raw = client.post_raw(
+        "/v1/topics",
+        Format::Json,
+        format!(r#"{{"name":"{plain}","partitions":1}}"#).as_bytes(),
+        &[],
+    );
+    let described: TopicDescription = raw.expect(201);
+    assert_eq!(described.config, TopicConfig::default());
+
+    // Creating it again is a conflict, whatever the partition count.
+    client
+        .create_topic_with(&name, 3, TopicConfig::default())
+        .expect_error(409, ErrorCode::TopicAlreadyExists);
+    client
+        .create_topic_with(&name, 5, TopicConfig::default())
+        .expect_error(409, ErrorCode::TopicAlreadyExists);
+
+    client
+        .delete(&format!("/v1/topics/{name}"))
+        .expect_status(204);
+    client
+        .get(&format!("/v1/topics/{name}"))
+        .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    let list: TopicList = client.get("/v1/topics").expect(200);
+    assert!(
+        list.topics.iter().all(|t| t.name != name),
+        "a deleted topic is still listed: {list:?}"
+    );
+    client
+        .delete(&format!("/v1/topics/{name}"))
+        .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+}
+
+#[test]
+fn topic_partition_count_limits() {
+    let client = client!("topic_partition_count_limits");
+    for partitions in [0, -1, 257, 100_000] {
+        let name = unique_topic("bad-count");
+        client
+            .create_topic_with(&name, partitions, TopicConfig::default())
+            .expect_error(400, ErrorCode::InvalidPartitions);
+        client
+            .get(&format!("/v1/topics/{name}"))
+            .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    }
+    // Both ends of the range are allowed.
+    for partitions in [1, 256] {
+        let name = unique_topic("count");
+        let created = client.create_topic(&name, partitions);
+        assert_eq!(created.partitions, partitions);
+        // The last partition exists, the one after it does not.
+        let info = client.partition_info(&name, partitions - 1);
+        assert_eq!(
+            (
+                info.log_start_offset,
+                info.high_watermark,
+                info.last_stable_offset
+            ),
+            (0, 0, 0)
+        );
+        client
+            .get(&format!("/v1/topics/{name}/partitions/{partitions}"))
+            .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    }
+}
+
+#[test]
+fn topic_names_outside_kafkas_alphabet_are_rejected() {
+    let client = client!("topic_names_outside_kafkas_alphabet_are_rejected");
+    let too_long = "x".repeat(250);
+    for name in [
+        "",
+        ".",
+        "..",
+        "has space",
+        "slash/inside",
+        "bang!",
+        "ünïcode",
+        too_long.as_str(),
+    ] {
+        client
+            .create_topic_with(name, 1, TopicConfig::default())
+            .expect_error(400, ErrorCode::InvalidTopicException);
+    }
+    // The longest legal name, and every legal character.
+    let longest = format!("{}-{}", unique_topic("long"), "y".repeat(249))[..249].to_string();
+    assert_eq!(client.create_topic(&longest, 1).name, longest);
+    let alphabet = unique_topic("Az09._-");
+    assert_eq!(client.create_topic(&alphabet, 1).name, alphabet);
+}
+
+#[test]
+fn produce_by_key_uses_kafkas_murmur2_partitioner() {
+    let client = client!("produce_by_key_uses_kafkas_murmur2_partitioner");
+    let mut rng = rng("produce_by_key_uses_kafkas_murmur2_partitioner");
+    let topic = unique_topic("by-key");
+    let partitions = 6;
+    client.create_topic(&topic, partitions);
+
+    // Text keys (Kafka's test vectors among them) and random binary keys.
+    let mut keys: Vec<Vec<u8>> = ["21", "foobar", "abc", "a-little-bit-long-string", ""]
+        .iter()
+        .map(|k| k.as_bytes().to_vec())
+        .collect();
+    for _ in 0..100 {
+        let len = rng.usize(1..40);
+        keys.push(random_bytes(&mut rng, len));
+    }
+    let round = |round: u8| -> Vec<ProduceRecord> {
+        keys.iter()
+            .map(|k| ProduceRecord::keyed(k.clone(), vec![round]))
+            .collect()
+    };
+    let first = client.produce(&topic, round(1));
+    let second = client.produce(&topic, round(2));
+    let mut expected: BTreeMap<i32, Vec<(Vec<u8>, u8)>> = BTreeMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        let want = partition_for_key(key, partitions);
+        assert_eq!(first.offsets[i].partition, want, "key {key:?}");
+        assert_eq!(
+            second.offsets[i].partition, want,
+            "the same key moved: {key:?}"
+        );
+    }
+    // Read back: every record sits on its key's partition, in produce order.
+    for round_no in [1u8, 2] {
+        for key in &keys {
+            expected
+                .entry(partition_for_key(key, partitions))
+                .or_default()
+                .push((key.clone(), round_no));
+        }
+    }
+    for partition in 0..partitions {
+        let read: Vec<(Vec<u8>, u8)> = client
+            .read_all(&topic, partition)
+            .into_iter()
+            .map(|r| (r.key.unwrap(), r.value.unwrap()[0]))
+            .collect();
+        assert_eq!(
+            read,
+            expected.remove(&partition).unwrap_or_default(),
+            "partition {partition}"
+        );
+    }
+}
+
+#[test]
+fn produce_to_an_explicit_partition() {
+    let client = client!("produce_to_an_explicit_partition");
+    let topic = unique_topic("explicit");
+    client.create_topic(&topic, 4);
+    let records: Vec<ProduceRecord> = (0..12)
+        .map(|i| ProduceRecord {
+            // The explicit partition wins over the key.
+            key: Some(b"same-key".to_vec()),
+            value: Some(format!("v{i}").into_bytes()),
+            partition: Some(i % 4),
+            ..ProduceRecord::default()
+        })
+        .collect();
+    let answer = client.produce(&topic, records);
+    for (i, offset) in answer.offsets.iter().enumerate() {
+        assert_eq!(offset.partition, i as i32 % 4);
+        assert_eq!(offset.offset, i as i64 / 4, "dense offsets per partition");
+    }
+    for partition in 0..4 {
+        let values: Vec<String> = client
+            .read_all(&topic, partition)
+            .into_iter()
+            .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+            .collect();
+        let want: Vec<String> = (0..12)
+            .filter(|i| i % 4 == partition)
+            .map(|i| format!("v{i}"))
+            .collect();
+        assert_eq!(values, want, "partition {partition}");
+    }
+
+    // An explicit partition outside the topic fails the whole request: nothing is written.
+    for bad in [4, 1000, -1] {
+        let records = vec![
+            ProduceRecord::value("fine"),
+            ProduceRecord {
+                value: Some(b"bad".to_vec()),
+                partition: Some(bad),
+                ..ProduceRecord::default()
+            },
+        ];
+        client
+            .produce_reply(&topic, records, &[])
+            .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    }
+    for partition in 0..4 {
+        assert_eq!(hwm(&client, &topic, partition), 3, "partition {partition}");
+    }
+}
+
+#[test]
+fn produce_with_null_keys_spreads_and_reads_back() {
+    let client = client!("produce_with_null_keys_spreads_and_reads_back");
+    let topic = unique_topic("null-keys");
+    client.create_topic(&topic, 4);
+    let mut placed: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for i in 0..40 {
+        let answer = client.produce(&topic, vec![ProduceRecord::value(format!("n{i}"))]);
+        let at = answer.offsets[0];
+        assert!((0..4).contains(&at.partition), "{at:?}");
+        placed.entry(at.partition).or_default().push(at.offset);
+    }
+    // Round-robin or sticky per request: over 40 requests more than one partition is used
+    // (all on one partition by chance has probability 4^-39).
+    assert!(
+        placed.len() > 1,
+        "every null-key request went to one partition: {placed:?}"
+    );
+    // A multi-record null-key request lands somewhere valid, with one offset per record.
+    let batch: Vec<ProduceRecord> = (0..10)
+        .map(|i| ProduceRecord::value(format!("b{i}")))
+        .collect();
+    for at in client.produce(&topic, batch).offsets {
+        assert!((0..4).contains(&at.partition), "{at:?}");
+        placed.entry(at.partition).or_default().push(at.offset);
+    }
+    let mut total = 0;
+    for (partition, offsets) in placed {
+        let mut sorted = offsets.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            (0..offsets.len() as i64).collect::<Vec<_>>(),
+            "dense offsets on partition {partition}"
+        );
+        let read = client.read_all(&topic, partition);
+        assert_eq!(read.len(), offsets.len());
+        assert!(read.iter().all(|r| r.key.is_none()));
+        total += read.len();
+    }
+    assert_eq!(total, 50);
+}
+
+#[test]
+fn partition_produce_appends_dense_batches() {
+    let client = client!("partition_produce_appends_dense_batches");
+    let topic = unique_topic("partition-produce");
+    client.create_topic(&topic, 2);
+    let batch = |from: usize, n: usize| -> Vec<ProduceRecord> {
+        (from..from + n)
+            .map(|i| ProduceRecord::keyed(format!("k{i}"), format!("v{i}")))
+            .collect()
+    };
+    let first = client.produce_partition(&topic, 1, batch(0, 5));
+    assert_eq!((first.base_offset, first.last_offset), (0, 4));
+    assert!(!first.duplicate);
+    let second = client.produce_partition(&topic, 1, batch(5, 1));
+    assert_eq!((second.base_offset, second.last_offset), (5, 5));
+    let third = client.produce_partition(&topic, 1, batch(6, 3));
+    assert_eq!((third.base_offset, third.last_offset), (6, 8));
+
+    let read = client.read_all(&topic, 1);
+    let all = batch(0, 9);
+    assert_eq!(read.len(), 9);
+    for (i, record) in read.iter().enumerate() {
+        assert_eq!(record.offset, i as i64);
+        assert_same_record(&all[i], record, "partition produce");
+    }
+    // The key does not move a record away from the partition in the path.
+    assert_eq!(hwm(&client, &topic, 0), 0);
+    let info = client.partition_info(&topic, 1);
+    assert_eq!(
+        (
+            info.log_start_offset,
+            info.high_watermark,
+            info.last_stable_offset
+        ),
+        (0, 9, 9)
+    );
+
+    // A record whose `partition` field names another partition is a bad request.
+    let mismatched = PartitionProduceRequest {
+        records: vec![ProduceRecord {
+            value: Some(b"x".to_vec()),
+            partition: Some(0),
+            ..ProduceRecord::default()
+        }],
+        ..PartitionProduceRequest::default()
+    };
+    client
+        .produce_partition_reply(&topic, 1, &mismatched)
+        .expect_error(400, ErrorCode::InvalidRequest);
+    assert_eq!(hwm(&client, &topic, 1), 9);
+    assert_eq!(hwm(&client, &topic, 0), 0);
+}
+
+#[test]
+fn fetch_honours_offset_max_records_and_max_bytes() {
+    let client = client!("fetch_honours_offset_max_records_and_max_bytes");
+    let topic = unique_topic("fetch-limits");
+    client.create_topic(&topic, 1);
+    let records: Vec<ProduceRecord> = (0..10u8)
+        .map(|i| ProduceRecord::value(vec![i; 1000]))
+        .collect();
+    client.produce_partition(&topic, 0, records);
+
+    let page = client.fetch(
+        &topic,
+        0,
+        &FetchParams {
+            offset: 3,
+            max_records: Some(4),
+            ..FetchParams::default()
+        },
+    );
+    let offsets: Vec<i64> = page.records.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![3, 4, 5, 6]);
+    assert_eq!(page.next_offset, 7);
+    assert_eq!((page.high_watermark, page.last_stable_offset), (10, 10));
+    assert_eq!(page.records[0].value.as_deref(), Some(&[3u8; 1000][..]));
+
+    // 2,500 bytes hold two 1,000-byte records, not three.
+    let page = client.fetch(
+        &topic,
+        0,
+        &FetchParams {
+            offset: 0,
+            max_bytes: Some(2500),
+            ..FetchParams::default()
+        },
+    );
+    assert_eq!(page.records.len(), 2, "max_bytes=2500");
+    assert_eq!(page.next_offset, 2);
+
+    // The first record is returned even when it alone exceeds max_bytes (Kafka's rule, so a
+    // consumer can always make progress).
+    let page = client.fetch(
+        &topic,
+        0,
+        &FetchParams {
+            offset: 5,
+            max_bytes: Some(1),
+            ..FetchParams::default()
+        },
+    );
+    assert_eq!(page.records.len(), 1, "max_bytes=1");
+    assert_eq!(page.records[0].offset, 5);
+    assert_eq!(page.next_offset, 6);
+
+    // Without limits everything comes back; both isolation levels see all of it (no
+    // transactions here).
+    for isolation in [None, Some("read_committed"), Some("read_uncommitted")] {
+        let page = client.fetch(
+            &topic,
+            0,
+            &FetchParams {
+                offset: 0,
+                isolation,
+                ..FetchParams::default()
+            },
+        );
+        assert_eq!(page.records.len(), 10, "isolation {isolation:?}");
+        assert_eq!(page.next_offset, 10);
+    }
+
+    // At the high watermark: an empty answer (not an error) that stays at the high watermark.
+    let page = client.fetch(&topic, 0, &FetchParams::at(10));
+    assert!(page.records.is_empty());
+    assert_eq!(page.next_offset, 10);
+}
+
+#[test]
+fn long_poll_is_answered_by_a_concurrent_produce() {
+    let client = client!("long_poll_is_answered_by_a_concurrent_produce");
+    let topic = unique_topic("long-poll");
+    client.create_topic(&topic, 1);
+    client.produce_partition(&topic, 0, vec![ProduceRecord::value("before")]);
+
+    let poller = {
+        let client = client.clone();
+        let topic = topic.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let page = client.fetch(
+                &topic,
+                0,
+                &FetchParams {
+                    offset: 1,
+                    wait_ms: Some(20_000),
+                    ..FetchParams::default()
+                },
+            );
+            (page, started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    client.produce_partition(&topic, 0, vec![ProduceRecord::value("after")]);
+    let (page, waited) = poller.join().expect("the long poll");
+    assert_eq!(page.records.len(), 1, "the poll returns the new record");
+    assert_eq!(page.records[0].offset, 1);
+    assert_eq!(page.records[0].value.as_deref(), Some(&b"after"[..]));
+    assert_eq!(page.next_offset, 2);
+    assert!(
+        waited >= Duration::from_millis(500),
+        "the poll returned before the produce: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "the poll was not woken by the produce: {waited:?}"
+    );
+}
+
+#[test]
+fn long_poll_times_out_empty() {
+    let client = client!("long_poll_times_out_empty");
+    let topic = unique_topic("long-poll-timeout");
+    client.create_topic(&topic, 1);
+    client.produce_partition(&topic, 0, vec![ProduceRecord::value("only")]);
+    let started = Instant::now();
+    let page = client.fetch(
+        &topic,
+        0,
+        &FetchParams {
+            offset: 1,
+            wait_ms: Some(1500),
+            ..FetchParams::default()
+        },
+    );
+    let waited = started.elapsed();
+    assert!(page.records.is_empty());
+    assert_eq!((page.next_offset, page.high_watermark), (1, 1));
+    assert!(
+        waited >= Duration::from_millis(1300),
+        "answered before wait_ms: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "waited far too long: {waited:?}"
+    );
+
+    // Records already there are answered at once, whatever wait_ms says.
+    let started = Instant::now();
+    let page = client.fetch(
+        &topic,
+        0,
+        &FetchParams {
+            offset: 0,
+            wait_ms: Some(20_000),
+            ..FetchParams::default()
+        },
+    );
+    assert_eq!(page.records.len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Random records of many shapes, the largest exactly 1 MiB (key + value + headers).
+fn assorted_records(rng: &mut fastrand::Rng) -> Vec<ProduceRecord> {
+    let mut records = Vec::new();
+    let header = |rng: &mut fastrand::Rng, len: usize| Header {
+        key: format!("h-{}", rng.u32(..)),
+        value: Some(random_bytes(rng, len)),
+    };
+    // Empty and null parts: a tombstone, an empty value, a null header value.
+    records.push(ProduceRecord {
+        key: Some(random_bytes(rng, 8)),
+        value: None,
+        ..ProduceRecord::default()
+    });
+    records.push(ProduceRecord {
+        key: Some(Vec::new()),
+        value: Some(Vec::new()),
+        headers: vec![Header {
+            key: "null".into(),
+            value: None,
+        }],
+        ..ProduceRecord::default()
+    });
+    for len in [1, 100, 4096, 65_537, 300_000] {
+        let key_len = rng.usize(0..64);
+        records.push(ProduceRecord {
+            key: Some(random_bytes(rng, key_len)),
+            value: Some(random_bytes(rng, len)),
+            headers: (0..rng.usize(0..4)).map(|_| header(rng, 16)).collect(),
+            timestamp: Some(1_700_000_000_000 + rng.i64(0..1_000_000)),
+            ..ProduceRecord::default()
+        });
+    }
+    // Exactly the limit: a key, two headers and the value fill 1 MiB.
+    let key = random_bytes(rng, 37);
+    let headers = vec![header(rng, 1000), header(rng, 0)];
+    let used = key.len()
+        + headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+            .sum::<usize>();
+    let value = random_bytes(rng, MAX_RECORD_BYTES - used);
+    let full = ProduceRecord {
+        key: Some(key),
+        value: Some(value),
+        headers,
+        ..ProduceRecord::default()
+    };
+    assert_eq!(full.size_bytes(), MAX_RECORD_BYTES);
+    records.push(full);
+    records
+}
+
+fn round_trip(format: Format, test: &str) {
+    let client = client!(test).with_format(format);
+    let mut rng = rng(test);
+    let topic = unique_topic(test);
+    client.create_topic(&topic, 2);
+    let records = assorted_records(&mut rng);
+    let before = now_ms();
+
+    // Through the partition route, one record per request (a 1 MiB record and a batch of
+    // small ones), then through the topic route to an explicit partition.
+    let mut produced = Vec::new();
+    for record in &records {
+        client.produce_partition(&topic, 0, vec![record.clone()]);
+        produced.push(record.clone());
+    }
+    let small: Vec<ProduceRecord> = records
+        .iter()
+        .filter(|r| r.size_bytes() < 100_000)
+        .cloned()
+        .collect();
+    client.produce_partition(&topic, 0, small.clone());
+    produced.extend(small);
+    let routed: Vec<ProduceRecord> = records
+        .iter()
+        .map(|r| ProduceRecord {
+            partition: Some(1),
+            ..r.clone()
+        })
+        .collect();
+    for record in &routed {
+        let answer = client.produce(&topic, vec![record.clone()]);
+        assert_eq!(answer.offsets[0].partition, 1);
+    }
+
+    let read0 = client.read_all(&topic, 0);
+    assert_eq!(read0.len(), produced.len());
+    for (p, r) in produced.iter().zip(&read0) {
+        assert_same_record(p, r, test);
+        if p.timestamp.is_none() {
+            // The partition's clock stamps records without a create time.
+            assert!(
+                r.timestamp >= before - 60_000 && r.timestamp <= now_ms() + 60_000,
+                "append time {} is not now",
+                r.timestamp
+            );
+        }
+    }
+    let read1 = client.read_all(&topic, 1);
+    assert_eq!(read1.len(), routed.len());
+    for (p, r) in routed.iter().zip(&read1) {
+        assert_same_record(p, r, test);
+    }
+
+    // A fetch of one record exactly 1 MiB large, asked for alone.
+    let last = produced
+        .iter()
+        .position(|r| r.size_bytes() == MAX_RECORD_BYTES)
+        .unwrap() as i64;
+    let page = client.fetch(
+        &topic,
+        0,
+        &FetchParams {
+            offset: last,
+            max_records: Some(1),
+            ..FetchParams::default()
+        },
+    );
+    assert_eq!(page.records.len(), 1);
+    assert_same_record(&produced[last as usize], &page.records[0], test);
+}
+
+#[test]
+fn records_up_to_1_mib_round_trip_in_json() {
+    round_trip(Format::Json, "records_up_to_1_mib_round_trip_in_json");
+}
+
+#[test]
+fn records_up_to_1_mib_round_trip_in_cbor() {
+    round_trip(Format::Cbor, "records_up_to_1_mib_round_trip_in_cbor");
+}
+
+#[test]
+fn a_record_over_1_mib_is_message_too_large_and_writes_nothing() {
+    let test = "a_record_over_1_mib_is_message_too_large_and_writes_nothing";
+    let base = client!(test);
+    let mut rng = rng(test);
+    for format in [Format::Json, Format::Cbor] {
+        let client = base.with_format(format);
+        let topic = unique_topic("too-large");
+        client.create_topic(&topic, 2);
+        // One byte over, counted over the value alone and over key + value + headers.
+        let over_in_value = ProduceRecord::value(random_bytes(&mut rng, MAX_RECORD_BYTES + 1));
+        let over_in_total = ProduceRecord {
+            key: Some(random_bytes(&mut rng, 100)),
+            value: Some(random_bytes(&mut rng, MAX_RECORD_BYTES - 150)),
+            headers: vec![Header {
+                key: "h".into(),
+                value: Some(random_bytes(&mut rng, 50)),
+            }],
+            ..ProduceRecord::default()
+        };
+        assert_eq!(over_in_total.size_bytes(), MAX_RECORD_BYTES + 1);
+        for big in [over_in_value, over_in_total] {
+            // Alone and behind a small record in the same batch: all or nothing.
+            let batch = vec![ProduceRecord::value("small"), big.clone()];
+            client
+                .produce_partition_reply(
+                    &topic,
+                    0,
+                    &PartitionProduceRequest {
+                        records: batch.clone(),
+                        ..PartitionProduceRequest::default()
+                    },
+                )
+                .expect_error(413, ErrorCode::MessageTooLarge);
+            client
+                .produce_reply(&topic, vec![big.clone()], &[])
+                .expect_error(413, ErrorCode::MessageTooLarge);
+            let routed: Vec<ProduceRecord> = batch
+                .into_iter()
+                .map(|r| ProduceRecord {
+                    partition: Some(1),
+                    ..r
+                })
+                .collect();
+            client
+                .produce_reply(&topic, routed, &[])
+                .expect_error(413, ErrorCode::MessageTooLarge);
+        }
+        for partition in 0..2 {
+            let info = client.partition_info(&topic, partition);
+            assert_eq!(
+                info.high_watermark, 0,
+                "{format:?}: a rejected record was written to partition {partition}"
+            );
+        }
+    }
+}
+
+#[test]
+fn malformed_json_is_invalid_request() {
+    let client = client!("malformed_json_is_invalid_request");
+    let topic = unique_topic("bad-json");
+    client.create_topic(&topic, 1);
+    let produce = format!("/v1/topics/{topic}/records");
+    let partition = format!("/v1/topics/{topic}/partitions/0/records");
+    let cases: Vec<(&str, &str)> = vec![
+        ("/v1/topics", "{"),
+        ("/v1/topics", "not json"),
+        ("/v1/topics", r#"{"name":"x"}"#),
+        ("/v1/topics", r#"{"name":"x","partitions":"two"}"#),
+        (
+            "/v1/topics",
+            r#"{"name":"x","partitions":1,"surprise":true}"#,
+        ),
+        (
+            "/v1/topics",
+            r#"{"name":"x","partitions":1,"config":{"cleanup_policy":"shred"}}"#,
+        ),
+        (&produce, ""),
+        (&produce, "{"),
+        (&produce, r#"{"records":"x"}"#),
+        (&produce, r#"{"records":[{"value":"@@not base64@@"}]}"#),
+        (&produce, r#"{"records":[{"value":"aGk=","colour":"red"}]}"#),
+        (
+            &produce,
+            r#"{"records":[{"value":"aGk=","headers":[{"value":"aGk="}]}]}"#,
+        ),
+        (&produce, r#"[1,2,3]"#),
+        (&partition, "{"),
+        (&partition, r#"{"records":[{"value":12}]}"#),
+        (&partition, r#"{"records":[],"producer_id":"one"}"#),
+    ];
+    for (path, body) in cases {
+        let reply = client.post_raw(path, Format::Json, body.as_bytes(), &[]);
+        let error = reply.expect_error(400, ErrorCode::InvalidRequest);
+        assert!(!error.message.is_empty(), "{path} {body}: an empty message");
+    }
+    assert_eq!(
+        hwm(&client, &topic, 0),
+        0,
+        "a malformed request wrote records"
+    );
+    client
+        .get("/v1/topics/x")
+        .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+
+    // Malformed query parameters of a fetch.
+    for query in [
+        "offset=abc",
+        "offset=0&max_records=many",
+        "offset=0&isolation=dirty",
+        "offset=0&wait_ms=-5",
+    ] {
+        client
+            .get(&format!("/v1/topics/{topic}/partitions/0/records?{query}"))
+            .expect_error(400, ErrorCode::InvalidRequest);
+    }
+}
+
+#[test]
+fn malformed_cbor_is_invalid_request() {
+    let client = client!("malformed_cbor_is_invalid_request").with_format(Format::Cbor);
+    let topic = unique_topic("bad-cbor");
+    client.create_topic(&topic, 1);
+    let good = Format::Cbor.encode(&kafdo_types::api::ProduceRequest {
+        records: vec![ProduceRecord::value("hello")],
+    });
+    let truncated = good[..good.len() - 3].to_vec();
+    let wrong_shape = Format::Cbor.encode(&42u32);
+    let text_value = Format::Cbor.encode(&serde_json::json!({"records": [{"value": 7}]}));
+    let cases: Vec<(String, Vec<u8>)> = vec![
+        ("/v1/topics".into(), vec![0xff, 0x00, 0x13]),
+        ("/v1/topics".into(), wrong_shape.clone()),
+        (format!("/v1/topics/{topic}/records"), truncated.clone()),
+        (format!("/v1/topics/{topic}/records"), vec![0xbf]),
+        (format!("/v1/topics/{topic}/records"), wrong_shape),
+        (format!("/v1/topics/{topic}/records"), text_value.clone()),
+        (
+            format!("/v1/topics/{topic}/partitions/0/records"),
+            truncated,
+        ),
+        (
+            format!("/v1/topics/{topic}/partitions/0/records"),
+            text_value,
+        ),
+        // JSON sent as CBOR is not CBOR.
+        (
+            format!("/v1/topics/{topic}/records"),
+            br#"{"records":[]}"#.to_vec(),
+        ),
+    ];
+    for (path, body) in cases {
+        let reply = client.post_raw(&path, Format::Cbor, &body, &[]);
+        reply.expect_error(400, ErrorCode::InvalidRequest);
+        assert_eq!(
+            reply.format(),
+            Format::Cbor,
+            "{path}: the error is CBOR when asked"
+        );
+    }
+    assert_eq!(hwm(&client, &topic, 0), 0);
+    // The well-formed body is accepted, to show the cases above failed for their bytes.
+    let answer: kafdo_types::api::ProduceResponse = client
+        .post_raw(
+            &format!("/v1/topics/{topic}/records"),
+            Format::Cbor,
+            &good,
+            &[],
+        )
+        .expect(200);
+    assert_eq!(answer.offsets.len(), 1);
+}
+
+#[test]
+fn unknown_topic_is_404_everywhere() {
+    let client = client!("unknown_topic_is_404_everywhere");
+    let topic = unique_topic("never-created");
+    let replies: Vec<Reply> = vec![
+        client.get(&format!("/v1/topics/{topic}")),
+        client.delete(&format!("/v1/topics/{topic}")),
+        client.get(&format!("/v1/topics/{topic}/partitions/0")),
+        client.produce_reply(&topic, vec![ProduceRecord::value("x")], &[]),
+        client.produce_partition_reply(
+            &topic,
+            0,
+            &PartitionProduceRequest {
+                records: vec![ProduceRecord::value("x")],
+                ..PartitionProduceRequest::default()
+            },
+        ),
+        client.fetch_reply(&topic, 0, &FetchParams::at(0)),
+    ];
+    for reply in replies {
+        reply.expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    }
+    // Nothing was created by asking.
+    let list: TopicList = client.get("/v1/topics").expect(200);
+    assert!(list.topics.iter().all(|t| t.name != topic));
+}
+
+#[test]
+fn partition_out_of_range_is_404() {
+    let client = client!("partition_out_of_range_is_404");
+    let topic = unique_topic("out-of-range");
+    client.create_topic(&topic, 3);
+    for partition in [3, 4, 255, 1000, -1] {
+        let replies: Vec<Reply> = vec![
+            client.get(&format!("/v1/topics/{topic}/partitions/{partition}")),
+            client.produce_partition_reply(
+                &topic,
+                partition,
+                &PartitionProduceRequest {
+                    records: vec![ProduceRecord::value("x")],
+                    ..PartitionProduceRequest::default()
+                },
+            ),
+            client.fetch_reply(&topic, partition, &FetchParams::at(0)),
+        ];
+        for reply in replies {
+            reply.expect_error(404, ErrorCode::UnknownTopicOrPartition);
+        }
+    }
+    for partition in 0..3 {
+        assert_eq!(hwm(&client, &topic, partition), 0);
+    }
+}
+
+#[test]
+fn negative_and_future_offsets_are_out_of_range() {
+    let client = client!("negative_and_future_offsets_are_out_of_range");
+    let topic = unique_topic("offsets");
+    client.create_topic(&topic, 1);
+    client.produce_partition(
+        &topic,
+        0,
+        (0..5).map(|i| ProduceRecord::value(vec![i])).collect(),
+    );
+    for offset in [-1, -1000, 6, 7, 1_000_000, (1 << 53) - 1] {
+        client
+            .fetch_reply(&topic, 0, &FetchParams::at(offset))
+            .expect_code(ErrorCode::OffsetOutOfRange);
+        // A long poll past the end is also out of range at once, not a wait.
+        let started = Instant::now();
+        client
+            .fetch_reply(
+                &topic,
+                0,
+                &FetchParams {
+                    offset,
+                    wait_ms: Some(5000),
+                    ..FetchParams::default()
+                },
+            )
+            .expect_code(ErrorCode::OffsetOutOfRange);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "offset {offset}"
+        );
+    }
+    // The edges that are fine: the first record and the high watermark.
+    assert_eq!(
+        client.fetch(&topic, 0, &FetchParams::at(0)).records.len(),
+        5
+    );
+    assert!(client
+        .fetch(&topic, 0, &FetchParams::at(5))
+        .records
+        .is_empty());
+}
+
+#[test]
+fn delete_then_recreate_gives_an_empty_log() {
+    let client = client!("delete_then_recreate_gives_an_empty_log");
+    let topic = unique_topic("recreate");
+    client.create_topic(&topic, 2);
+    client.produce(
+        &topic,
+        (0..20)
+            .map(|i| ProduceRecord::keyed(format!("k{i}"), "old"))
+            .collect(),
+    );
+    assert!(hwm(&client, &topic, 0) + hwm(&client, &topic, 1) == 20);
+    client
+        .delete(&format!("/v1/topics/{topic}"))
+        .expect_status(204);
+
+    // Recreated with a different partition count: every partition starts empty.
+    let created = client.create_topic(&topic, 3);
+    assert_eq!(created.partitions, 3);
+    for partition in 0..3 {
+        let info = client.partition_info(&topic, partition);
+        assert_eq!(
+            (
+                info.log_start_offset,
+                info.high_watermark,
+                info.last_stable_offset
+            ),
+            (0, 0, 0),
+            "partition {partition} of the recreated topic"
+        );
+        assert!(client
+            .fetch(&topic, partition, &FetchParams::at(0))
+            .records
+            .is_empty());
+    }
+    let answer = client.produce(&topic, vec![ProduceRecord::keyed("k0", "new")]);
+    assert_eq!(answer.offsets[0].offset, 0);
+    let read = client.read_all(&topic, answer.offsets[0].partition);
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].value.as_deref(), Some(&b"new"[..]));
+}
+
+/// Issue 2's "done when": a topic with 4 partitions, 10,000 records produced by key, all read
+/// back in order per partition.
+#[test]
+fn ten_thousand_records_by_key_read_back_in_order() {
+    let client = client!("ten_thousand_records_by_key_read_back_in_order");
+    let topic = unique_topic("ten-thousand");
+    client.create_topic(&topic, 4);
+    let total = 10_000;
+    let mut expected: BTreeMap<i32, Vec<(String, String)>> = BTreeMap::new();
+    for chunk in (0..total).collect::<Vec<_>>().chunks(500) {
+        let records: Vec<ProduceRecord> = chunk
+            .iter()
+            .map(|i| ProduceRecord::keyed(format!("user-{}", i % 113), format!("event-{i}")))
+            .collect();
+        let answer = client.produce(&topic, records);
+        for (i, at) in chunk.iter().zip(&answer.offsets) {
+            let key = format!("user-{}", i % 113);
+            assert_eq!(at.partition, partition_for_key(key.as_bytes(), 4));
+            let on_partition = expected.entry(at.partition).or_default();
+            assert_eq!(at.offset, on_partition.len() as i64, "dense offsets");
+            on_partition.push((key, format!("event-{i}")));
+        }
+    }
+    let mut read_total = 0;
+    for partition in 0..4 {
+        let read: Vec<(String, String)> = client
+            .read_all(&topic, partition)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                assert_eq!(r.offset, i as i64);
+                (
+                    String::from_utf8(r.key.unwrap()).unwrap(),
+                    String::from_utf8(r.value.unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        read_total += read.len();
+        assert_eq!(
+            read,
+            expected.remove(&partition).unwrap_or_default(),
+            "partition {partition}"
+        );
+    }
+    assert_eq!(read_total, total);
+}
