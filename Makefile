@@ -1,0 +1,75 @@
+# Kafdo's two commands: `make dev` (run the Worker locally) and `make test` (everything CI
+# runs). Needs only Rust (rustup), Node and npm; `make tools` installs the rest, once.
+#
+# Nothing here downloads at build time: worker-build is pointed at the installed wasm-bindgen
+# and at the esbuild that comes with wrangler, and wasm-opt is off
+# (worker/Cargo.toml: [package.metadata.wasm-pack.profile.release] wasm-opt = false).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+CARGO_BIN := $(shell echo "$${CARGO_HOME:-$$HOME/.cargo}")/bin
+export PATH := $(CARGO_BIN):$(ROOT)/node_modules/.bin:$(PATH)
+
+WORKER_BUILD_VERSION := 0.8.7
+WASM_BINDGEN_VERSION := 0.2.130
+
+PORT ?= 8787
+STATE ?= $(ROOT)/.state
+# What `wrangler dev` needs to run offline and quietly.
+OFFLINE_ENV := WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
+	WRANGLER_HIDE_BANNER=true
+
+# The crates the Worker is built from: linted for wasm32 as well as natively.
+WASM_CRATES := -p kafdo-worker -p kafdo-types -p kafdo-sql -p kafdo-partition -p kafdo-metadata
+
+.PHONY: help tools build dev test lint clean
+
+help:
+	@echo "make dev    build the Worker and run it on http://127.0.0.1:$(PORT) (state in .state/)"
+	@echo "make test   lint, build, and run every test, end-to-end ones included"
+	@echo "make tools  install the wasm32 target, worker-build, wasm-bindgen-cli, node_modules"
+	@echo "make build  build the Worker into worker/build/"
+	@echo "make lint   rustfmt, clippy (native and wasm32), rustdoc"
+
+# Idempotent and fast once done: each step checks before it installs.
+tools:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
+		|| rustup target add wasm32-unknown-unknown
+	@if [ "$$(worker-build --version 2>/dev/null)" != "$(WORKER_BUILD_VERSION)" ]; then \
+		cargo install worker-build --version $(WORKER_BUILD_VERSION) --force; fi
+	@if [ "$$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$(WASM_BINDGEN_VERSION)" ]; then \
+		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; fi
+	@if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then \
+		npm ci --no-audit --no-fund && touch node_modules; fi
+
+build: tools
+	cd worker && WASM_BINDGEN_BIN="$$(command -v wasm-bindgen)" \
+		ESBUILD_BIN="$(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild" \
+		worker-build --release
+
+dev: build
+	@mkdir -p "$(STATE)"
+	$(eval LOGS := $(shell mktemp -d -t kafdo-wrangler-XXXXXX))
+	$(OFFLINE_ENV) XDG_CONFIG_HOME="$(LOGS)" wrangler dev --config "$(ROOT)/wrangler.toml" \
+		--ip 127.0.0.1 --port $(PORT) --persist-to "$(STATE)" \
+		--show-interactive-dev-session=false
+
+lint: tools
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy $(WASM_CRATES) --target wasm32-unknown-unknown -- -D warnings
+	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
+	RUSTDOCFLAGS=-Dwarnings cargo doc -p kafdo-worker --no-deps --target wasm32-unknown-unknown
+
+# The end-to-end tests (tests/) start `wrangler dev` themselves from the repo root with
+# wrangler.toml; KAFDO_E2E=1 turns them on.
+test: lint build
+	KAFDO_E2E=1 KAFDO_WRANGLER_CONFIG="$(ROOT)/wrangler.toml" \
+		KAFDO_WORKER_ENTRY="$(ROOT)/worker/build/worker/shim.mjs" \
+		cargo test --workspace
+
+clean:
+	rm -rf worker/build

@@ -1,0 +1,135 @@
+//! The `BenchAppend` class: the benchmark's baseline, and the SQL binding's self-test.
+//!
+//! `POST /bench/bare-append` appends a request's records to a plain table with multi-row
+//! INSERTs of 33 rows (3 bound parameters a row, 99 a statement, under the limit of 100): no
+//! producer state, no batch index, no transaction. The benchmark runs Kafdo's produce and this
+//! in the same run and prints the ratio, so the cost of Kafdo's bookkeeping is visible apart
+//! from the machine's speed.
+//!
+//! `POST /bench/debug-sql-rollback` exercises [`crate::sql::DoSql`] on the real runtime: a
+//! committed transaction, a failing one that must leave nothing behind, an error raised while a
+//! cursor is read, and too many bound parameters. It writes only to its own table.
+
+use std::cell::Cell;
+
+use kafdo_sql::{Param, Sql, SqlError};
+use kafdo_types::{ApiError, ProduceRecord};
+use worker::{durable_object, DurableObject, Env, Request, Response, State};
+
+use super::{cbor_answer, no_such_call, now_ms, storage_error};
+use crate::http::from_cbor;
+use crate::internal::{BareAppendResponse, SqlRollbackReport};
+use crate::sql::DoSql;
+
+/// Rows per INSERT statement.
+const ROWS_PER_INSERT: usize = 33;
+
+/// A bare append log.
+#[durable_object(fetch)]
+pub struct BenchAppend {
+    state: State,
+    /// The next offset, loaded on the first append.
+    next_offset: Cell<Option<i64>>,
+}
+
+impl BenchAppend {
+    fn append(&self, records: &[ProduceRecord]) -> Result<BareAppendResponse, SqlError> {
+        let sql = DoSql::new(&self.state)?;
+        let next = match self.next_offset.get() {
+            Some(n) => n,
+            None => {
+                sql.run(
+                    "CREATE TABLE IF NOT EXISTS records (
+                        offset INTEGER PRIMARY KEY, timestamp INTEGER NOT NULL,
+                        key BLOB, value BLOB)",
+                    &[],
+                )?;
+                sql.first("SELECT coalesce(max(offset) + 1, 0) FROM records", &[])?
+                    .expect("an aggregate returns one row")
+                    .int(0)
+            }
+        };
+        let now = now_ms();
+        // The offset is the rowid, assigned densely by SQLite since rows are never deleted.
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let mut statement = String::from("INSERT INTO records (timestamp, key, value) VALUES ");
+            let mut params = Vec::with_capacity(chunk.len() * 3);
+            for (i, r) in chunk.iter().enumerate() {
+                statement.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
+                params.push(Param::Integer(r.timestamp.unwrap_or(now)));
+                params.push(r.key.as_deref().map_or(Param::Null, Param::Blob));
+                params.push(r.value.as_deref().map_or(Param::Null, Param::Blob));
+            }
+            sql.run(&statement, &params)?;
+        }
+        let count = records.len() as i64;
+        self.next_offset.set(Some(next + count));
+        Ok(BareAppendResponse {
+            base_offset: next,
+            last_offset: next + count - 1,
+        })
+    }
+
+    fn sql_self_test(&self) -> Result<SqlRollbackReport, SqlError> {
+        let sql = DoSql::new(&self.state)?;
+        sql.run(
+            "CREATE TABLE IF NOT EXISTS rollback_test (k INTEGER PRIMARY KEY)",
+            &[],
+        )?;
+        sql.run("DELETE FROM rollback_test", &[])?;
+        sql.transaction(|| sql.run("INSERT INTO rollback_test VALUES (1)", &[]))?;
+        let count = |sql: &DoSql| -> Result<i64, SqlError> {
+            Ok(sql
+                .first("SELECT count(*) FROM rollback_test", &[])?
+                .expect("an aggregate returns one row")
+                .int(0))
+        };
+        let rows_after_commit = count(&sql)?;
+        let failed: Result<(), SqlError> = sql.transaction(|| {
+            sql.run("INSERT INTO rollback_test VALUES (2)", &[])?;
+            sql.run("INSERT INTO rollback_test VALUES (3)", &[])?;
+            // A key conflict: the two inserts above must be undone.
+            sql.run("INSERT INTO rollback_test VALUES (1)", &[])
+        });
+        let rows_after_rollback = count(&sql)?;
+        // The second row makes json() fail while the cursor is being read, not at exec.
+        let cursor_error = sql
+            .exec(
+                "SELECT json(v) FROM (SELECT '1' AS v UNION ALL SELECT 'not json')",
+                &[],
+            )
+            .err()
+            .map(|e| e.to_string());
+        let params = vec![Param::Integer(1); 101];
+        let too_many_params_error = sql.exec("SELECT 1", &params).err().map(|e| e.to_string());
+        Ok(SqlRollbackReport {
+            rows_after_commit,
+            failed_transaction_returned_error: failed.is_err(),
+            rows_after_rollback,
+            cursor_error,
+            too_many_params_error,
+        })
+    }
+}
+
+impl DurableObject for BenchAppend {
+    fn new(state: State, _env: Env) -> Self {
+        Self {
+            state,
+            next_offset: Cell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let path = req.path();
+        let body = req.bytes().await?;
+        match path.as_str() {
+            "/bench/bare-append" => cbor_answer(
+                from_cbor::<Vec<ProduceRecord>>(&body)
+                    .and_then(|records| self.append(&records).map_err(storage_error)),
+            ),
+            "/bench/debug-sql-rollback" => cbor_answer(self.sql_self_test().map_err(storage_error)),
+            _ => cbor_answer::<()>(Err::<(), ApiError>(no_such_call(&path))),
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The `Metadata` class: the one object (named `cluster`) that owns the topic list and the
+//! producer-id counter, over [`kafdo_metadata::Metadata`].
+
+use std::cell::RefCell;
+
+use kafdo_metadata::{Metadata as MetadataCore, MetadataError};
+use kafdo_types::api::CreateTopicRequest;
+use kafdo_types::ApiError;
+use worker::{durable_object, DurableObject, Env, Request, Response, State};
+
+use super::{cbor_answer, no_such_call, now_ms, storage_error};
+use crate::http::from_cbor;
+use crate::internal::{AllocateProducerIds, ProducerIdBlock, TopicName};
+use crate::sql::DoSql;
+
+/// The cluster metadata object.
+#[durable_object(fetch)]
+pub struct Metadata {
+    state: State,
+    /// Opened on the first call (opening creates the schema).
+    core: RefCell<Option<MetadataCore<DoSql>>>,
+}
+
+fn api_error(e: MetadataError) -> ApiError {
+    ApiError::new(e.code(), e.to_string())
+}
+
+impl Metadata {
+    fn with_core<T>(
+        &self,
+        f: impl FnOnce(&mut MetadataCore<DoSql>) -> Result<T, MetadataError>,
+    ) -> Result<T, ApiError> {
+        let mut core = self.core.borrow_mut();
+        if core.is_none() {
+            let sql = DoSql::new(&self.state).map_err(storage_error)?;
+            *core = Some(MetadataCore::open(sql).map_err(api_error)?);
+        }
+        f(core.as_mut().expect("opened above")).map_err(api_error)
+    }
+
+    fn call(&self, path: &str, body: &[u8]) -> worker::Result<Response> {
+        match path {
+            "/metadata/create-topic" => cbor_answer(
+                from_cbor::<CreateTopicRequest>(body)
+                    .and_then(|req| self.with_core(|core| core.create_topic(&req, now_ms()))),
+            ),
+            "/metadata/topic" => cbor_answer(
+                from_cbor::<TopicName>(body)
+                    .and_then(|req| self.with_core(|core| core.topic(&req.name))),
+            ),
+            "/metadata/list-topics" => cbor_answer(self.with_core(|core| core.list_topics())),
+            "/metadata/delete-topic" => cbor_answer(
+                from_cbor::<TopicName>(body)
+                    .and_then(|req| self.with_core(|core| core.delete_topic(&req.name))),
+            ),
+            "/metadata/allocate-producer-ids" => {
+                cbor_answer(from_cbor::<AllocateProducerIds>(body).and_then(|req| {
+                    self.with_core(|core| core.allocate_producer_ids(req.count))
+                        .map(|ids| ProducerIdBlock {
+                            start: ids.start,
+                            end: ids.end,
+                        })
+                }))
+            }
+            _ => cbor_answer::<()>(Err(no_such_call(path))),
+        }
+    }
+}
+
+impl DurableObject for Metadata {
+    fn new(state: State, _env: Env) -> Self {
+        Self {
+            state,
+            core: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let path = req.path();
+        let body = req.bytes().await?;
+        self.call(&path, &body)
+    }
+}

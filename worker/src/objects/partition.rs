@@ -1,0 +1,133 @@
+//! The `Partition` class: one topic partition, over [`kafdo_partition::Partition`].
+//!
+//! The object is named `{topic_id}/{partition}` (`TopicMetadata::partition_object_name`), so a
+//! topic deleted and created again gets new objects. The core is opened on the first call.
+//!
+//! # Long polling
+//!
+//! A read with `wait_ms > 0` that finds no records registers a waiter (a oneshot channel) and
+//! sleeps until an append to this object completes or the wait elapses, whichever comes
+//! first, then reads once more. The core never waits: it answers what is there now. The
+//! number of parked readers is bounded ([`MAX_WAITERS`]); past it a read answers at once.
+
+use std::cell::RefCell;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use futures_util::future::select;
+use kafdo_partition::{Partition as PartitionCore, PartitionError};
+use kafdo_types::api::FetchResponse;
+use kafdo_types::limits::MAX_FETCH_WAIT_MS;
+use kafdo_types::rpc::{AppendRequest, PartitionCall, ReadRequest};
+use kafdo_types::ApiError;
+use worker::{durable_object, Delay, DurableObject, Env, Request, Response, State};
+
+use super::{cbor_answer, no_such_call, now_ms, storage_error};
+use crate::http::from_cbor;
+use crate::sql::DoSql;
+
+/// The most long-polling reads one partition parks at a time.
+pub const MAX_WAITERS: usize = 1_000;
+
+/// A partition object.
+#[durable_object(fetch)]
+pub struct Partition {
+    state: State,
+    /// Opened on the first call.
+    core: RefCell<Option<PartitionCore<DoSql>>>,
+    /// Parked long-polling reads, woken after every append.
+    waiters: RefCell<Vec<oneshot::Sender<()>>>,
+}
+
+fn api_error(e: PartitionError) -> ApiError {
+    ApiError::new(e.code(), e.to_string())
+}
+
+impl Partition {
+    fn with_core<T>(
+        &self,
+        f: impl FnOnce(&mut PartitionCore<DoSql>) -> Result<T, PartitionError>,
+    ) -> Result<T, ApiError> {
+        let mut core = self.core.borrow_mut();
+        if core.is_none() {
+            let sql = DoSql::new(&self.state).map_err(storage_error)?;
+            *core = Some(PartitionCore::open(sql, now_ms()).map_err(api_error)?);
+        }
+        f(core.as_mut().expect("opened above")).map_err(api_error)
+    }
+
+    /// Wakes every parked read (after an append, or a delete that makes them fail).
+    fn wake_waiters(&self) {
+        for waiter in self.waiters.borrow_mut().drain(..) {
+            // A reader that gave up has dropped its receiver; nothing to do for it.
+            let _ = waiter.send(());
+        }
+    }
+
+    async fn read(&self, req: ReadRequest) -> Result<FetchResponse, ApiError> {
+        let first = self.with_core(|core| core.read(&req, now_ms()))?;
+        if !first.records.is_empty() || req.wait_ms == 0 {
+            return Ok(first);
+        }
+        let woken = {
+            let mut waiters = self.waiters.borrow_mut();
+            // Readers whose wait elapsed left their sender behind.
+            waiters.retain(|w| !w.is_canceled());
+            if waiters.len() >= MAX_WAITERS {
+                return Ok(first);
+            }
+            let (tx, rx) = oneshot::channel();
+            waiters.push(tx);
+            rx
+        };
+        let wait_ms = req.wait_ms.min(MAX_FETCH_WAIT_MS);
+        let delay = Delay::from(Duration::from_millis(wait_ms.into()));
+        select(pin!(woken), pin!(delay)).await;
+        self.with_core(|core| core.read(&req, now_ms()))
+    }
+
+    async fn call(&self, path: &str, body: &[u8]) -> worker::Result<Response> {
+        match path {
+            "/partition/append" => {
+                let result = from_cbor::<AppendRequest>(body)
+                    .and_then(|req| self.with_core(|core| core.append(&req, now_ms())));
+                if result.is_ok() {
+                    self.wake_waiters();
+                }
+                cbor_answer(result)
+            }
+            "/partition/read" => match from_cbor::<ReadRequest>(body) {
+                Ok(req) => cbor_answer(self.read(req).await),
+                Err(e) => cbor_answer::<()>(Err(e)),
+            },
+            "/partition/info" => cbor_answer(
+                from_cbor::<PartitionCall>(body)
+                    .and_then(|req| self.with_core(|core| core.info(&req.partition))),
+            ),
+            "/partition/delete" => {
+                let result = from_cbor::<PartitionCall>(body)
+                    .and_then(|req| self.with_core(|core| core.delete(&req.partition)));
+                self.wake_waiters();
+                cbor_answer(result)
+            }
+            _ => cbor_answer::<()>(Err(no_such_call(path))),
+        }
+    }
+}
+
+impl DurableObject for Partition {
+    fn new(state: State, _env: Env) -> Self {
+        Self {
+            state,
+            core: RefCell::new(None),
+            waiters: RefCell::new(Vec::new()),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let path = req.path();
+        let body = req.bytes().await?;
+        self.call(&path, &body).await
+    }
+}
