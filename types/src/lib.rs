@@ -17,6 +17,7 @@
 pub mod api;
 pub mod bytes;
 mod error;
+pub mod group;
 pub mod limits;
 pub mod partitioner;
 pub mod record;
