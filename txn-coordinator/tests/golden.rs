@@ -1,0 +1,453 @@
+//! Golden scenarios of the coordinator core (toydb style).
+//!
+//! Each file in `tests/scripts/` is a readable scenario: `> command` lines, each followed by what
+//! the coordinator did (the calls it asked for, the replies it gave, and its state when that
+//! changed). `#` lines and blank lines are comments. The test replays every command on a fresh
+//! coordinator over real in-memory SQLite and compares the output with the file; run with
+//! `UPDATE_GOLDEN=1` to rewrite the files with what the code does now (then read the diff).
+//!
+//! Commands (`client=X` picks which producer instance speaks; the harness remembers the producer
+//! id and epoch each client last learned from a reply, and `pid=`/`epoch=` override them):
+//!
+//! - `init [client=A] [timeout=MS] [id=OTHER]`: `POST /v1/producers`.
+//! - `add T/P... [client=A]`: add partitions (topic `T`, partition `P`).
+//! - `offsets group=G gen=N member=M T/P=OFFSET... [client=A]`: add offsets.
+//! - `commit [client=A]`, `abort [client=A]`, `admin-abort`, `describe`.
+//! - `ack CALL|all [pid=N] [offset=N]`: the call succeeded (`all`: every outstanding call).
+//! - `refuse CALL|all code=CODE`: the object answered an error.
+//! - `fail CALL|all`: no answer (failure, timeout or reset).
+//! - `tick MS`: time passes. `alarm`: fire the alarm now. `run-alarm`: move time to the next
+//!   alarm and fire it.
+//! - `restart`: drop the core and open it again on the same SQLite.
+//! - `state`: the stored rows.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use kafdo_sql::{Sql, Sqlite, Value};
+use kafdo_txn_coordinator::{
+    Answer, Call, CallError, CallId, CallReply, Output, RequestId, TxnCoordinator,
+};
+use kafdo_types::api::{InitProducerRequest, TopicConfig};
+use kafdo_types::rpc::{MarkerAck, PartitionRef, TopicPartitionOffset, TxnResult};
+use kafdo_types::txn::{AddOffsetsRequest, CoordinatorAddPartitions, EndTxnRequest};
+use kafdo_types::{ApiError, ErrorCode};
+
+const TXN_ID: &str = "txn-1";
+
+#[derive(Default, Clone, Copy)]
+struct Client {
+    producer_id: i64,
+    producer_epoch: i32,
+}
+
+struct Harness {
+    core: Option<TxnCoordinator<Sqlite>>,
+    now_ms: i64,
+    next_request: u64,
+    /// Calls asked for and not yet resolved by the script.
+    outstanding: BTreeMap<CallId, Call>,
+    /// Calls already resolved (resolving one again is a duplicate delivery).
+    resolved: BTreeMap<CallId, Call>,
+    /// Which client sent which request, and what it was.
+    requests: BTreeMap<RequestId, (String, &'static str)>,
+    clients: BTreeMap<String, Client>,
+    last_status: String,
+}
+
+fn error_code(name: &str) -> ErrorCode {
+    let json = format!("\"{name}\"");
+    serde_json::from_str(&json).unwrap_or_else(|_| panic!("unknown error code {name}"))
+}
+
+fn partition_ref(spec: &str) -> PartitionRef {
+    let (topic, partition) = spec.split_once('/').expect("partitions are written T/P");
+    PartitionRef {
+        topic: topic.to_owned(),
+        topic_id: format!("{topic}-id"),
+        partition: partition.parse().expect("a partition number"),
+        config: TopicConfig::default(),
+    }
+}
+
+fn format_call(call: &Call) -> String {
+    let result = |r: TxnResult| match r {
+        TxnResult::Commit => "commit",
+        TxnResult::Abort => "abort",
+    };
+    match call {
+        Call::AllocateProducerId => "AllocateProducerId".into(),
+        Call::RegisterTxn(r) => format!(
+            "RegisterTxn {}/{} pid={} epoch={}",
+            r.partition.topic, r.partition.partition, r.producer_id, r.producer_epoch
+        ),
+        Call::WriteMarker(r) => format!(
+            "WriteMarker {}/{} pid={} epoch={} {}",
+            r.partition.topic,
+            r.partition.partition,
+            r.producer_id,
+            r.producer_epoch,
+            result(r.result)
+        ),
+        Call::TxnOffsetCommit(r) => {
+            let offsets: Vec<String> = r
+                .offsets
+                .iter()
+                .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
+                .collect();
+            format!(
+                "TxnOffsetCommit {} pid={} epoch={} gen={} member={} {}",
+                r.group_id,
+                r.producer_id,
+                r.producer_epoch,
+                r.generation_id,
+                r.member_id,
+                offsets.join(" ")
+            )
+        }
+        Call::GroupTxnMarker(r) => format!(
+            "GroupTxnMarker {} pid={} epoch={} {}",
+            r.group_id,
+            r.producer_id,
+            r.producer_epoch,
+            result(r.result)
+        ),
+    }
+}
+
+impl Harness {
+    fn new() -> Self {
+        let core = TxnCoordinator::open(Sqlite::memory(), TXN_ID, 0).unwrap();
+        let mut h = Self {
+            core: Some(core),
+            now_ms: 0,
+            next_request: 1,
+            outstanding: BTreeMap::new(),
+            resolved: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            clients: BTreeMap::new(),
+            last_status: String::new(),
+        };
+        h.last_status = h.status();
+        h
+    }
+
+    fn core(&mut self) -> &mut TxnCoordinator<Sqlite> {
+        self.core.as_mut().unwrap()
+    }
+
+    fn status(&self) -> String {
+        let core = self.core.as_ref().unwrap();
+        let d = core.describe(self.now_ms);
+        let alarm = core
+            .next_alarm_ms()
+            .map_or("none".to_owned(), |t| t.to_string());
+        let pid = core
+            .producer_id()
+            .map_or("none".to_owned(), |p| p.to_string());
+        format!(
+            "= {} pid={pid} epoch={} alarm={alarm}",
+            d.state, d.producer_epoch
+        )
+    }
+
+    fn request(&mut self, client: &str, op: &'static str) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        self.requests.insert(id, (client.to_owned(), op));
+        id
+    }
+
+    fn record(&mut self, outputs: Vec<Output>, lines: &mut Vec<String>) {
+        for output in outputs {
+            match output {
+                Output::Call { id, call } => {
+                    lines.push(format!("call {id} {}", format_call(&call)));
+                    self.outstanding.insert(id, call);
+                }
+                Output::Reply { request, result } => {
+                    let (client, op) = self.requests.remove(&request).expect("one reply");
+                    let text = match result {
+                        Ok(Answer::Producer(r)) => {
+                            self.clients.insert(
+                                client.clone(),
+                                Client {
+                                    producer_id: r.producer_id,
+                                    producer_epoch: r.producer_epoch,
+                                },
+                            );
+                            format!(
+                                "ok producer_id={} producer_epoch={}",
+                                r.producer_id, r.producer_epoch
+                            )
+                        }
+                        Ok(Answer::PartitionsAdded) | Ok(Answer::OffsetsAdded) => "ok".into(),
+                        Ok(Answer::Ended(r)) => {
+                            if op != "admin-abort" {
+                                self.clients
+                                    .entry(client.clone())
+                                    .or_default()
+                                    .producer_epoch = r.producer_epoch;
+                            }
+                            format!("ok state={} producer_epoch={}", r.state, r.producer_epoch)
+                        }
+                        Err(e) => format!("{}: {e}", e.code()),
+                    };
+                    lines.push(format!("reply {request} {client} {op}: {text}"));
+                }
+            }
+        }
+    }
+
+    fn run(&mut self, command: &str) -> Vec<String> {
+        let mut words = command.split_whitespace();
+        let name = words.next().expect("a command");
+        let mut args: Vec<&str> = Vec::new();
+        let mut opts: BTreeMap<&str, &str> = BTreeMap::new();
+        for word in words {
+            match word.split_once('=') {
+                Some((k, v)) if !k.contains('/') => {
+                    opts.insert(k, v);
+                }
+                _ => args.push(word),
+            }
+        }
+        let client = opts.get("client").copied().unwrap_or("A").to_owned();
+        let known = self.clients.get(&client).copied().unwrap_or(Client {
+            producer_id: -1,
+            producer_epoch: -1,
+        });
+        let producer_id = opts
+            .get("pid")
+            .map_or(known.producer_id, |v| v.parse().unwrap());
+        let producer_epoch = opts
+            .get("epoch")
+            .map_or(known.producer_epoch, |v| v.parse().unwrap());
+        let now = self.now_ms;
+        let mut lines = Vec::new();
+        let outputs = match name {
+            "init" => {
+                let request = self.request(&client, "init");
+                let req = InitProducerRequest {
+                    transactional_id: Some(opts.get("id").unwrap_or(&TXN_ID).to_string()),
+                    transaction_timeout_ms: opts.get("timeout").map(|v| v.parse().unwrap()),
+                };
+                self.core().init_producer(request, &req, now).unwrap()
+            }
+            "add" => {
+                let request = self.request(&client, "add");
+                let req = CoordinatorAddPartitions {
+                    producer_id,
+                    producer_epoch,
+                    partitions: args.iter().map(|a| partition_ref(a)).collect(),
+                };
+                self.core().add_partitions(request, &req, now).unwrap()
+            }
+            "offsets" => {
+                let request = self.request(&client, "offsets");
+                let offsets = args
+                    .iter()
+                    .map(|a| {
+                        let (tp, offset) = a.split_once('=').unwrap();
+                        let p = partition_ref(tp);
+                        TopicPartitionOffset {
+                            topic: p.topic,
+                            partition: p.partition,
+                            offset: offset.parse().unwrap(),
+                            metadata: None,
+                        }
+                    })
+                    .collect();
+                let req = AddOffsetsRequest {
+                    producer_id,
+                    producer_epoch,
+                    group_id: opts["group"].to_owned(),
+                    generation_id: opts["gen"].parse().unwrap(),
+                    member_id: opts["member"].to_owned(),
+                    offsets,
+                };
+                self.core().add_offsets(request, &req, now).unwrap()
+            }
+            "commit" | "abort" => {
+                let (op, result) = if name == "commit" {
+                    ("commit", TxnResult::Commit)
+                } else {
+                    ("abort", TxnResult::Abort)
+                };
+                let request = self.request(&client, op);
+                let req = EndTxnRequest {
+                    producer_id,
+                    producer_epoch,
+                };
+                self.core().end_txn(request, &req, result, now).unwrap()
+            }
+            "admin-abort" => {
+                let request = self.request("admin", "admin-abort");
+                self.core().admin_abort(request, now).unwrap()
+            }
+            "describe" => {
+                let d = self.core().describe(now);
+                lines.push(serde_json::to_string(&d).unwrap());
+                if let Some(open) = self.core().open_transaction(now) {
+                    lines.push(format!("open: {}", serde_json::to_string(&open).unwrap()));
+                }
+                Vec::new()
+            }
+            "ack" | "refuse" | "fail" => {
+                let ids: Vec<CallId> = if args == ["all"] {
+                    self.outstanding.keys().copied().collect()
+                } else {
+                    args.iter()
+                        .map(|a| {
+                            *self
+                                .outstanding
+                                .keys()
+                                .chain(self.resolved.keys())
+                                .find(|id| id.to_string() == *a)
+                                .unwrap_or_else(|| panic!("no call {a}"))
+                        })
+                        .collect()
+                };
+                let mut outputs = Vec::new();
+                for id in ids {
+                    let call = match self.outstanding.remove(&id) {
+                        Some(call) => call,
+                        None => self.resolved[&id].clone(),
+                    };
+                    self.resolved.insert(id, call.clone());
+                    let result = match name {
+                        "ack" => Ok(match call {
+                            Call::AllocateProducerId => CallReply::ProducerId(
+                                opts.get("pid").map_or(1000, |v| v.parse().unwrap()),
+                            ),
+                            Call::RegisterTxn(_) | Call::TxnOffsetCommit(_) => CallReply::Done,
+                            Call::WriteMarker(_) => CallReply::Marker(MarkerAck {
+                                marker_offset: Some(
+                                    opts.get("offset").map_or(10, |v| v.parse().unwrap()),
+                                ),
+                            }),
+                            Call::GroupTxnMarker(_) => CallReply::Marker(MarkerAck {
+                                marker_offset: None,
+                            }),
+                        }),
+                        "refuse" => {
+                            let code = error_code(opts["code"]);
+                            Err(CallError::Refused(ApiError::new(
+                                code,
+                                "refused by the test",
+                            )))
+                        }
+                        _ => Err(CallError::NoAnswer("failed by the test".into())),
+                    };
+                    outputs.extend(self.core().on_call_result(id, result, now).unwrap());
+                }
+                outputs
+            }
+            "tick" => {
+                self.now_ms += args[0].parse::<i64>().unwrap();
+                lines.push(format!("now={}", self.now_ms));
+                Vec::new()
+            }
+            "alarm" => self.core().on_alarm(now).unwrap(),
+            "run-alarm" => {
+                let at = self.core().next_alarm_ms().expect("an alarm is set");
+                self.now_ms = self.now_ms.max(at);
+                lines.push(format!("now={}", self.now_ms));
+                let now = self.now_ms;
+                self.core().on_alarm(now).unwrap()
+            }
+            "restart" => {
+                let sql = self.core.take().unwrap().into_sql();
+                self.core = Some(TxnCoordinator::open(sql, TXN_ID, now).unwrap());
+                // The clients' requests died with the object.
+                for (id, (client, op)) in std::mem::take(&mut self.requests) {
+                    lines.push(format!("lost {id} {client} {op}"));
+                }
+                Vec::new()
+            }
+            "state" => {
+                let sql = self.core.as_ref().unwrap().sql();
+                for table in ["txn_coordinator", "txn_participant"] {
+                    let rows = sql
+                        .exec(&format!("SELECT * FROM {table} ORDER BY 1, 2"), &[])
+                        .unwrap();
+                    for row in rows {
+                        let values: Vec<String> = row
+                            .0
+                            .iter()
+                            .map(|v| match v {
+                                Value::Null => "NULL".into(),
+                                Value::Integer(i) => i.to_string(),
+                                Value::Real(r) => r.to_string(),
+                                Value::Text(t) => t.clone(),
+                                Value::Blob(b) => format!("<{} bytes>", b.len()),
+                            })
+                            .collect();
+                        lines.push(format!("{table}: {}", values.join(" | ")));
+                    }
+                }
+                Vec::new()
+            }
+            other => panic!("unknown command {other:?}"),
+        };
+        self.record(outputs, &mut lines);
+        let status = self.status();
+        if status != self.last_status {
+            lines.push(status.clone());
+            self.last_status = status;
+        }
+        lines
+    }
+}
+
+fn run_script(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut harness = Harness::new();
+    let mut got = String::new();
+    for line in text.lines() {
+        if let Some(command) = line.strip_prefix("> ") {
+            writeln!(got, "{line}").unwrap();
+            // Printed only when a command panics, to say where.
+            eprintln!("{}: > {command}", path.display());
+            for out in harness.run(command) {
+                assert!(!out.is_empty() && !out.starts_with('#') && !out.starts_with("> "));
+                writeln!(got, "{out}").unwrap();
+            }
+        } else if line.starts_with('#') || line.trim().is_empty() {
+            writeln!(got, "{line}").unwrap();
+        }
+    }
+    if got == text {
+        return Ok(());
+    }
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, got).unwrap();
+        return Ok(());
+    }
+    let first_difference = text
+        .lines()
+        .zip(got.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+        .map(|(i, (want, got))| format!("line {}:\n  want: {want}\n  got:  {got}", i + 1))
+        .unwrap_or_else(|| "the outputs differ in length".into());
+    Err(format!(
+        "{} does not match (UPDATE_GOLDEN=1 rewrites it); {first_difference}",
+        path.display()
+    ))
+}
+
+#[test]
+fn golden_scripts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 8, "the scenarios are missing");
+    let failures: Vec<String> = paths.iter().filter_map(|p| run_script(p).err()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
