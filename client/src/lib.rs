@@ -1,1 +1,58 @@
-//! The Kafdo Rust SDK.
+//! The Kafdo Rust SDK: a client for Kafdo's HTTP API v1, with Kafka's producer and consumer
+//! semantics on top.
+//!
+//! # Layers
+//!
+//! - [`transport`]: one trait, [`Transport`], that sends an HTTP request and returns the answer,
+//!   with a native implementation (`NativeTransport`, reqwest on tokio, feature `native`, on by
+//!   default) and one for code running inside a Worker (`WorkerTransport`, feature `worker`).
+//! - [`Client`]: one typed method per API call, retries with jittered exponential backoff where
+//!   a retry cannot duplicate anything ([`retry`]), and typed errors carrying Kafka's error codes
+//!   ([`Error`]).
+//! - [`Producer`]: client-side batching per partition (`linger_ms`, `batch_size`), Kafka's
+//!   partitioner (murmur2 for keys, sticky for null keys), idempotence on by default (producer
+//!   id + per-partition sequence numbers, so retries never duplicate), a delivery future per
+//!   record.
+//! - [`Consumer`]: assigned partitions, `seek`, long-poll `poll`, a `Stream` of records,
+//!   `read_committed` by default.
+//!
+//! Architecture invariant: this crate sees Kafdo only through the HTTP API. It depends on
+//! `kafdo-types` for the wire shapes and on no core.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), kafdo_client::Error> {
+//! use kafdo_client::{Client, Producer, ProducerConfig};
+//! let client = Client::connect("http://127.0.0.1:8787")?;
+//! client.create_topic("orders", 4, Default::default()).await?;
+//! let producer = Producer::new(client.clone(), ProducerConfig::default());
+//! let delivery = producer.send("orders", Some(b"key".to_vec()), b"value".to_vec()).await?;
+//! producer.flush().await?;
+//! let (partition, offset) = delivery.await?;
+//! # let _ = (partition, offset);
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod admin;
+mod client;
+mod error;
+pub mod partitioner;
+pub mod producer;
+pub mod retry;
+pub mod transport;
+
+#[cfg(test)]
+mod testing;
+
+pub use client::{Client, ClientConfig, FetchOptions, Format};
+pub use error::{Error, ErrorClass};
+pub use kafdo_types::api::{Isolation, PartitionInfo, TopicConfig, TopicDescription};
+pub use kafdo_types::{ErrorCode, Header, ProduceRecord, Record};
+pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerIdentity};
+pub use transport::{HttpRequest, HttpResponse, Transport, TransportError};
+
+#[cfg(feature = "native")]
+pub use transport::native::NativeTransport;
+#[cfg(all(feature = "worker", target_arch = "wasm32"))]
+pub use transport::worker::WorkerTransport;
