@@ -1,0 +1,1672 @@
+//! The checker: proves Kafdo's exactly-once invariants on a [`History`].
+//!
+//! It works the way Jepsen's checkers do: pair every invoke with its completion, build what the
+//! system claimed (which value sits at which offset, which transaction ended how), and look for
+//! any two claims that cannot both be true. Every invariant is a safety property of the history,
+//! except the end-state ones, which are checked only when the history contains
+//! [`Observation::Settled`] followed by the final scans: one read_uncommitted and one
+//! read_committed [`Request::Scan`] of every partition, and a `require_stable` offset fetch of
+//! every pipeline group.
+//!
+//! # What the checker assumes of the workload
+//!
+//! Every produced value is unique across the history (a retry resends the same values). No
+//! topic has retention or compaction, so the log starts at offset 0 and nothing disappears.
+//! A transaction is named by its (producer id, epoch): epochs are bumped after every commit or
+//! abort (KIP-890 part 2), so one pair never names two transactions.
+//!
+//! # The invariants
+//!
+//! See [`Invariant`]: each variant documents what it forbids and how it is detected.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+
+use kafdo_types::api::Isolation;
+use kafdo_types::rpc::TxnResult;
+use kafdo_types::txn::TransactionState;
+
+use crate::history::{
+    Entry, Event, GroupOffset, History, Observation, Process, ReadRecord, Reply, Request, Tp,
+};
+
+/// An invariant the checker proves. Each names one promise of the brief.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invariant {
+    /// No committed record is read twice by one read_committed reader of a partition: within
+    /// one reader session (a sequential pass) a value appears at most once.
+    ReadTwice,
+    /// No aborted record is ever returned to a read_committed reader: the record's transaction
+    /// must not have aborted (as the final scans, a marker or the coordinator's answer show).
+    ReadAborted,
+    /// No still-open record is returned to a read_committed reader: the fetch must complete
+    /// after the transaction's commit was requested, and after its commit marker landed on that
+    /// partition when the marker was observed.
+    ReadOpen,
+    /// A fetch covers `[offset, next_offset)`: it must return every record of that range that
+    /// its isolation allows (the final scans say which), or a reader would silently skip one.
+    SkippedRecord,
+    /// Every acknowledged write is readable at its acknowledged offset once everything settled
+    /// (and, outside a transaction, by read_committed readers too).
+    LostWrite,
+    /// A value is written once: it never appears at two offsets (no duplicate from a retry).
+    DuplicateWrite,
+    /// Each offset holds one value for ever: no two reads, acknowledgements or markers disagree
+    /// about an offset; and nothing is read that nobody produced.
+    OneValuePerOffset,
+    /// Offsets are dense per partition: every offset below the high watermark holds a record or
+    /// a transaction marker (observed, or owed by a transaction that registered there).
+    DenseOffsets,
+    /// All records and offsets of one transaction become visible together or never: the final
+    /// scans, the partition and group markers and the coordinator's answers agree on one
+    /// outcome; a transaction commits only if its producer asked to; an acknowledged commit is
+    /// never lost.
+    TxnAtomicity,
+    /// Consumer offsets of an aborted or still-open transaction are never visible to an offset
+    /// fetch, and no offset appears that nobody committed.
+    OffsetVisibility,
+    /// Epochs only rise: the coordinator's epoch never goes back, two inits never get the same
+    /// epoch, the producer id of a transactional id never changes, and a commit or abort
+    /// answers a higher epoch than it ended.
+    EpochsRise,
+    /// A fenced producer is fenced: a transactional write, partition or offset registration
+    /// with an epoch older than one already handed out must be refused.
+    Fencing,
+    /// The last stable offset never exceeds the high watermark, neither goes backwards, and a
+    /// read_committed fetch returns nothing at or past the last stable offset.
+    LsoBound,
+    /// After everything settled no transaction hangs: every partition's last stable offset
+    /// equals its high watermark.
+    Hanging,
+    /// Each input of a read-process-write pipeline yields exactly one committed output: at most
+    /// one for every input, and exactly one for every committed input below the group's final
+    /// committed offset.
+    PipelineExactlyOnce,
+    /// No partition has two owners in one generation of a group.
+    GroupOwnership,
+}
+
+/// One broken promise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant.
+    pub invariant: Invariant,
+    /// What was seen, for a person.
+    pub message: String,
+    /// The events that show it.
+    pub events: Vec<u64>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.invariant, self.message)?;
+        if !self.events.is_empty() {
+            let events: Vec<String> = self.events.iter().map(|e| format!("#{e}")).collect();
+            write!(f, " (events {})", events.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A history the checker cannot judge: the workload broke its own rules.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed history at event #{index}: {message}")]
+pub struct Malformed {
+    /// The offending event.
+    pub index: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What the checker found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Every violation (empty when the history is good).
+    pub violations: Vec<Violation>,
+    /// Operations checked.
+    pub ops: usize,
+    /// Whether the end-state invariants were checked (the history had settled).
+    pub settled: bool,
+    /// Transactions whose outcome was established, by result.
+    pub committed_txns: usize,
+    /// See [`Report::committed_txns`].
+    pub aborted_txns: usize,
+}
+
+impl Report {
+    /// Whether every invariant held.
+    pub fn is_valid(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Whether some violation of `invariant` was found.
+    pub fn has(&self, invariant: Invariant) -> bool {
+        self.violations.iter().any(|v| v.invariant == invariant)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.violations.is_empty() {
+            return write!(
+                f,
+                "valid: {} ops, {} committed and {} aborted transactions{}",
+                self.ops,
+                self.committed_txns,
+                self.aborted_txns,
+                if self.settled {
+                    ""
+                } else {
+                    " (not settled: end state unchecked)"
+                }
+            );
+        }
+        writeln!(f, "{} violations:", self.violations.len())?;
+        for v in &self.violations {
+            writeln!(f, "  {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How an operation completed.
+#[derive(Clone, Copy, Debug)]
+enum Outcome<'a> {
+    Ok(&'a Reply),
+    Fail,
+    Unknown,
+}
+
+/// An invoke paired with its completion.
+#[derive(Clone, Copy, Debug)]
+struct Op<'a> {
+    process: Process,
+    request: &'a Request,
+    invoke: u64,
+    /// The completion's index; `u64::MAX` for an operation that never completed.
+    complete: u64,
+    outcome: Outcome<'a>,
+}
+
+impl<'a> Op<'a> {
+    fn reply(&self) -> Option<&'a Reply> {
+        match self.outcome {
+            Outcome::Ok(reply) => Some(reply),
+            _ => None,
+        }
+    }
+}
+
+/// A transaction: (producer id, epoch).
+type TxnKey = (i64, i32);
+
+/// A group's offset for a partition: (group, partition, offset).
+type GroupOffsetKey<'a> = (&'a str, Tp, i64);
+
+/// What the history says about one produced value.
+#[derive(Clone, Debug)]
+struct Write {
+    tp: Tp,
+    txn: Option<TxnKey>,
+    source: Option<String>,
+}
+
+/// Judges a history.
+pub fn check(history: &History) -> Result<Report, Malformed> {
+    let ops = pair(history)?;
+    let mut c = Checker::new(history, ops)?;
+    c.run();
+    let mut report = Report {
+        violations: std::mem::take(&mut c.violations),
+        ops: c.ops.len(),
+        settled: c.settled.is_some(),
+        committed_txns: 0,
+        aborted_txns: 0,
+    };
+    for outcome in c.outcomes.values() {
+        match outcome {
+            TxnResult::Commit => report.committed_txns += 1,
+            TxnResult::Abort => report.aborted_txns += 1,
+        }
+    }
+    Ok(report)
+}
+
+fn pair(history: &History) -> Result<Vec<Op<'_>>, Malformed> {
+    let mut ops: Vec<Op<'_>> = Vec::new();
+    let mut open: HashMap<Process, usize> = HashMap::new();
+    for (i, event) in history.events.iter().enumerate() {
+        if event.index != i as u64 {
+            return Err(Malformed {
+                index: event.index,
+                message: format!("event at position {i} has index {}", event.index),
+            });
+        }
+        let (process, outcome) = match &event.entry {
+            Entry::Invoke { process, op } => {
+                if open.contains_key(process) {
+                    return Err(Malformed {
+                        index: event.index,
+                        message: format!("p{process} invoked with an operation outstanding"),
+                    });
+                }
+                open.insert(*process, ops.len());
+                ops.push(Op {
+                    process: *process,
+                    request: op,
+                    invoke: event.index,
+                    complete: u64::MAX,
+                    outcome: Outcome::Unknown,
+                });
+                continue;
+            }
+            Entry::Ok { process, reply } => (*process, Outcome::Ok(reply)),
+            Entry::Fail { process, .. } => (*process, Outcome::Fail),
+            Entry::Info { process, .. } => (*process, Outcome::Unknown),
+            Entry::Observe { .. } => continue,
+        };
+        let Some(at) = open.remove(&process) else {
+            return Err(Malformed {
+                index: event.index,
+                message: format!("p{process} completed with no operation outstanding"),
+            });
+        };
+        let op = &mut ops[at];
+        if let Outcome::Ok(reply) = outcome {
+            if !reply_fits(op.request, reply) {
+                return Err(Malformed {
+                    index: event.index,
+                    message: format!("reply `{reply}` does not answer `{}`", op.request),
+                });
+            }
+        }
+        op.complete = event.index;
+        op.outcome = outcome;
+    }
+    Ok(ops)
+}
+
+fn reply_fits(request: &Request, reply: &Reply) -> bool {
+    matches!(
+        (request, reply),
+        (Request::Produce { .. }, Reply::Produce { .. })
+            | (
+                Request::Fetch { .. } | Request::Scan { .. },
+                Reply::Fetch { .. }
+            )
+            | (Request::InitProducer { .. }, Reply::Producer { .. })
+            | (
+                Request::AddPartitions { .. }
+                    | Request::AddOffsets { .. }
+                    | Request::CommitOffsets { .. }
+                    | Request::LeaveGroup { .. },
+                Reply::Done
+            )
+            | (Request::EndTxn { .. }, Reply::EndTxn { .. })
+            | (Request::FetchOffsets { .. }, Reply::Offsets { .. })
+            | (
+                Request::JoinGroup { .. } | Request::Heartbeat { .. },
+                Reply::Member { .. }
+            )
+    )
+}
+
+struct Checker<'a> {
+    events: &'a [Event],
+    ops: Vec<Op<'a>>,
+    violations: Vec<Violation>,
+    writes: HashMap<&'a str, Write>,
+    /// The index of the `Settled` observation.
+    settled: Option<u64>,
+    /// Final scans: (tp, isolation) -> the scan's op.
+    final_scans: BTreeMap<(Tp, bool), Op<'a>>,
+    /// Final stable offset fetches: group -> the latest one.
+    final_offsets: HashMap<&'a str, Op<'a>>,
+    /// What each offset holds, as first claimed: tp -> offset -> (value, event).
+    log: BTreeMap<Tp, BTreeMap<i64, (&'a str, u64)>>,
+    /// Where each value sits, as first claimed.
+    placed: HashMap<&'a str, (Tp, i64, u64)>,
+    /// Marker offsets: tp -> offset -> (txn, event).
+    marker_offsets: BTreeMap<Tp, BTreeMap<i64, (TxnKey, u64)>>,
+    /// Commit markers seen: (tp, txn) -> first event.
+    commit_markers: HashMap<(Tp, TxnKey), u64>,
+    /// Group commit markers seen: (group, txn) -> first event.
+    group_commit_markers: HashMap<(&'a str, TxnKey), u64>,
+    /// The first commit request of each transaction.
+    commit_requested: HashMap<TxnKey, u64>,
+    /// How each transaction ended, as the evidence agrees (the most trusted piece when not).
+    outcomes: HashMap<TxnKey, TxnResult>,
+    /// Declared pipelines: (group, input topic, output topic, declaration event).
+    pipelines: Vec<(&'a str, &'a str, &'a str, u64)>,
+}
+
+fn values_of(records: &[ReadRecord]) -> impl Iterator<Item = (i64, &str)> {
+    records.iter().map(|r| (r.offset, r.value.as_str()))
+}
+
+fn is_committed_isolation(isolation: Isolation) -> bool {
+    isolation == Isolation::ReadCommitted
+}
+
+impl<'a> Checker<'a> {
+    fn new(history: &'a History, ops: Vec<Op<'a>>) -> Result<Self, Malformed> {
+        let mut c = Checker {
+            events: &history.events,
+            ops,
+            violations: Vec::new(),
+            writes: HashMap::new(),
+            settled: None,
+            final_scans: BTreeMap::new(),
+            final_offsets: HashMap::new(),
+            log: BTreeMap::new(),
+            placed: HashMap::new(),
+            marker_offsets: BTreeMap::new(),
+            commit_markers: HashMap::new(),
+            group_commit_markers: HashMap::new(),
+            commit_requested: HashMap::new(),
+            outcomes: HashMap::new(),
+            pipelines: Vec::new(),
+        };
+        c.index_writes()?;
+        c.index_observations();
+        c.index_final();
+        Ok(c)
+    }
+
+    fn violation(&mut self, invariant: Invariant, message: String, events: Vec<u64>) {
+        self.violations.push(Violation {
+            invariant,
+            message,
+            events,
+        });
+    }
+
+    fn run(&mut self) {
+        self.check_claims();
+        self.decide_outcomes();
+        self.check_reads();
+        self.check_lso();
+        self.check_epochs_and_fencing();
+        self.check_offsets();
+        self.check_groups();
+        if self.settled.is_some() {
+            self.check_end_state();
+            self.check_pipelines();
+        }
+        self.violations.sort_by_key(|v| v.invariant);
+    }
+
+    // ---- indexing -------------------------------------------------------------------------
+
+    fn index_writes(&mut self) -> Result<(), Malformed> {
+        for op in &self.ops {
+            match op.request {
+                Request::Produce {
+                    topic,
+                    partition,
+                    producer_id,
+                    producer_epoch,
+                    transactional_id,
+                    values,
+                    sources,
+                    ..
+                } => {
+                    if !sources.is_empty() && sources.len() != values.len() {
+                        return Err(Malformed {
+                            index: op.invoke,
+                            message: "sources must be empty or one per value".into(),
+                        });
+                    }
+                    let txn = match (transactional_id, producer_id, producer_epoch) {
+                        (Some(_), Some(id), Some(epoch)) => Some((*id, *epoch)),
+                        (Some(_), _, _) => {
+                            return Err(Malformed {
+                                index: op.invoke,
+                                message: "a transactional produce needs a producer id and epoch"
+                                    .into(),
+                            })
+                        }
+                        _ => None,
+                    };
+                    let tp = Tp::new(topic.clone(), *partition);
+                    for (i, value) in values.iter().enumerate() {
+                        let source = sources.get(i).cloned();
+                        match self.writes.get(value.as_str()) {
+                            Some(w) if w.tp != tp || w.txn != txn || w.source != source => {
+                                return Err(Malformed {
+                                    index: op.invoke,
+                                    message: format!(
+                                        "value {value} produced again with another partition, \
+                                         transaction or source (values must be unique)"
+                                    ),
+                                });
+                            }
+                            Some(_) => {}
+                            None => {
+                                self.writes.insert(
+                                    value,
+                                    Write {
+                                        tp: tp.clone(),
+                                        txn,
+                                        source,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                }
+                Request::EndTxn {
+                    producer_id,
+                    producer_epoch,
+                    commit: true,
+                    ..
+                } => {
+                    self.commit_requested
+                        .entry((*producer_id, *producer_epoch))
+                        .or_insert(op.invoke);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn index_observations(&mut self) {
+        for event in self.events {
+            let Entry::Observe { observation } = &event.entry else {
+                continue;
+            };
+            match observation {
+                Observation::Marker {
+                    topic,
+                    partition,
+                    producer_id,
+                    producer_epoch,
+                    result,
+                    offset,
+                } => {
+                    let tp = Tp::new(topic.clone(), *partition);
+                    let txn = (*producer_id, *producer_epoch);
+                    if let Some(offset) = offset {
+                        let markers = self.marker_offsets.entry(tp.clone()).or_default();
+                        if let Some((other, at)) = markers.get(offset) {
+                            if *other != txn {
+                                let (other, at) = (*other, *at);
+                                self.violation(
+                                    Invariant::OneValuePerOffset,
+                                    format!(
+                                        "{tp} offset {offset} holds markers of two transactions \
+                                         {other:?} and {txn:?}"
+                                    ),
+                                    vec![at, event.index],
+                                );
+                            }
+                        } else {
+                            markers.insert(*offset, (txn, event.index));
+                        }
+                    }
+                    if *result == TxnResult::Commit {
+                        self.commit_markers.entry((tp, txn)).or_insert(event.index);
+                    }
+                }
+                Observation::GroupMarker {
+                    group_id,
+                    producer_id,
+                    producer_epoch,
+                    result: TxnResult::Commit,
+                } => {
+                    self.group_commit_markers
+                        .entry((group_id.as_str(), (*producer_id, *producer_epoch)))
+                        .or_insert(event.index);
+                }
+                Observation::Pipeline {
+                    group_id,
+                    input_topic,
+                    output_topic,
+                } => self.pipelines.push((
+                    group_id.as_str(),
+                    input_topic.as_str(),
+                    output_topic.as_str(),
+                    event.index,
+                )),
+                Observation::Settled => {
+                    self.settled.get_or_insert(event.index);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn index_final(&mut self) {
+        let Some(settled) = self.settled else { return };
+        for op in &self.ops {
+            if op.invoke < settled || op.reply().is_none() {
+                continue;
+            }
+            match op.request {
+                Request::Scan {
+                    topic,
+                    partition,
+                    isolation,
+                } => {
+                    let key = (
+                        Tp::new(topic.clone(), *partition),
+                        is_committed_isolation(*isolation),
+                    );
+                    self.final_scans.insert(key, *op);
+                }
+                Request::FetchOffsets {
+                    group_id,
+                    require_stable: true,
+                } => {
+                    self.final_offsets.insert(group_id, *op);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn final_records(&self, tp: &Tp, committed: bool) -> Option<&'a [ReadRecord]> {
+        let op = self.final_scans.get(&(tp.clone(), committed))?;
+        match op.reply() {
+            Some(Reply::Fetch { records, .. }) => Some(records),
+            _ => None,
+        }
+    }
+
+    // ---- what each offset holds -----------------------------------------------------------
+
+    /// Records one claim that `value` sits at `offset` of `tp`.
+    fn claim(&mut self, tp: &Tp, offset: i64, value: &'a str, event: u64) {
+        if !self.writes.contains_key(value) {
+            self.violation(
+                Invariant::OneValuePerOffset,
+                format!("{tp} offset {offset} returned {value}, which nobody produced"),
+                vec![event],
+            );
+            return;
+        }
+        if self.writes[value].tp != *tp {
+            self.violation(
+                Invariant::OneValuePerOffset,
+                format!(
+                    "{value} was produced to {} but read from {tp}",
+                    self.writes[value].tp
+                ),
+                vec![event],
+            );
+            return;
+        }
+        let log = self.log.entry(tp.clone()).or_default();
+        match log.get(&offset) {
+            Some((other, at)) if *other != value => {
+                let (other, at) = (*other, *at);
+                self.violation(
+                    Invariant::OneValuePerOffset,
+                    format!("{tp} offset {offset} holds {other} and {value}"),
+                    vec![at, event],
+                );
+            }
+            Some(_) => {}
+            None => {
+                log.insert(offset, (value, event));
+            }
+        }
+        match self.placed.get(value) {
+            Some((_, other, at)) if *other != offset => {
+                let (other, at) = (*other, *at);
+                self.violation(
+                    Invariant::DuplicateWrite,
+                    format!("{value} sits at both offset {other} and offset {offset} of {tp}"),
+                    vec![at, event],
+                );
+            }
+            Some(_) => {}
+            None => {
+                self.placed.insert(value, (tp.clone(), offset, event));
+            }
+        }
+        if let Some((txn, at)) = self
+            .marker_offsets
+            .get(tp)
+            .and_then(|m| m.get(&offset))
+            .copied()
+        {
+            self.violation(
+                Invariant::OneValuePerOffset,
+                format!("{tp} offset {offset} holds {value} and a marker of {txn:?}"),
+                vec![at, event],
+            );
+        }
+    }
+
+    fn check_claims(&mut self) {
+        let ops = self.ops.clone();
+        for op in &ops {
+            let Some(reply) = op.reply() else { continue };
+            match (op.request, reply) {
+                (
+                    Request::Produce {
+                        topic,
+                        partition,
+                        values,
+                        ..
+                    },
+                    Reply::Produce {
+                        base_offset,
+                        last_offset,
+                        ..
+                    },
+                ) => {
+                    let tp = Tp::new(topic.clone(), *partition);
+                    if last_offset - base_offset + 1 != values.len() as i64 {
+                        self.violation(
+                            Invariant::OneValuePerOffset,
+                            format!(
+                                "{} values acknowledged at offsets {base_offset}..={last_offset}",
+                                values.len()
+                            ),
+                            vec![op.complete],
+                        );
+                        continue;
+                    }
+                    for (i, value) in values.iter().enumerate() {
+                        self.claim(&tp, base_offset + i as i64, value, op.complete);
+                    }
+                }
+                (
+                    Request::Fetch {
+                        topic, partition, ..
+                    }
+                    | Request::Scan {
+                        topic, partition, ..
+                    },
+                    Reply::Fetch { records, .. },
+                ) => {
+                    let tp = Tp::new(topic.clone(), *partition);
+                    for (offset, value) in values_of(records) {
+                        self.claim(&tp, offset, value, op.complete);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // ---- transaction outcomes ----------------------------------------------------------------
+
+    fn decide_outcomes(&mut self) {
+        // Evidence, in the order it is trusted: the final scans (what readers will see for
+        // ever), then markers, then the coordinator's answers.
+        let mut evidence: BTreeMap<TxnKey, Vec<(TxnResult, String, u64)>> = BTreeMap::new();
+        let tps: BTreeSet<Tp> = self.final_scans.keys().map(|(tp, _)| tp.clone()).collect();
+        for tp in &tps {
+            let (Some(all), Some(committed)) =
+                (self.final_records(tp, false), self.final_records(tp, true))
+            else {
+                continue;
+            };
+            let visible: HashSet<&str> = committed.iter().map(|r| r.value.as_str()).collect();
+            let ru_event = self.final_scans[&(tp.clone(), false)].complete;
+            let rc_event = self.final_scans[&(tp.clone(), true)].complete;
+            let mut seen: BTreeMap<TxnKey, (bool, bool)> = BTreeMap::new();
+            for record in all {
+                let Some(write) = self.writes.get(record.value.as_str()) else {
+                    continue;
+                };
+                let Some(txn) = write.txn else { continue };
+                let entry = seen.entry(txn).or_default();
+                if visible.contains(record.value.as_str()) {
+                    entry.0 = true;
+                } else {
+                    entry.1 = true;
+                }
+            }
+            for (txn, (shown, hidden)) in seen {
+                if shown && hidden {
+                    self.violation(
+                        Invariant::TxnAtomicity,
+                        format!(
+                            "transaction {txn:?}: some of its records on {tp} are visible to \
+                             read_committed readers and some are not"
+                        ),
+                        vec![ru_event, rc_event],
+                    );
+                }
+                let result = if shown {
+                    TxnResult::Commit
+                } else {
+                    TxnResult::Abort
+                };
+                evidence.entry(txn).or_default().push((
+                    result,
+                    format!(
+                        "its records on {tp} are {}",
+                        if shown { "visible" } else { "hidden" }
+                    ),
+                    rc_event,
+                ));
+            }
+        }
+        for event in self.events {
+            if let Entry::Observe { observation } = &event.entry {
+                match observation {
+                    Observation::Marker {
+                        topic,
+                        partition,
+                        producer_id,
+                        producer_epoch,
+                        result,
+                        ..
+                    } => evidence
+                        .entry((*producer_id, *producer_epoch))
+                        .or_default()
+                        .push((
+                            *result,
+                            format!("a {result:?} marker on {topic}/{partition}"),
+                            event.index,
+                        )),
+                    Observation::GroupMarker {
+                        group_id,
+                        producer_id,
+                        producer_epoch,
+                        result,
+                    } => evidence
+                        .entry((*producer_id, *producer_epoch))
+                        .or_default()
+                        .push((
+                            *result,
+                            format!("a {result:?} marker on group {group_id}"),
+                            event.index,
+                        )),
+                    _ => {}
+                }
+            }
+        }
+        for op in &self.ops {
+            if let (
+                Request::EndTxn {
+                    producer_id,
+                    producer_epoch,
+                    ..
+                },
+                Some(Reply::EndTxn { state, .. }),
+            ) = (op.request, op.reply())
+            {
+                let result = match state {
+                    TransactionState::CompleteCommit => TxnResult::Commit,
+                    TransactionState::CompleteAbort => TxnResult::Abort,
+                    other => {
+                        self.violations.push(Violation {
+                            invariant: Invariant::TxnAtomicity,
+                            message: format!("a commit or abort answered the state {other}"),
+                            events: vec![op.complete],
+                        });
+                        continue;
+                    }
+                };
+                evidence
+                    .entry((*producer_id, *producer_epoch))
+                    .or_default()
+                    .push((
+                        result,
+                        format!("the coordinator answered {state}"),
+                        op.complete,
+                    ));
+            }
+        }
+        for (txn, pieces) in evidence {
+            let (first, why, at) = pieces[0].clone();
+            if let Some((_, other_why, other_at)) = pieces.iter().find(|p| p.0 != first) {
+                self.violation(
+                    Invariant::TxnAtomicity,
+                    format!(
+                        "transaction {txn:?} both committed and aborted: {why}, but {other_why}"
+                    ),
+                    vec![at, *other_at],
+                );
+            }
+            if first == TxnResult::Commit && !self.commit_requested.contains_key(&txn) {
+                self.violation(
+                    Invariant::TxnAtomicity,
+                    format!("transaction {txn:?} committed ({why}) but nobody asked to commit it"),
+                    vec![at],
+                );
+            }
+            self.outcomes.insert(txn, first);
+        }
+    }
+
+    fn outcome(&self, txn: TxnKey) -> Option<TxnResult> {
+        self.outcomes.get(&txn).copied()
+    }
+
+    // ---- reads ----------------------------------------------------------------------------
+
+    fn check_reads(&mut self) {
+        let ops = self.ops.clone();
+        // Values seen by each reader session of each partition.
+        let mut sessions: HashMap<(&str, Tp), HashMap<&str, u64>> = HashMap::new();
+        for op in &ops {
+            let (tp, offset, isolation, reader) = match op.request {
+                Request::Fetch {
+                    topic,
+                    partition,
+                    offset,
+                    isolation,
+                    reader,
+                } => (
+                    Tp::new(topic.clone(), *partition),
+                    *offset,
+                    *isolation,
+                    Some(reader.as_str()),
+                ),
+                Request::Scan {
+                    topic,
+                    partition,
+                    isolation,
+                } => (Tp::new(topic.clone(), *partition), 0, *isolation, None),
+                _ => continue,
+            };
+            let Some(Reply::Fetch {
+                records,
+                next_offset,
+                ..
+            }) = op.reply()
+            else {
+                continue;
+            };
+            let committed_only = is_committed_isolation(isolation);
+            let mut last = offset - 1;
+            for record in records {
+                if record.offset <= last {
+                    self.violation(
+                        Invariant::DuplicateWrite,
+                        format!(
+                            "a fetch of {tp} from {offset} returned offset {} after offset {last}",
+                            record.offset
+                        ),
+                        vec![op.complete],
+                    );
+                }
+                last = record.offset;
+            }
+            if committed_only {
+                for record in records {
+                    self.check_committed_read(op, &tp, record);
+                }
+                if let Some(reader) = reader {
+                    let seen = sessions.entry((reader, tp.clone())).or_default();
+                    let mut twice = Vec::new();
+                    for record in records {
+                        if let Some(at) = seen.insert(record.value.as_str(), op.complete) {
+                            twice.push((record.value.clone(), at));
+                        }
+                    }
+                    for (value, at) in twice {
+                        self.violation(
+                            Invariant::ReadTwice,
+                            format!("reader {reader} read {value} from {tp} twice"),
+                            vec![at, op.complete],
+                        );
+                    }
+                }
+            }
+            // Everything the final scan of this isolation holds in [offset, next_offset) must
+            // have been returned.
+            if let Some(expected) = self.final_records(&tp, committed_only) {
+                let got: HashSet<i64> = records.iter().map(|r| r.offset).collect();
+                let skipped: Vec<String> = expected
+                    .iter()
+                    .filter(|r| r.offset >= offset && r.offset < *next_offset)
+                    .filter(|r| !got.contains(&r.offset))
+                    .map(ToString::to_string)
+                    .collect();
+                if !skipped.is_empty() {
+                    self.violation(
+                        Invariant::SkippedRecord,
+                        format!(
+                            "a fetch of {tp} covering [{offset}, {next_offset}) skipped {}",
+                            skipped.join(", ")
+                        ),
+                        vec![op.complete],
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_committed_read(&mut self, op: &Op<'a>, tp: &Tp, record: &ReadRecord) {
+        let Some(write) = self.writes.get(record.value.as_str()) else {
+            return;
+        };
+        let Some(txn) = write.txn else { return };
+        if self.outcome(txn) == Some(TxnResult::Abort) {
+            self.violation(
+                Invariant::ReadAborted,
+                format!(
+                    "read_committed read {} from {tp}, a record of aborted transaction {txn:?}",
+                    record
+                ),
+                vec![op.complete],
+            );
+            return;
+        }
+        match self.commit_requested.get(&txn) {
+            Some(at) if *at < op.complete => {}
+            _ => {
+                self.violation(
+                    Invariant::ReadOpen,
+                    format!(
+                        "read_committed read {record} from {tp} before its transaction {txn:?} \
+                         was asked to commit"
+                    ),
+                    vec![op.complete],
+                );
+                return;
+            }
+        }
+        if let Some(at) = self.commit_markers.get(&(tp.clone(), txn)) {
+            if *at > op.complete {
+                let at = *at;
+                self.violation(
+                    Invariant::ReadOpen,
+                    format!(
+                        "read_committed read {record} from {tp} before the commit marker of \
+                         {txn:?} landed there"
+                    ),
+                    vec![op.complete, at],
+                );
+            }
+        }
+    }
+
+    // ---- last stable offset -----------------------------------------------------------------
+
+    fn check_lso(&mut self) {
+        let ops = self.ops.clone();
+        let mut last_seen: HashMap<(Process, Tp), (i64, i64, u64)> = HashMap::new();
+        for op in &ops {
+            let (tp, isolation) = match op.request {
+                Request::Fetch {
+                    topic,
+                    partition,
+                    isolation,
+                    ..
+                }
+                | Request::Scan {
+                    topic,
+                    partition,
+                    isolation,
+                } => (Tp::new(topic.clone(), *partition), *isolation),
+                _ => continue,
+            };
+            let Some(Reply::Fetch {
+                records,
+                next_offset,
+                high_watermark,
+                last_stable_offset,
+            }) = op.reply()
+            else {
+                continue;
+            };
+            let (hw, lso) = (*high_watermark, *last_stable_offset);
+            if lso > hw || lso < 0 {
+                self.violation(
+                    Invariant::LsoBound,
+                    format!("{tp}: last stable offset {lso}, high watermark {hw}"),
+                    vec![op.complete],
+                );
+            }
+            let bound = if is_committed_isolation(isolation) {
+                lso
+            } else {
+                hw
+            };
+            let request_offset = match op.request {
+                Request::Fetch { offset, .. } => *offset,
+                _ => 0,
+            };
+            if records.iter().any(|r| r.offset >= bound) || *next_offset > bound.max(request_offset)
+            {
+                self.violation(
+                    Invariant::LsoBound,
+                    format!(
+                        "a {isolation:?} fetch of {tp} read up to {next_offset}, past its bound \
+                         {bound} (hw {hw}, lso {lso})"
+                    ),
+                    vec![op.complete],
+                );
+            }
+            let key = (op.process, tp.clone());
+            if let Some((old_hw, old_lso, at)) = last_seen.get(&key).copied() {
+                if hw < old_hw || lso < old_lso {
+                    self.violation(
+                        Invariant::LsoBound,
+                        format!(
+                            "p{} saw {tp} go back from hw {old_hw} lso {old_lso} to hw {hw} \
+                             lso {lso}",
+                            op.process
+                        ),
+                        vec![at, op.complete],
+                    );
+                }
+            }
+            last_seen.insert(key, (hw, lso, op.complete));
+        }
+        let mut states: HashMap<Tp, (i64, i64, u64)> = HashMap::new();
+        for event in self.events {
+            let Entry::Observe {
+                observation:
+                    Observation::PartitionState {
+                        topic,
+                        partition,
+                        log_start_offset,
+                        high_watermark,
+                        last_stable_offset,
+                    },
+            } = &event.entry
+            else {
+                continue;
+            };
+            let tp = Tp::new(topic.clone(), *partition);
+            let (hw, lso) = (*high_watermark, *last_stable_offset);
+            if lso > hw || lso < *log_start_offset {
+                self.violation(
+                    Invariant::LsoBound,
+                    format!(
+                        "{tp}: log start {log_start_offset}, last stable offset {lso}, high \
+                         watermark {hw}"
+                    ),
+                    vec![event.index],
+                );
+            }
+            if let Some((old_hw, old_lso, at)) = states.get(&tp).copied() {
+                if hw < old_hw || lso < old_lso {
+                    self.violation(
+                        Invariant::LsoBound,
+                        format!(
+                            "{tp} went back from hw {old_hw} lso {old_lso} to hw {hw} lso {lso}"
+                        ),
+                        vec![at, event.index],
+                    );
+                }
+            }
+            states.insert(tp, (hw, lso, event.index));
+        }
+    }
+
+    // ---- epochs and fencing -----------------------------------------------------------------
+
+    fn check_epochs_and_fencing(&mut self) {
+        let ops = self.ops.clone();
+        // Per transactional id: the producer id, and the epochs inits handed out.
+        let mut producer_ids: HashMap<&str, (i64, u64)> = HashMap::new();
+        let mut init_epochs: HashMap<&str, HashMap<i32, u64>> = HashMap::new();
+        // Per producer id: (answer event, epoch) of every answer revealing an epoch.
+        let mut revealed: HashMap<i64, Vec<(u64, i32)>> = HashMap::new();
+        for op in &ops {
+            match (op.request, op.reply()) {
+                (
+                    Request::InitProducer {
+                        transactional_id: Some(tid),
+                    },
+                    Some(Reply::Producer {
+                        producer_id,
+                        producer_epoch,
+                    }),
+                ) => {
+                    if let Some((id, at)) = producer_ids.get(tid.as_str()).copied() {
+                        if id != *producer_id {
+                            self.violation(
+                                Invariant::EpochsRise,
+                                format!(
+                                    "transactional id {tid} got producer id {id} and then \
+                                     {producer_id}"
+                                ),
+                                vec![at, op.complete],
+                            );
+                        }
+                    } else {
+                        producer_ids.insert(tid, (*producer_id, op.complete));
+                    }
+                    let epochs = init_epochs.entry(tid).or_default();
+                    if let Some(at) = epochs.insert(*producer_epoch, op.complete) {
+                        self.violation(
+                            Invariant::EpochsRise,
+                            format!(
+                                "two inits of {tid} both got epoch {producer_epoch}: two live \
+                                 instances share an epoch"
+                            ),
+                            vec![at, op.complete],
+                        );
+                    }
+                    revealed
+                        .entry(*producer_id)
+                        .or_default()
+                        .push((op.complete, *producer_epoch));
+                }
+                (
+                    Request::EndTxn {
+                        producer_id,
+                        producer_epoch,
+                        ..
+                    },
+                    Some(Reply::EndTxn {
+                        producer_epoch: next,
+                        ..
+                    }),
+                ) => {
+                    if next <= producer_epoch {
+                        self.violation(
+                            Invariant::EpochsRise,
+                            format!(
+                                "ending transaction {:?} answered epoch {next}, not a higher one",
+                                (producer_id, producer_epoch)
+                            ),
+                            vec![op.complete],
+                        );
+                    }
+                    revealed
+                        .entry(*producer_id)
+                        .or_default()
+                        .push((op.complete, *next));
+                }
+                _ => {}
+            }
+        }
+        let mut coordinator: HashMap<&str, (i64, i32, u64)> = HashMap::new();
+        for event in self.events {
+            let Entry::Observe {
+                observation:
+                    Observation::Coordinator {
+                        transactional_id,
+                        producer_id,
+                        producer_epoch,
+                        ..
+                    },
+            } = &event.entry
+            else {
+                continue;
+            };
+            if let Some((id, epoch, at)) = coordinator.get(transactional_id.as_str()).copied() {
+                let moved_id = id >= 0 && *producer_id != id;
+                if moved_id || *producer_epoch < epoch {
+                    self.violation(
+                        Invariant::EpochsRise,
+                        format!(
+                            "coordinator {transactional_id} went from {id}.{epoch} to \
+                             {producer_id}.{producer_epoch}"
+                        ),
+                        vec![at, event.index],
+                    );
+                }
+            }
+            coordinator.insert(
+                transactional_id,
+                (*producer_id, *producer_epoch, event.index),
+            );
+        }
+        for op in &ops {
+            let (producer_id, producer_epoch, what) = match op.request {
+                Request::Produce {
+                    producer_id: Some(id),
+                    producer_epoch: Some(epoch),
+                    transactional_id: Some(_),
+                    ..
+                } => {
+                    if matches!(
+                        op.reply(),
+                        Some(Reply::Produce {
+                            duplicate: true,
+                            ..
+                        })
+                    ) {
+                        // A retry of a batch written before the fence changes nothing.
+                        continue;
+                    }
+                    (*id, *epoch, "transactional write")
+                }
+                Request::AddPartitions {
+                    producer_id,
+                    producer_epoch,
+                    ..
+                } => (*producer_id, *producer_epoch, "partition registration"),
+                Request::AddOffsets {
+                    producer_id,
+                    producer_epoch,
+                    ..
+                } => (*producer_id, *producer_epoch, "offset registration"),
+                _ => continue,
+            };
+            if op.reply().is_none() {
+                continue;
+            }
+            let newer = revealed.get(&producer_id).and_then(|answers| {
+                answers
+                    .iter()
+                    .find(|(at, epoch)| *at < op.invoke && *epoch > producer_epoch)
+                    .copied()
+            });
+            if let Some((at, epoch)) = newer {
+                self.violation(
+                    Invariant::Fencing,
+                    format!(
+                        "a {what} with {producer_id}.{producer_epoch} succeeded after epoch \
+                         {epoch} was handed out"
+                    ),
+                    vec![at, op.invoke, op.complete],
+                );
+            }
+        }
+    }
+
+    // ---- consumer offsets ---------------------------------------------------------------------
+
+    fn check_offsets(&mut self) {
+        let ops = self.ops.clone();
+        // (group, tp, offset) -> how it was committed: plain commits, or transactions.
+        let mut plain: HashMap<(&str, Tp, i64), u64> = HashMap::new();
+        let mut txns: HashMap<GroupOffsetKey<'_>, Vec<(TxnKey, u64)>> = HashMap::new();
+        for op in &ops {
+            match op.request {
+                Request::CommitOffsets {
+                    group_id, offsets, ..
+                } => {
+                    for o in offsets {
+                        plain
+                            .entry((group_id, Tp::new(o.topic.clone(), o.partition), o.offset))
+                            .or_insert(op.invoke);
+                    }
+                }
+                Request::AddOffsets {
+                    group_id,
+                    producer_id,
+                    producer_epoch,
+                    offsets,
+                    ..
+                } => {
+                    for o in offsets {
+                        txns.entry((group_id, Tp::new(o.topic.clone(), o.partition), o.offset))
+                            .or_default()
+                            .push(((*producer_id, *producer_epoch), op.invoke));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for op in &ops {
+            let (Request::FetchOffsets { group_id, .. }, Some(Reply::Offsets { offsets })) =
+                (op.request, op.reply())
+            else {
+                continue;
+            };
+            for GroupOffset {
+                topic,
+                partition,
+                offset,
+            } in offsets
+            {
+                let key = (
+                    group_id.as_str(),
+                    Tp::new(topic.clone(), *partition),
+                    *offset,
+                );
+                if plain.get(&key).is_some_and(|at| *at < op.complete) {
+                    continue;
+                }
+                let candidates = txns.get(&key).cloned().unwrap_or_default();
+                let mut why_not = Vec::new();
+                let explained = candidates.iter().any(|(txn, at)| {
+                    if *at > op.complete {
+                        return false;
+                    }
+                    if self.outcome(*txn) == Some(TxnResult::Abort) {
+                        why_not.push(format!("transaction {txn:?} aborted"));
+                        return false;
+                    }
+                    match self.commit_requested.get(txn) {
+                        Some(c) if *c < op.complete => {}
+                        _ => {
+                            why_not.push(format!("transaction {txn:?} was still open"));
+                            return false;
+                        }
+                    }
+                    if let Some(m) = self.group_commit_markers.get(&(group_id.as_str(), *txn)) {
+                        if *m > op.complete {
+                            why_not.push(format!(
+                                "transaction {txn:?}'s commit marker had not reached the group"
+                            ));
+                            return false;
+                        }
+                    }
+                    true
+                });
+                if !explained {
+                    let why = if why_not.is_empty() {
+                        "nobody committed it".to_string()
+                    } else {
+                        why_not.join("; ")
+                    };
+                    self.violation(
+                        Invariant::OffsetVisibility,
+                        format!(
+                            "group {group_id} showed offset {offset} for {topic}/{partition}: {why}"
+                        ),
+                        vec![op.complete],
+                    );
+                }
+            }
+        }
+    }
+
+    // ---- groups -----------------------------------------------------------------------------
+
+    fn check_groups(&mut self) {
+        let ops = self.ops.clone();
+        let mut owners: HashMap<(&str, i32, Tp), (&str, u64)> = HashMap::new();
+        for op in &ops {
+            let group_id = match op.request {
+                Request::JoinGroup { group_id, .. } | Request::Heartbeat { group_id, .. } => {
+                    group_id.as_str()
+                }
+                _ => continue,
+            };
+            let Some(Reply::Member {
+                member_id,
+                generation_id,
+                assignment,
+            }) = op.reply()
+            else {
+                continue;
+            };
+            for tp in assignment {
+                let key = (group_id, *generation_id, tp.clone());
+                match owners.get(&key) {
+                    Some((other, at)) if *other != member_id.as_str() => {
+                        let (other, at) = (other.to_string(), *at);
+                        self.violation(
+                            Invariant::GroupOwnership,
+                            format!(
+                                "group {group_id} generation {generation_id} gave {tp} to both \
+                                 {other} and {member_id}"
+                            ),
+                            vec![at, op.complete],
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        owners.insert(key, (member_id, op.complete));
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- the end state ----------------------------------------------------------------------
+
+    fn check_end_state(&mut self) {
+        let ops = self.ops.clone();
+        let tps: BTreeSet<Tp> = self
+            .writes
+            .values()
+            .map(|w| w.tp.clone())
+            .chain(self.final_scans.keys().map(|(tp, _)| tp.clone()))
+            .collect();
+        let settled = self.settled.unwrap_or(0);
+        for tp in &tps {
+            for committed in [false, true] {
+                if !self.final_scans.contains_key(&(tp.clone(), committed)) {
+                    self.violation(
+                        Invariant::LostWrite,
+                        format!(
+                            "the history settled but has no final {} scan of {tp}",
+                            if committed {
+                                "read_committed"
+                            } else {
+                                "read_uncommitted"
+                            }
+                        ),
+                        vec![settled],
+                    );
+                }
+            }
+        }
+        // Registered transactions per partition, for the markers owed.
+        let mut registered: HashMap<Tp, BTreeSet<TxnKey>> = HashMap::new();
+        for op in &ops {
+            if let Request::AddPartitions {
+                producer_id,
+                producer_epoch,
+                partitions,
+                ..
+            } = op.request
+            {
+                for tp in partitions {
+                    registered
+                        .entry(tp.clone())
+                        .or_default()
+                        .insert((*producer_id, *producer_epoch));
+                }
+            }
+            if let Request::Produce {
+                producer_id: Some(id),
+                producer_epoch: Some(epoch),
+                transactional_id: Some(_),
+                topic,
+                partition,
+                ..
+            } = op.request
+            {
+                registered
+                    .entry(Tp::new(topic.clone(), *partition))
+                    .or_default()
+                    .insert((*id, *epoch));
+            }
+        }
+        for tp in &tps {
+            let Some(ru) = self.final_scans.get(&(tp.clone(), false)).copied() else {
+                continue;
+            };
+            let Some(Reply::Fetch {
+                records,
+                high_watermark,
+                last_stable_offset,
+                ..
+            }) = ru.reply()
+            else {
+                continue;
+            };
+            if last_stable_offset < high_watermark {
+                self.violation(
+                    Invariant::Hanging,
+                    format!(
+                        "{tp}: after settling, the last stable offset {last_stable_offset} is \
+                         still below the high watermark {high_watermark}"
+                    ),
+                    vec![ru.complete],
+                );
+            }
+            // Dense offsets: every gap is a marker, observed or owed.
+            let held: HashSet<i64> = records.iter().map(|r| r.offset).collect();
+            let markers = self.marker_offsets.get(tp).cloned().unwrap_or_default();
+            let observed_txns: HashSet<TxnKey> = markers.values().map(|(t, _)| *t).collect();
+            let owed = registered
+                .get(tp)
+                .map_or(0, |txns| txns.difference_count(&observed_txns));
+            let gaps: Vec<i64> = (0..*high_watermark)
+                .filter(|o| !held.contains(o) && !markers.contains_key(o))
+                .collect();
+            if gaps.len() > owed {
+                let shown: Vec<String> = gaps.iter().take(10).map(ToString::to_string).collect();
+                self.violation(
+                    Invariant::DenseOffsets,
+                    format!(
+                        "{tp} has {} offsets below the high watermark {high_watermark} holding \
+                         neither a record nor a marker (at most {owed} markers are unobserved): \
+                         {}",
+                        gaps.len(),
+                        shown.join(", ")
+                    ),
+                    vec![ru.complete],
+                );
+            }
+        }
+        // Every acknowledged write is readable at its acknowledged offset.
+        for op in &ops {
+            let (
+                Request::Produce {
+                    topic,
+                    partition,
+                    values,
+                    transactional_id,
+                    ..
+                },
+                Some(Reply::Produce { base_offset, .. }),
+            ) = (op.request, op.reply())
+            else {
+                continue;
+            };
+            let tp = Tp::new(topic.clone(), *partition);
+            let Some(all) = self.final_records(&tp, false) else {
+                continue;
+            };
+            let committed = self.final_records(&tp, true).unwrap_or(&[]);
+            for (i, value) in values.iter().enumerate() {
+                let offset = base_offset + i as i64;
+                let found = all.iter().find(|r| r.offset == offset);
+                if found.map(|r| r.value.as_str()) != Some(value.as_str()) {
+                    self.violation(
+                        Invariant::LostWrite,
+                        format!(
+                            "{value} was acknowledged at {tp} offset {offset}, but the final scan \
+                             has {} there",
+                            found.map_or("nothing".to_string(), |r| r.value.clone())
+                        ),
+                        vec![op.complete],
+                    );
+                } else if transactional_id.is_none() && !committed.iter().any(|r| r.value == *value)
+                {
+                    self.violation(
+                        Invariant::LostWrite,
+                        format!(
+                            "{value} was acknowledged at {tp} offset {offset} outside any \
+                             transaction, but read_committed readers never see it"
+                        ),
+                        vec![op.complete],
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_pipelines(&mut self) {
+        let pipelines = self.pipelines.clone();
+        for (group_id, input_topic, output_topic, declared) in pipelines {
+            // Committed inputs, by value and by partition.
+            let mut inputs: HashMap<&str, (Tp, i64)> = HashMap::new();
+            let mut outputs: HashMap<String, Vec<&str>> = HashMap::new();
+            let scans: Vec<(Tp, &'a [ReadRecord])> = self
+                .final_scans
+                .iter()
+                .filter(|((_, committed), _)| *committed)
+                .filter_map(|((tp, _), op)| match op.reply() {
+                    Some(Reply::Fetch { records, .. }) => Some((tp.clone(), &records[..])),
+                    _ => None,
+                })
+                .collect();
+            for (tp, records) in &scans {
+                if tp.topic == input_topic {
+                    for r in *records {
+                        inputs.insert(r.value.as_str(), (tp.clone(), r.offset));
+                    }
+                }
+                if tp.topic == output_topic {
+                    for r in *records {
+                        let source = self
+                            .writes
+                            .get(r.value.as_str())
+                            .and_then(|w| w.source.clone());
+                        match source {
+                            Some(s) => outputs.entry(s).or_default().push(r.value.as_str()),
+                            None => self.violations.push(Violation {
+                                invariant: Invariant::PipelineExactlyOnce,
+                                message: format!(
+                                    "output {} of pipeline {group_id} names no input",
+                                    r.value
+                                ),
+                                events: vec![declared],
+                            }),
+                        }
+                    }
+                }
+            }
+            for (source, outs) in &outputs {
+                if !inputs.contains_key(source.as_str()) {
+                    self.violation(
+                        Invariant::PipelineExactlyOnce,
+                        format!(
+                            "pipeline {group_id} committed output {} from {source}, which is \
+                             not a committed input",
+                            outs.join(",")
+                        ),
+                        vec![declared],
+                    );
+                } else if outs.len() > 1 {
+                    self.violation(
+                        Invariant::PipelineExactlyOnce,
+                        format!(
+                            "pipeline {group_id} committed {} outputs from input {source}: {}",
+                            outs.len(),
+                            outs.join(",")
+                        ),
+                        vec![declared],
+                    );
+                }
+            }
+            let Some(final_offsets) = self.final_offsets.get(group_id).copied() else {
+                self.violation(
+                    Invariant::PipelineExactlyOnce,
+                    format!("pipeline {group_id}: no final stable offset fetch after settling"),
+                    vec![declared],
+                );
+                continue;
+            };
+            let Some(Reply::Offsets { offsets }) = final_offsets.reply() else {
+                continue;
+            };
+            let committed_to: HashMap<Tp, i64> = offsets
+                .iter()
+                .map(|o| (Tp::new(o.topic.clone(), o.partition), o.offset))
+                .collect();
+            let mut lost: Vec<String> = inputs
+                .iter()
+                .filter(|(_, (tp, offset))| committed_to.get(tp).is_some_and(|c| offset < c))
+                .filter(|(value, _)| !outputs.contains_key(**value))
+                .map(|(value, (tp, offset))| format!("{value} ({tp}@{offset})"))
+                .collect();
+            lost.sort();
+            if !lost.is_empty() {
+                self.violation(
+                    Invariant::PipelineExactlyOnce,
+                    format!(
+                        "pipeline {group_id} committed its offsets past inputs that have no \
+                         committed output: {}",
+                        lost.join(", ")
+                    ),
+                    vec![final_offsets.complete],
+                );
+            }
+        }
+    }
+}
+
+trait DifferenceCount {
+    fn difference_count(&self, other: &HashSet<TxnKey>) -> usize;
+}
+
+impl DifferenceCount for BTreeSet<TxnKey> {
+    fn difference_count(&self, other: &HashSet<TxnKey>) -> usize {
+        self.iter().filter(|t| !other.contains(t)).count()
+    }
+}

@@ -1,0 +1,856 @@
+//! The checker on hand-written histories: good ones pass, and each invariant is broken at least
+//! once and caught.
+
+use kafdo_sim::checker::{check, Invariant, Report};
+use kafdo_sim::history::{
+    GroupOffset, History, Observation, ReadRecord, Recorder, Reply, Request, Tp,
+};
+use kafdo_types::api::Isolation;
+use kafdo_types::rpc::TxnResult;
+use kafdo_types::txn::TransactionState;
+use kafdo_types::ErrorCode;
+
+const RC: Isolation = Isolation::ReadCommitted;
+const RU: Isolation = Isolation::ReadUncommitted;
+
+/// A transaction as the tests name it: (transactional id, producer id, epoch).
+type Txn<'a> = (&'a str, i64, i32);
+
+#[derive(Default)]
+struct H {
+    r: Recorder,
+    t: i64,
+}
+
+fn records(items: &[(i64, &str)]) -> Vec<ReadRecord> {
+    items
+        .iter()
+        .map(|(offset, value)| ReadRecord {
+            offset: *offset,
+            value: value.to_string(),
+        })
+        .collect()
+}
+
+fn offsets(items: &[(&str, i32, i64)]) -> Vec<GroupOffset> {
+    items
+        .iter()
+        .map(|(topic, partition, offset)| GroupOffset {
+            topic: topic.to_string(),
+            partition: *partition,
+            offset: *offset,
+        })
+        .collect()
+}
+
+impl H {
+    fn tick(&mut self) -> i64 {
+        self.t += 1;
+        self.t
+    }
+    fn invoke(&mut self, p: u32, op: Request) {
+        let t = self.tick();
+        self.r.invoke(t, p, op);
+    }
+    fn ok(&mut self, p: u32, reply: Reply) {
+        let t = self.tick();
+        self.r.ok(t, p, reply);
+    }
+    fn fail(&mut self, p: u32, code: ErrorCode) {
+        let t = self.tick();
+        self.r.fail(t, p, code, "");
+    }
+    fn info(&mut self, p: u32) {
+        let t = self.tick();
+        self.r.info(t, p, "timeout");
+    }
+    fn observe(&mut self, o: Observation) {
+        let t = self.tick();
+        self.r.observe(t, o);
+    }
+
+    fn produce_req(
+        tp: (&str, i32),
+        txn: Option<Txn<'_>>,
+        values: &[&str],
+        sources: &[&str],
+    ) -> Request {
+        Request::Produce {
+            topic: tp.0.into(),
+            partition: tp.1,
+            producer_id: Some(txn.map_or(100, |t| t.1)),
+            producer_epoch: Some(txn.map_or(0, |t| t.2)),
+            base_sequence: Some(0),
+            transactional_id: txn.map(|t| t.0.to_string()),
+            values: values.iter().map(|v| v.to_string()).collect(),
+            sources: sources.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    fn produce(
+        &mut self,
+        p: u32,
+        tp: (&str, i32),
+        txn: Option<Txn<'_>>,
+        values: &[&str],
+        base: i64,
+    ) {
+        self.produce_from(p, tp, txn, values, &[], base);
+    }
+
+    fn produce_from(
+        &mut self,
+        p: u32,
+        tp: (&str, i32),
+        txn: Option<Txn<'_>>,
+        values: &[&str],
+        sources: &[&str],
+        base: i64,
+    ) {
+        self.invoke(p, Self::produce_req(tp, txn, values, sources));
+        self.ok(
+            p,
+            Reply::Produce {
+                base_offset: base,
+                last_offset: base + values.len() as i64 - 1,
+                duplicate: false,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fetch(
+        &mut self,
+        p: u32,
+        tp: (&str, i32),
+        offset: i64,
+        isolation: Isolation,
+        reader: &str,
+        got: &[(i64, &str)],
+        next: i64,
+        hw: i64,
+        lso: i64,
+    ) {
+        self.invoke(
+            p,
+            Request::Fetch {
+                topic: tp.0.into(),
+                partition: tp.1,
+                offset,
+                isolation,
+                reader: reader.into(),
+            },
+        );
+        self.ok(
+            p,
+            Reply::Fetch {
+                records: records(got),
+                next_offset: next,
+                high_watermark: hw,
+                last_stable_offset: lso,
+            },
+        );
+    }
+
+    fn init(&mut self, p: u32, tid: &str, pid: i64, epoch: i32) {
+        self.invoke(
+            p,
+            Request::InitProducer {
+                transactional_id: Some(tid.into()),
+            },
+        );
+        self.ok(
+            p,
+            Reply::Producer {
+                producer_id: pid,
+                producer_epoch: epoch,
+            },
+        );
+    }
+
+    fn add(&mut self, p: u32, txn: Txn<'_>, tps: &[(&str, i32)]) {
+        self.invoke(
+            p,
+            Request::AddPartitions {
+                transactional_id: txn.0.into(),
+                producer_id: txn.1,
+                producer_epoch: txn.2,
+                partitions: tps.iter().map(|(t, n)| Tp::new(*t, *n)).collect(),
+            },
+        );
+        self.ok(p, Reply::Done);
+    }
+
+    fn end(&mut self, p: u32, txn: Txn<'_>, commit: bool) {
+        self.invoke(
+            p,
+            Request::EndTxn {
+                transactional_id: txn.0.into(),
+                producer_id: txn.1,
+                producer_epoch: txn.2,
+                commit,
+            },
+        );
+    }
+
+    fn ended(&mut self, p: u32, txn: Txn<'_>, commit: bool) {
+        self.end(p, txn, commit);
+        self.ok(
+            p,
+            Reply::EndTxn {
+                state: if commit {
+                    TransactionState::CompleteCommit
+                } else {
+                    TransactionState::CompleteAbort
+                },
+                producer_epoch: txn.2 + 1,
+            },
+        );
+    }
+
+    fn marker(&mut self, tp: (&str, i32), txn: Txn<'_>, commit: bool, offset: i64) {
+        self.observe(Observation::Marker {
+            topic: tp.0.into(),
+            partition: tp.1,
+            producer_id: txn.1,
+            producer_epoch: txn.2,
+            result: if commit {
+                TxnResult::Commit
+            } else {
+                TxnResult::Abort
+            },
+            offset: Some(offset),
+        });
+    }
+
+    fn scan(
+        &mut self,
+        tp: (&str, i32),
+        isolation: Isolation,
+        got: &[(i64, &str)],
+        hw: i64,
+        lso: i64,
+    ) {
+        self.invoke(
+            99,
+            Request::Scan {
+                topic: tp.0.into(),
+                partition: tp.1,
+                isolation,
+            },
+        );
+        self.ok(
+            99,
+            Reply::Fetch {
+                records: records(got),
+                next_offset: hw,
+                high_watermark: hw,
+                last_stable_offset: lso,
+            },
+        );
+    }
+
+    fn settle(&mut self) {
+        self.observe(Observation::Settled);
+    }
+
+    fn check(self) -> Report {
+        let history = self.r.into_history();
+        let report = check(&history).expect("well-formed history");
+        println!("{}{report}", history.trace());
+        report
+    }
+
+    fn history(self) -> History {
+        self.r.into_history()
+    }
+}
+
+const A0: (&str, i32) = ("a", 0);
+const B0: (&str, i32) = ("b", 0);
+const T0: Txn<'static> = ("t", 1, 0);
+const T1: Txn<'static> = ("t", 1, 1);
+
+/// The good story: a committed transaction (v1, v2), an idempotent write (x1), an aborted
+/// transaction (v3), a reader that sees exactly the committed records.
+fn good_story(h: &mut H) {
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1", "v2"], 0);
+    h.end(1, T0, true);
+    h.marker(A0, T0, true, 2);
+    h.ok(
+        1,
+        Reply::EndTxn {
+            state: TransactionState::CompleteCommit,
+            producer_epoch: 1,
+        },
+    );
+    h.fetch(3, A0, 0, RC, "r1", &[(0, "v1"), (1, "v2")], 3, 3, 3);
+    h.produce(2, A0, None, &["x1"], 3);
+    h.add(1, T1, &[A0]);
+    h.produce(1, A0, Some(T1), &["v3"], 4);
+    h.fetch(3, A0, 3, RC, "r1", &[(3, "x1")], 4, 5, 4);
+    h.fetch(3, A0, 4, RC, "r1", &[], 4, 5, 4);
+    h.ended(1, T1, false);
+    h.marker(A0, T1, false, 5);
+    h.fetch(3, A0, 4, RC, "r1", &[], 6, 6, 6);
+}
+
+fn good_end(h: &mut H) {
+    h.settle();
+    h.scan(A0, RU, &[(0, "v1"), (1, "v2"), (3, "x1"), (4, "v3")], 6, 6);
+    h.scan(A0, RC, &[(0, "v1"), (1, "v2"), (3, "x1")], 6, 6);
+}
+
+#[test]
+fn a_good_history_is_valid() {
+    let mut h = H::default();
+    good_story(&mut h);
+    good_end(&mut h);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+    assert!(report.settled);
+    assert_eq!((report.committed_txns, report.aborted_txns), (1, 1));
+}
+
+#[test]
+fn a_good_history_survives_the_jsonl_round_trip() {
+    let mut h = H::default();
+    good_story(&mut h);
+    good_end(&mut h);
+    let history = h.history();
+    let mut bytes = Vec::new();
+    history.write_jsonl(&mut bytes).unwrap();
+    let back = History::read_jsonl(&bytes[..]).unwrap();
+    assert!(check(&back).unwrap().is_valid());
+}
+
+#[test]
+fn an_unsettled_history_checks_safety_only() {
+    let mut h = H::default();
+    good_story(&mut h);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+    assert!(!report.settled);
+}
+
+#[test]
+fn unknown_outcomes_and_refusals_are_allowed() {
+    let mut h = H::default();
+    // A write that timed out and was retried: the retry is a duplicate with the same offsets.
+    h.invoke(2, H::produce_req(A0, None, &["x1"], &[]));
+    h.info(2);
+    h.invoke(2, H::produce_req(A0, None, &["x1"], &[]));
+    h.ok(
+        2,
+        Reply::Produce {
+            base_offset: 0,
+            last_offset: 0,
+            duplicate: true,
+        },
+    );
+    // A write whose only attempt timed out, and that did land.
+    h.invoke(2, H::produce_req(A0, None, &["x2"], &[]));
+    h.info(2);
+    // A write that was refused and did not land.
+    h.invoke(2, H::produce_req(A0, None, &["x3"], &[]));
+    h.fail(2, ErrorCode::OutOfOrderSequenceNumber);
+    // A commit whose answer was lost: the transaction committed anyway.
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1"], 2);
+    h.end(1, T0, true);
+    h.info(1);
+    h.settle();
+    h.scan(A0, RU, &[(0, "x1"), (1, "x2"), (2, "v1")], 4, 4);
+    h.scan(A0, RC, &[(0, "x1"), (1, "x2"), (2, "v1")], 4, 4);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+}
+
+fn assert_caught(h: H, invariant: Invariant) {
+    let report = h.check();
+    assert!(
+        report.has(invariant),
+        "expected a {invariant:?} violation, got: {report}"
+    );
+}
+
+#[test]
+fn a_committed_record_read_twice_is_caught() {
+    let mut h = H::default();
+    h.produce(2, A0, None, &["x1", "x2"], 0);
+    // The partition answers a next offset that does not move past the record it returned.
+    h.fetch(3, A0, 0, RC, "r1", &[(0, "x1")], 0, 2, 2);
+    h.fetch(3, A0, 0, RC, "r1", &[(0, "x1"), (1, "x2")], 2, 2, 2);
+    assert_caught(h, Invariant::ReadTwice);
+}
+
+#[test]
+fn a_new_reader_session_may_read_again() {
+    let mut h = H::default();
+    h.produce(2, A0, None, &["x1"], 0);
+    h.fetch(3, A0, 0, RC, "r1", &[(0, "x1")], 1, 1, 1);
+    h.fetch(3, A0, 0, RC, "r2", &[(0, "x1")], 1, 1, 1);
+    assert!(h.check().is_valid());
+}
+
+#[test]
+fn an_aborted_record_read_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    h.ended(1, T0, false);
+    h.marker(A0, T0, false, 1);
+    h.fetch(3, A0, 0, RC, "r1", &[(0, "v1")], 2, 2, 2);
+    assert_caught(h, Invariant::ReadAborted);
+}
+
+#[test]
+fn an_open_record_read_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    h.fetch(3, A0, 0, RC, "r1", &[(0, "v1")], 1, 1, 1);
+    h.ended(1, T0, true);
+    assert_caught(h, Invariant::ReadOpen);
+}
+
+#[test]
+fn a_read_before_the_marker_landed_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    h.end(1, T0, true);
+    // The commit was asked for, but the partition returned the record before its marker.
+    h.fetch(3, A0, 0, RC, "r1", &[(0, "v1")], 1, 1, 1);
+    h.marker(A0, T0, true, 1);
+    assert_caught(h, Invariant::ReadOpen);
+}
+
+#[test]
+fn a_skipped_committed_record_is_caught() {
+    let mut h = H::default();
+    h.produce(2, A0, None, &["x1", "x2", "x3"], 0);
+    h.fetch(3, A0, 0, RC, "r1", &[(0, "x1"), (2, "x3")], 3, 3, 3);
+    h.settle();
+    h.scan(A0, RU, &[(0, "x1"), (1, "x2"), (2, "x3")], 3, 3);
+    h.scan(A0, RC, &[(0, "x1"), (1, "x2"), (2, "x3")], 3, 3);
+    assert_caught(h, Invariant::SkippedRecord);
+}
+
+#[test]
+fn a_lost_acknowledged_write_is_caught() {
+    let mut h = H::default();
+    h.produce(2, A0, None, &["x1"], 0);
+    h.produce(2, A0, None, &["x2"], 1);
+    h.settle();
+    h.scan(A0, RU, &[(0, "x1")], 1, 1);
+    h.scan(A0, RC, &[(0, "x1")], 1, 1);
+    assert_caught(h, Invariant::LostWrite);
+}
+
+#[test]
+fn an_acknowledged_write_hidden_from_read_committed_is_caught() {
+    let mut h = H::default();
+    h.produce(2, A0, None, &["x1"], 0);
+    h.settle();
+    h.scan(A0, RU, &[(0, "x1")], 1, 1);
+    h.scan(A0, RC, &[], 1, 1);
+    assert_caught(h, Invariant::LostWrite);
+}
+
+#[test]
+fn a_duplicate_write_is_caught() {
+    let mut h = H::default();
+    h.invoke(2, H::produce_req(A0, None, &["x1"], &[]));
+    h.info(2);
+    h.produce(2, A0, None, &["x1"], 1);
+    h.settle();
+    h.scan(A0, RU, &[(0, "x1"), (1, "x1")], 2, 2);
+    h.scan(A0, RC, &[(0, "x1"), (1, "x1")], 2, 2);
+    assert_caught(h, Invariant::DuplicateWrite);
+}
+
+#[test]
+fn two_values_at_one_offset_are_caught() {
+    let mut h = H::default();
+    h.produce(2, A0, None, &["x1"], 0);
+    h.produce(4, A0, None, &["y1"], 0);
+    assert_caught(h, Invariant::OneValuePerOffset);
+}
+
+#[test]
+fn a_value_nobody_wrote_is_caught() {
+    let mut h = H::default();
+    h.fetch(3, A0, 0, RU, "r1", &[(0, "ghost")], 1, 1, 1);
+    assert_caught(h, Invariant::OneValuePerOffset);
+}
+
+#[test]
+fn a_record_on_a_marker_offset_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    h.end(1, T0, true);
+    h.marker(A0, T0, true, 1);
+    h.produce(2, A0, None, &["x1"], 1);
+    assert_caught(h, Invariant::OneValuePerOffset);
+}
+
+#[test]
+fn a_gap_in_the_offsets_is_caught() {
+    let mut h = H::default();
+    h.produce(2, A0, None, &["x1"], 0);
+    h.produce(2, A0, None, &["x2"], 2);
+    h.settle();
+    h.scan(A0, RU, &[(0, "x1"), (2, "x2")], 3, 3);
+    h.scan(A0, RC, &[(0, "x1"), (2, "x2")], 3, 3);
+    assert_caught(h, Invariant::DenseOffsets);
+}
+
+#[test]
+fn an_unobserved_marker_may_explain_one_gap() {
+    // An end-to-end run sees no markers: a transaction that registered may owe one.
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    h.ended(1, T0, true);
+    h.produce(2, A0, None, &["x1"], 2);
+    h.settle();
+    h.scan(A0, RU, &[(0, "v1"), (2, "x1")], 3, 3);
+    h.scan(A0, RC, &[(0, "v1"), (2, "x1")], 3, 3);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+}
+
+#[test]
+fn a_partly_visible_transaction_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0, B0]);
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    h.produce(1, B0, Some(T0), &["w1"], 0);
+    h.end(1, T0, true);
+    h.info(1);
+    h.settle();
+    h.scan(A0, RU, &[(0, "v1")], 2, 2);
+    h.scan(A0, RC, &[(0, "v1")], 2, 2);
+    h.scan(B0, RU, &[(0, "w1")], 2, 2);
+    h.scan(B0, RC, &[], 2, 2);
+    assert_caught(h, Invariant::TxnAtomicity);
+}
+
+#[test]
+fn disagreeing_markers_are_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0, B0]);
+    h.end(1, T0, true);
+    h.marker(A0, T0, true, 0);
+    h.marker(B0, T0, false, 0);
+    assert_caught(h, Invariant::TxnAtomicity);
+}
+
+#[test]
+fn a_lost_acknowledged_commit_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    h.ended(1, T0, true);
+    h.settle();
+    h.scan(A0, RU, &[(0, "v1")], 2, 2);
+    h.scan(A0, RC, &[], 2, 2);
+    assert_caught(h, Invariant::TxnAtomicity);
+}
+
+#[test]
+fn a_commit_nobody_asked_for_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    h.marker(A0, T0, true, 1);
+    assert_caught(h, Invariant::TxnAtomicity);
+}
+
+fn add_offsets(h: &mut H, txn: Txn<'_>, group: &str, offs: &[(&str, i32, i64)]) {
+    h.invoke(
+        1,
+        Request::AddOffsets {
+            transactional_id: txn.0.into(),
+            producer_id: txn.1,
+            producer_epoch: txn.2,
+            group_id: group.into(),
+            generation_id: 1,
+            member_id: "m1".into(),
+            offsets: offsets(offs),
+        },
+    );
+    h.ok(1, Reply::Done);
+}
+
+fn fetch_offsets(h: &mut H, p: u32, group: &str, stable: bool, offs: &[(&str, i32, i64)]) {
+    h.invoke(
+        p,
+        Request::FetchOffsets {
+            group_id: group.into(),
+            require_stable: stable,
+        },
+    );
+    h.ok(
+        p,
+        Reply::Offsets {
+            offsets: offsets(offs),
+        },
+    );
+}
+
+#[test]
+fn offsets_of_an_aborted_transaction_are_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    add_offsets(&mut h, T0, "g", &[("a", 0, 5)]);
+    h.ended(1, T0, false);
+    fetch_offsets(&mut h, 3, "g", false, &[("a", 0, 5)]);
+    assert_caught(h, Invariant::OffsetVisibility);
+}
+
+#[test]
+fn offsets_of_an_open_transaction_are_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    add_offsets(&mut h, T0, "g", &[("a", 0, 5)]);
+    fetch_offsets(&mut h, 3, "g", false, &[("a", 0, 5)]);
+    h.ended(1, T0, true);
+    assert_caught(h, Invariant::OffsetVisibility);
+}
+
+#[test]
+fn committed_offsets_are_visible() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    add_offsets(&mut h, T0, "g", &[("a", 0, 5)]);
+    h.ended(1, T0, true);
+    fetch_offsets(&mut h, 3, "g", true, &[("a", 0, 5)]);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+}
+
+#[test]
+fn two_inits_with_one_epoch_are_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.init(2, "t", 1, 0);
+    assert_caught(h, Invariant::EpochsRise);
+}
+
+#[test]
+fn a_coordinator_epoch_going_back_is_caught() {
+    let mut h = H::default();
+    for epoch in [0, 2, 1] {
+        h.observe(Observation::Coordinator {
+            transactional_id: "t".into(),
+            producer_id: 1,
+            producer_epoch: epoch,
+            state: TransactionState::Empty,
+        });
+    }
+    assert_caught(h, Invariant::EpochsRise);
+}
+
+#[test]
+fn an_end_that_does_not_bump_the_epoch_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.end(1, T0, false);
+    h.ok(
+        1,
+        Reply::EndTxn {
+            state: TransactionState::CompleteAbort,
+            producer_epoch: 0,
+        },
+    );
+    assert_caught(h, Invariant::EpochsRise);
+}
+
+#[test]
+fn a_zombie_write_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.init(2, "t", 1, 1);
+    // The old instance writes after the new one was handed epoch 1: it must be fenced.
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    assert_caught(h, Invariant::Fencing);
+}
+
+#[test]
+fn a_fenced_zombie_is_fine() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.init(2, "t", 1, 1);
+    h.invoke(1, H::produce_req(A0, Some(T0), &["v1"], &[]));
+    h.fail(1, ErrorCode::ProducerFenced);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+}
+
+#[test]
+fn lso_above_the_high_watermark_is_caught() {
+    let mut h = H::default();
+    h.produce(2, A0, None, &["x1"], 0);
+    h.fetch(3, A0, 0, RC, "r1", &[(0, "x1")], 1, 1, 2);
+    assert_caught(h, Invariant::LsoBound);
+}
+
+#[test]
+fn a_read_committed_record_past_the_lso_is_caught() {
+    let mut h = H::default();
+    h.produce(2, A0, None, &["x1", "x2"], 0);
+    h.fetch(3, A0, 0, RC, "r1", &[(0, "x1"), (1, "x2")], 2, 2, 1);
+    assert_caught(h, Invariant::LsoBound);
+}
+
+#[test]
+fn a_partition_state_going_back_is_caught() {
+    let mut h = H::default();
+    for (hw, lso) in [(3, 1), (4, 2), (4, 1)] {
+        h.observe(Observation::PartitionState {
+            topic: "a".into(),
+            partition: 0,
+            log_start_offset: 0,
+            high_watermark: hw,
+            last_stable_offset: lso,
+        });
+    }
+    assert_caught(h, Invariant::LsoBound);
+}
+
+#[test]
+fn a_hanging_transaction_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    h.settle();
+    h.scan(A0, RU, &[(0, "v1")], 1, 0);
+    h.scan(A0, RC, &[], 1, 0);
+    assert_caught(h, Invariant::Hanging);
+}
+
+/// A pipeline from `in` to `out`: the input i1, i2 at `in/0` offsets 0 and 1.
+fn pipeline_start(h: &mut H) {
+    h.observe(Observation::Pipeline {
+        group_id: "g".into(),
+        input_topic: "in".into(),
+        output_topic: "out".into(),
+    });
+    h.produce(2, ("in", 0), None, &["i1", "i2"], 0);
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[("out", 0)]);
+}
+
+#[test]
+fn a_good_pipeline_is_valid() {
+    let mut h = H::default();
+    pipeline_start(&mut h);
+    h.produce_from(1, ("out", 0), Some(T0), &["o1", "o2"], &["i1", "i2"], 0);
+    add_offsets(&mut h, T0, "g", &[("in", 0, 2)]);
+    h.ended(1, T0, true);
+    h.settle();
+    h.scan(("in", 0), RU, &[(0, "i1"), (1, "i2")], 2, 2);
+    h.scan(("in", 0), RC, &[(0, "i1"), (1, "i2")], 2, 2);
+    h.scan(("out", 0), RU, &[(0, "o1"), (1, "o2")], 3, 3);
+    h.scan(("out", 0), RC, &[(0, "o1"), (1, "o2")], 3, 3);
+    fetch_offsets(&mut h, 99, "g", true, &[("in", 0, 2)]);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+}
+
+#[test]
+fn a_pipeline_duplicate_output_is_caught() {
+    let mut h = H::default();
+    pipeline_start(&mut h);
+    h.produce_from(1, ("out", 0), Some(T0), &["o1"], &["i1"], 0);
+    h.ended(1, T0, true);
+    // The offsets were not committed with the output, so i1 is processed again.
+    h.add(1, T1, &[("out", 0)]);
+    h.produce_from(1, ("out", 0), Some(T1), &["o1b", "o2"], &["i1", "i2"], 2);
+    add_offsets(&mut h, T1, "g", &[("in", 0, 2)]);
+    h.ended(1, T1, true);
+    h.settle();
+    h.scan(("in", 0), RU, &[(0, "i1"), (1, "i2")], 2, 2);
+    h.scan(("in", 0), RC, &[(0, "i1"), (1, "i2")], 2, 2);
+    h.scan(("out", 0), RU, &[(0, "o1"), (2, "o1b"), (3, "o2")], 5, 5);
+    h.scan(("out", 0), RC, &[(0, "o1"), (2, "o1b"), (3, "o2")], 5, 5);
+    fetch_offsets(&mut h, 99, "g", true, &[("in", 0, 2)]);
+    assert_caught(h, Invariant::PipelineExactlyOnce);
+}
+
+#[test]
+fn a_pipeline_lost_output_is_caught() {
+    let mut h = H::default();
+    pipeline_start(&mut h);
+    h.produce_from(1, ("out", 0), Some(T0), &["o1"], &["i1"], 0);
+    add_offsets(&mut h, T0, "g", &[("in", 0, 2)]);
+    h.ended(1, T0, true);
+    h.settle();
+    h.scan(("in", 0), RU, &[(0, "i1"), (1, "i2")], 2, 2);
+    h.scan(("in", 0), RC, &[(0, "i1"), (1, "i2")], 2, 2);
+    h.scan(("out", 0), RU, &[(0, "o1")], 2, 2);
+    h.scan(("out", 0), RC, &[(0, "o1")], 2, 2);
+    fetch_offsets(&mut h, 99, "g", true, &[("in", 0, 2)]);
+    assert_caught(h, Invariant::PipelineExactlyOnce);
+}
+
+fn member(h: &mut H, p: u32, member: &str, generation: i32, owns: &[(&str, i32)]) {
+    h.invoke(
+        p,
+        Request::JoinGroup {
+            group_id: "g".into(),
+            member_id: None,
+            topics: vec!["a".into()],
+        },
+    );
+    h.ok(
+        p,
+        Reply::Member {
+            member_id: member.into(),
+            generation_id: generation,
+            assignment: owns.iter().map(|(t, n)| Tp::new(*t, *n)).collect(),
+        },
+    );
+}
+
+#[test]
+fn two_owners_in_one_generation_are_caught() {
+    let mut h = H::default();
+    member(&mut h, 1, "m1", 1, &[("a", 0), ("a", 1)]);
+    member(&mut h, 2, "m2", 2, &[("a", 1)]);
+    member(&mut h, 1, "m1", 2, &[("a", 0)]);
+    assert!(h.check().is_valid());
+    let mut h = H::default();
+    member(&mut h, 1, "m1", 1, &[("a", 0), ("a", 1)]);
+    member(&mut h, 2, "m2", 1, &[("a", 1)]);
+    assert_caught(h, Invariant::GroupOwnership);
+}
+
+#[test]
+fn a_malformed_history_is_refused() {
+    let mut h = H::default();
+    h.ok(1, Reply::Done);
+    assert!(check(&h.history()).is_err());
+    let mut h = H::default();
+    h.invoke(1, H::produce_req(A0, None, &["x"], &[]));
+    h.invoke(1, H::produce_req(A0, None, &["y"], &[]));
+    assert!(check(&h.history()).is_err());
+}
