@@ -19,8 +19,10 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::future::{join_all, select, Either};
 use js_sys::Uint8Array;
 use kafdo_types::api::{
     CreateTopicRequest, FetchResponse, Health, PartitionInfo, PartitionProduceRequest,
@@ -33,7 +35,7 @@ use kafdo_types::{ApiError, ErrorCode, ProduceRecord};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use worker::{
-    event, Context, Env, Headers, Method, Request, RequestInit, Response, ResponseBuilder,
+    event, Context, Delay, Env, Headers, Method, Request, RequestInit, Response, ResponseBuilder,
 };
 
 use crate::http::{
@@ -41,6 +43,10 @@ use crate::http::{
     route, to_cbor, unknown_partition, Format, Route,
 };
 use crate::internal::{BareAppendResponse, SqlRollbackReport, TopicName, METADATA_OBJECT_NAME};
+
+/// How long the router waits for a Durable Object to answer (plus a read's `wait_ms`) before
+/// it answers `REQUEST_TIMED_OUT` (503: the outcome is unknown).
+pub const OBJECT_CALL_TIMEOUT_MS: u32 = 15_000;
 
 /// How long an isolate trusts its copy of a topic's metadata.
 pub const TOPIC_CACHE_MS: f64 = 2_000.0;
@@ -238,7 +244,16 @@ async fn serve(
                     isolation: query.isolation,
                     wait_ms: query.wait_ms,
                 };
-                partition::<_, FetchResponse>(env, &topic, p, "/partition/read", &read).await
+                let timeout_ms = OBJECT_CALL_TIMEOUT_MS + query.wait_ms;
+                partition_with_timeout::<_, FetchResponse>(
+                    env,
+                    &topic,
+                    p,
+                    "/partition/read",
+                    &read,
+                    timeout_ms,
+                )
+                .await
             })
             .await?;
             Ok(Answer::ok(format, &answer))
@@ -252,6 +267,7 @@ async fn serve(
                 &format!("bench-{n}"),
                 "/bench/bare-append",
                 &produce.records,
+                OBJECT_CALL_TIMEOUT_MS,
             )
             .await?;
             Ok(Answer::ok(format, &answer))
@@ -263,6 +279,7 @@ async fn serve(
                 "debug-sql-rollback",
                 "/bench/debug-sql-rollback",
                 &(),
+                OBJECT_CALL_TIMEOUT_MS,
             )
             .await?;
             Ok(Answer::ok(format, &report))
@@ -293,6 +310,7 @@ async fn call<Req: Serialize, Resp: DeserializeOwned>(
     name: &str,
     path: &str,
     req: &Req,
+    timeout_ms: u32,
 ) -> Result<Resp, ApiError> {
     let namespace = env
         .durable_object(binding)
@@ -306,11 +324,21 @@ async fn call<Req: Serialize, Resp: DeserializeOwned>(
         .with_body(Some(Uint8Array::from(&body[..]).into()));
     let request = Request::new_with_init(&format!("https://kafdo.internal{path}"), &init)
         .map_err(|e| server_error(path, e))?;
-    // A thrown call means the object failed (a panic, a reset): the outcome is unknown.
-    let mut response = stub
-        .fetch_with_request(request)
-        .await
-        .map_err(|e| server_error(&format!("{binding} {name:?} {path} failed"), e))?;
+    // A thrown call means the object failed (an exception, a reset); a call that does not
+    // answer in time (an object that panicked may never settle its answer) times out. Either
+    // way the outcome is unknown.
+    let timeout = Delay::from(Duration::from_millis(timeout_ms.into()));
+    let mut response = match select(pin!(stub.fetch_with_request(request)), pin!(timeout)).await {
+        Either::Left((result, _)) => {
+            result.map_err(|e| server_error(&format!("{binding} {name:?} {path} failed"), e))?
+        }
+        Either::Right(_) => {
+            return Err(ApiError::new(
+                ErrorCode::RequestTimedOut,
+                format!("{binding} {name:?} {path} did not answer in {timeout_ms} ms"),
+            ))
+        }
+    };
     let status = response.status_code();
     let bytes = response
         .bytes()
@@ -336,7 +364,15 @@ async fn metadata<Req: Serialize, Resp: DeserializeOwned>(
     path: &str,
     req: &Req,
 ) -> Result<Resp, ApiError> {
-    call(env, "METADATA", METADATA_OBJECT_NAME, path, req).await
+    call(
+        env,
+        "METADATA",
+        METADATA_OBJECT_NAME,
+        path,
+        req,
+        OBJECT_CALL_TIMEOUT_MS,
+    )
+    .await
 }
 
 async fn partition<Req: Serialize, Resp: DeserializeOwned>(
@@ -346,7 +382,19 @@ async fn partition<Req: Serialize, Resp: DeserializeOwned>(
     path: &str,
     req: &Req,
 ) -> Result<Resp, ApiError> {
-    call(env, "PARTITION", &topic.partition_object_name(p), path, req).await
+    partition_with_timeout(env, topic, p, path, req, OBJECT_CALL_TIMEOUT_MS).await
+}
+
+async fn partition_with_timeout<Req: Serialize, Resp: DeserializeOwned>(
+    env: &Env,
+    topic: &TopicMetadata,
+    p: i32,
+    path: &str,
+    req: &Req,
+    timeout_ms: u32,
+) -> Result<Resp, ApiError> {
+    let name = topic.partition_object_name(p);
+    call(env, "PARTITION", &name, path, req, timeout_ms).await
 }
 
 fn remember(topic: &TopicMetadata) {
