@@ -36,6 +36,7 @@
 
 mod admin;
 mod client;
+pub mod consumer;
 mod error;
 pub mod partitioner;
 pub mod producer;
@@ -46,8 +47,10 @@ pub mod transport;
 mod testing;
 
 pub use client::{Client, ClientConfig, FetchOptions, Format};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
 pub use error::{Error, ErrorClass};
 pub use kafdo_types::api::{Isolation, PartitionInfo, TopicConfig, TopicDescription};
+pub use kafdo_types::txn::TopicPartition;
 pub use kafdo_types::{ErrorCode, Header, ProduceRecord, Record};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerIdentity};
 pub use transport::{HttpRequest, HttpResponse, Transport, TransportError};
