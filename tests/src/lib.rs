@@ -58,8 +58,10 @@ use serde::Serialize;
 /// How long `wrangler dev` may take to answer `GET /health` after it is started.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long one HTTP request may take (a long poll waits at most 30 s on the server).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one HTTP request may take: a long poll waits at most 30 s on the server. A request
+/// that never answers (a Rust panic resets the wasm instance mid-request) fails the test after
+/// this long.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// The largest answer body the client reads: a fetch returns at most 16 MiB of records, which
 /// base64 and JSON make about 22 MiB.
@@ -74,6 +76,7 @@ child=$!
 while kill -0 "$KAFDO_E2E_PARENT" 2>/dev/null && kill -0 "$child" 2>/dev/null; do
   sleep 0.5
 done
+if [ -n "$KAFDO_E2E_CLEANUP" ]; then rm -rf "$KAFDO_E2E_CLEANUP"; fi
 kill -KILL 0
 "#;
 
@@ -192,6 +195,9 @@ pub struct Wrangler {
     /// (wrangler's `XDG_CONFIG_HOME`, where it writes large debug logs) and the output logs.
     dir: TempDir,
     starts: u32,
+    /// Whether the watchdog removes `dir` when the test process is gone (the shared instance,
+    /// which is never dropped).
+    watchdog_cleans_up: bool,
 }
 
 impl Wrangler {
@@ -203,6 +209,10 @@ impl Wrangler {
 
     /// Starts the Worker with the given launcher on a fresh state directory.
     pub fn start_with(launcher: Launcher) -> Wrangler {
+        Wrangler::launch_new(launcher, false)
+    }
+
+    fn launch_new(launcher: Launcher, watchdog_cleans_up: bool) -> Wrangler {
         check_built();
         let dir = TempDir::new("kafdo-e2e");
         fs::create_dir_all(dir.path().join("state")).expect("mkdir state");
@@ -214,6 +224,7 @@ impl Wrangler {
             base_url: String::new(),
             dir,
             starts: 0,
+            watchdog_cleans_up,
         };
         wrangler.launch();
         wrangler
@@ -300,6 +311,14 @@ impl Wrangler {
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("WRANGLER_HIDE_BANNER", "true")
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env(
+                "KAFDO_E2E_CLEANUP",
+                if self.watchdog_cleans_up && !keep_state() {
+                    self.dir.path().as_os_str()
+                } else {
+                    std::ffi::OsStr::new("")
+                },
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -381,6 +400,12 @@ impl Drop for Wrangler {
     }
 }
 
+/// `KAFDO_E2E_KEEP=1` keeps the shared instance's directory (state and output) for a look
+/// after the run.
+fn keep_state() -> bool {
+    std::env::var("KAFDO_E2E_KEEP").is_ok_and(|v| v == "1")
+}
+
 fn signal_group(pgid: i32, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
@@ -450,7 +475,9 @@ pub fn shared(test: &str) -> Option<&'static Wrangler> {
         return None;
     }
     let started = SHARED.get_or_init(|| {
-        std::panic::catch_unwind(Wrangler::start).map_err(|panic| {
+        // Never dropped: the watchdog removes its directory when the test process is gone.
+        let start = || Wrangler::launch_new(Launcher::WranglerDev, true);
+        std::panic::catch_unwind(start).map_err(|panic| {
             panic
                 .downcast_ref::<String>()
                 .cloned()
