@@ -29,7 +29,7 @@ use kafdo_types::txn::{
 };
 use kafdo_types::ErrorCode;
 
-use crate::store::{self, EndReason, Key, Participant, TxnRow};
+use crate::store::{self, EndReason, Key, OffsetsCall, Participant, TxnRow};
 use crate::{
     Answer, Call, CallError, CallId, CallReply, Output, RequestId, TxnError, CALL_TIMEOUT_MS,
     MARKER_RETRY_BASE_MS, MARKER_RETRY_MAX_MS, MAX_PENDING_REQUESTS, MAX_PRODUCER_EPOCH,
@@ -196,7 +196,16 @@ impl<S: Sql> TxnCoordinator<S> {
                 .checked_add(1)
                 .expect("incarnations fit in u32");
             store::save_row(&sql, &row)?;
-            Ok((row, store::load_participants(&sql)?))
+            let mut participants = store::load_participants(&sql)?;
+            // An offset commit in flight when the object stopped may still land: its outcome is
+            // unknown now.
+            for (key, participant) in &mut participants {
+                if participant.offsets == OffsetsCall::InFlight {
+                    participant.offsets = OffsetsCall::Unknown;
+                    store::save_participant(&sql, key, participant)?;
+                }
+            }
+            Ok((row, participants))
         })?;
         let mut core = Self {
             sql,
@@ -427,6 +436,7 @@ impl<S: Sql> TxnCoordinator<S> {
                     partition: Some((*p).clone()),
                     registered: false,
                     marker_acked: false,
+                    offsets: OffsetsCall::Settled,
                 };
                 (key.clone(), participant)
             })
@@ -539,30 +549,47 @@ impl<S: Sql> TxnCoordinator<S> {
         self.check_open_for_add(req.producer_id, req.producer_epoch)?;
         let key = Key::Group(req.group_id.clone());
         let begin = self.row.state != Ongoing;
-        let mut new = Vec::new();
-        if begin || !self.participants.contains_key(&key) {
-            let groups = if begin {
-                0
-            } else {
-                self.participants
-                    .keys()
-                    .filter(|k| matches!(k, Key::Group(_)))
-                    .count()
-            };
-            if groups >= MAX_GROUPS_PER_TXN {
-                return Err(TxnError::InvalidRequest(format!(
-                    "a transaction commits offsets to at most {MAX_GROUPS_PER_TXN} groups"
+        let existing = if begin {
+            None
+        } else {
+            self.participants.get(&key).cloned()
+        };
+        match existing.as_ref().map(|p| p.offsets) {
+            // One at a time per group, so they land in the order they were sent.
+            Some(OffsetsCall::InFlight) => {
+                return Err(TxnError::ConcurrentTransactions(format!(
+                    "an offset commit to group {:?} is in flight",
+                    req.group_id
                 )));
             }
-            let participant = Participant {
-                partition: None,
-                registered: false,
-                marker_acked: false,
-            };
-            new.push((key, participant));
+            Some(OffsetsCall::Unknown) => return Err(self.offsets_unknown(&req.group_id)),
+            Some(OffsetsCall::Settled) => {}
+            None => {
+                let groups = if begin {
+                    0
+                } else {
+                    self.participants
+                        .keys()
+                        .filter(|k| matches!(k, Key::Group(_)))
+                        .count()
+                };
+                if groups >= MAX_GROUPS_PER_TXN {
+                    return Err(TxnError::InvalidRequest(format!(
+                        "a transaction commits offsets to at most {MAX_GROUPS_PER_TXN} groups"
+                    )));
+                }
+            }
         }
         self.check_not_busy()?;
-        self.begin_and_add(begin, &new, now_ms)?;
+        // Persisted before the call goes out: the group gets a marker whatever happens next,
+        // and a restart finds the call's outcome unknown.
+        let participant = Participant {
+            partition: None,
+            registered: existing.is_some_and(|p| p.registered),
+            marker_acked: false,
+            offsets: OffsetsCall::InFlight,
+        };
+        self.begin_and_add(begin, &[(key, participant)], now_ms)?;
         let txn_epoch = self.row.txn_epoch;
         let call = Call::TxnOffsetCommit(TxnOffsetCommitRequest {
             group_id: req.group_id.clone(),
@@ -692,6 +719,17 @@ impl<S: Sql> TxnCoordinator<S> {
                     return Err(TxnError::ConcurrentTransactions(
                         "a registration or offset commit of this transaction is in flight".into(),
                     ));
+                }
+                if result == TxnResult::Commit {
+                    let unknown = self.participants.iter().find_map(|(key, p)| match key {
+                        Key::Group(group_id) if p.offsets == OffsetsCall::Unknown => {
+                            Some(group_id.clone())
+                        }
+                        _ => None,
+                    });
+                    if let Some(group_id) = unknown {
+                        return Err(self.offsets_unknown(&group_id));
+                    }
                 }
                 self.check_not_busy()?;
                 let state = match result {
@@ -1132,6 +1170,18 @@ impl<S: Sql> TxnCoordinator<S> {
         result: Result<CallReply, CallError>,
         out: &mut Vec<Output>,
     ) -> Result<(), TxnError> {
+        if self.row.state == Ongoing && self.row.txn_epoch == txn_epoch {
+            let key = Key::Group(group_id);
+            let mut participant = self.participants[&key].clone();
+            assert_eq!(participant.offsets, OffsetsCall::InFlight);
+            participant.offsets = match &result {
+                Ok(_) | Err(CallError::Refused(_)) => OffsetsCall::Settled,
+                Err(CallError::NoAnswer(_)) => OffsetsCall::Unknown,
+            };
+            participant.registered |= result.is_ok();
+            store::save_participant(&self.sql, &key, &participant)?;
+            self.participants.insert(key, participant);
+        }
         let Some(index) = self
             .waiters
             .iter()
@@ -1140,21 +1190,11 @@ impl<S: Sql> TxnCoordinator<S> {
             // The transaction ended and the request was answered then.
             return Ok(());
         };
-        assert!(self.row.state == Ongoing && self.row.txn_epoch == txn_epoch);
         let Waiter::AddOffsets { request, .. } = self.waiters.remove(index) else {
             unreachable!()
         };
         match result {
-            Ok(CallReply::Done) => {
-                let key = Key::Group(group_id);
-                let mut participant = self.participants[&key].clone();
-                if !participant.registered {
-                    participant.registered = true;
-                    store::save_participant(&self.sql, &key, &participant)?;
-                    self.participants.insert(key, participant);
-                }
-                reply(out, request, Ok(Answer::OffsetsAdded));
-            }
+            Ok(CallReply::Done) => reply(out, request, Ok(Answer::OffsetsAdded)),
             Ok(other) => panic!("TxnOffsetCommit answered {other:?}"),
             Err(error) => reply(out, request, Err(call_error(error))),
         }
@@ -1363,6 +1403,14 @@ impl<S: Sql> TxnCoordinator<S> {
         })
     }
 
+    fn offsets_unknown(&self, group_id: &str) -> TxnError {
+        TxnError::InvalidTxnState(format!(
+            "an offset commit to group {group_id:?} got no answer and may still land with older \
+             offsets: the transaction of epoch {} can only abort",
+            self.row.txn_epoch
+        ))
+    }
+
     fn concurrent(&self) -> TxnError {
         TxnError::ConcurrentTransactions(format!(
             "the transaction of epoch {} is in {}: retry",
@@ -1444,6 +1492,21 @@ impl<S: Sql> TxnCoordinator<S> {
         }
         if matches!(row.state, CompleteCommit | CompleteAbort) {
             assert!(self.participants.values().all(|p| p.marker_acked));
+        }
+        for (key, participant) in &self.participants {
+            match key {
+                Key::Partition { .. } => assert_eq!(participant.offsets, OffsetsCall::Settled),
+                // In an open transaction, a group's offset commit is in flight exactly when
+                // one of its calls is.
+                Key::Group(group_id) if row.state == Ongoing => {
+                    let in_flight = self.calls.values().any(|c| {
+                        matches!(&c.kind, CallKind::Offsets { group_id: g, txn_epoch }
+                            if g == group_id && *txn_epoch == row.txn_epoch)
+                    });
+                    assert_eq!(participant.offsets == OffsetsCall::InFlight, in_flight);
+                }
+                Key::Group(_) => {}
+            }
         }
         assert!(self.waiters.len() <= MAX_PENDING_REQUESTS);
     }

@@ -5,7 +5,8 @@
 //! - `txn_coordinator`: one row (`id = 1`) with the producer id, the epochs, the state of the
 //!   current or last transaction and when it started. Every state change rewrites this row.
 //! - `txn_participant`: the partitions and groups of the current or last transaction, with
-//!   whether each acknowledged its registration and its marker. The rows are deleted when the
+//!   whether each acknowledged its registration and its marker, and for groups whether an
+//!   offset commit is in flight or of unknown outcome ([`OffsetsCall`]). The rows are deleted when the
 //!   next transaction begins (or an init resets an ended one).
 //!
 //! Every statement binds fewer than 15 parameters and every integer stays below 2^53
@@ -105,6 +106,41 @@ impl std::fmt::Display for Key {
     }
 }
 
+/// Where a group's transactional offset commits stand.
+///
+/// The group keeps the last offsets it received for a transaction, so an offset commit that
+/// lands late could overwrite newer ones. The coordinator therefore sends one at a time per
+/// group, and once the outcome of one is unknown (no answer, or the coordinator restarted while
+/// it was in flight) the transaction may still abort but no longer commit.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum OffsetsCall {
+    /// No offset commit in flight; every one sent was answered.
+    Settled,
+    /// One offset commit is in flight.
+    InFlight,
+    /// An offset commit got no answer: it may still land, with older offsets.
+    Unknown,
+}
+
+impl OffsetsCall {
+    fn to_int(self) -> i64 {
+        match self {
+            OffsetsCall::Settled => 0,
+            OffsetsCall::InFlight => 1,
+            OffsetsCall::Unknown => 2,
+        }
+    }
+
+    fn from_int(v: i64) -> Self {
+        match v {
+            0 => OffsetsCall::Settled,
+            1 => OffsetsCall::InFlight,
+            2 => OffsetsCall::Unknown,
+            other => panic!("unknown offsets call state {other} in storage"),
+        }
+    }
+}
+
 /// A `txn_participant` row.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Participant {
@@ -114,6 +150,8 @@ pub(crate) struct Participant {
     pub registered: bool,
     /// The participant acknowledged the marker that ends the transaction.
     pub marker_acked: bool,
+    /// Groups only: the transactional offset commits.
+    pub offsets: OffsetsCall,
 }
 
 impl Participant {
@@ -150,6 +188,7 @@ const SCHEMA: [&str; 2] = [
         cleanup_policy TEXT,
         registered INTEGER NOT NULL,
         marker_acked INTEGER NOT NULL,
+        offsets_call INTEGER NOT NULL,
         PRIMARY KEY (kind, name)
     )",
 ];
@@ -220,7 +259,7 @@ pub(crate) fn save_row(sql: &impl Sql, row: &TxnRow) -> Result<(), SqlError> {
 pub(crate) fn load_participants(sql: &impl Sql) -> Result<Vec<(Key, Participant)>, SqlError> {
     let rows = sql.exec(
         "SELECT kind, name, topic, topic_id, partition, retention_ms, cleanup_policy,
-                registered, marker_acked
+                registered, marker_acked, offsets_call
          FROM txn_participant ORDER BY kind, name",
         &[],
     )?;
@@ -229,6 +268,7 @@ pub(crate) fn load_participants(sql: &impl Sql) -> Result<Vec<(Key, Participant)
         .map(|row| {
             let registered = row.int(7) != 0;
             let marker_acked = row.int(8) != 0;
+            let offsets = OffsetsCall::from_int(row.int(9));
             match row.text(0) {
                 "partition" => {
                     let partition = PartitionRef {
@@ -249,6 +289,7 @@ pub(crate) fn load_participants(sql: &impl Sql) -> Result<Vec<(Key, Participant)
                         partition: Some(partition),
                         registered,
                         marker_acked,
+                        offsets,
                     };
                     (key, participant)
                 }
@@ -258,6 +299,7 @@ pub(crate) fn load_participants(sql: &impl Sql) -> Result<Vec<(Key, Participant)
                         partition: None,
                         registered,
                         marker_acked,
+                        offsets,
                     },
                 ),
                 other => panic!("unknown participant kind {other:?} in storage"),
@@ -281,8 +323,8 @@ pub(crate) fn save_participant(
     let p = participant.partition.as_ref();
     sql.run(
         "INSERT OR REPLACE INTO txn_participant (kind, name, topic, topic_id, partition,
-             retention_ms, cleanup_policy, registered, marker_acked)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             retention_ms, cleanup_policy, registered, marker_acked, offsets_call)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             kind.into(),
             Param::from(&name),
@@ -297,6 +339,7 @@ pub(crate) fn save_participant(
             .into(),
             participant.registered.into(),
             participant.marker_acked.into(),
+            participant.offsets.to_int().into(),
         ],
     )
 }

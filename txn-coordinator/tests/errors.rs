@@ -711,3 +711,46 @@ fn storage_failure_is_returned_and_changes_nothing() {
     assert_eq!(d.core.producer_epoch(), e0);
     assert_eq!(d.commit(e0), e0 + 1);
 }
+
+#[test]
+fn invalid_txn_state_when_an_offset_commit_has_an_unknown_outcome() {
+    let mut d = Driver::new();
+    let e0 = d.init();
+    d.begin(e0);
+    assert!(d.offsets(&offsets(1, "g", e0)).is_empty());
+    // A second commit to the same group waits for the first: they must land in order.
+    assert_eq!(
+        code(d.offsets(&offsets(1, "g", e0))),
+        ErrorCode::ConcurrentTransactions
+    );
+    assert_eq!(
+        code(d.answer_first(Err(CallError::NoAnswer("reset".into())))),
+        ErrorCode::RequestTimedOut
+    );
+    assert_eq!(
+        code(d.offsets(&offsets(1, "g", e0))),
+        ErrorCode::InvalidTxnState
+    );
+    assert_eq!(
+        code(d.end(e0, TxnResult::Commit)),
+        ErrorCode::InvalidTxnState
+    );
+    let mut replies = d.end(e0, TxnResult::Abort);
+    replies.extend(d.ack_all());
+    let Answer::Ended(r) = ok(replies) else {
+        panic!()
+    };
+    assert_eq!(r.state, TransactionState::CompleteAbort);
+
+    // A restart while an offset commit is in flight has the same effect.
+    let e1 = r.producer_epoch;
+    d.begin(e1);
+    assert!(d.offsets(&offsets(1, "g", e1)).is_empty());
+    let mut d = Driver::on(d.core.into_sql());
+    assert_eq!(
+        code(d.end(e1, TxnResult::Commit)),
+        ErrorCode::InvalidTxnState
+    );
+    // Its late answer (to the old incarnation) is ignored.
+    assert!(d.end(e1, TxnResult::Abort).is_empty());
+}
