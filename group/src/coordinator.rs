@@ -444,12 +444,10 @@ impl<S: Sql> GroupCoordinator<S> {
         query: &OffsetFetchQuery,
     ) -> Result<OffsetFetchResponse, GroupError> {
         let filter = query.filter().map_err(GroupError::InvalidRequest)?;
-        let wanted = |topic: &str, partition: i32| match &filter {
-            None => true,
-            Some((t, None)) => t == topic,
-            Some((t, Some(ps))) => t == topic && ps.contains(&partition),
+        let wanted = |topic: &str, partition: i32| {
+            filter.as_ref().is_none_or(|f| f.contains(topic, partition))
         };
-        let topic_param: Param = filter.as_ref().map(|(t, _)| t.as_str()).into();
+        let topic_param: Param = filter.as_ref().map(|f| f.topic.as_str()).into();
         if query.require_stable {
             let pending = self.sql.exec(
                 "SELECT DISTINCT topic, partition FROM pending_offset

@@ -11,7 +11,7 @@
 //! # Membership (KIP-848 style: the group computes the assignment)
 //!
 //! - **Join** (`member_id` absent): the group makes a member id (`member-0000000001`, ...),
-//!   recomputes the target assignment with its [assignor](assignor), bumps the generation and
+//!   recomputes the target assignment with its [`assignor`], bumps the generation and
 //!   answers the member id, the generation and the partitions the member owns *now*.
 //! - **Heartbeat** (`generation_id`): renews the session and answers the member's current
 //!   assignment. The generation the member echoes is its acknowledgement (below).

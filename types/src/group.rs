@@ -184,11 +184,30 @@ pub struct OffsetFetchQuery {
     pub partitions: Option<String>,
 }
 
+/// The partitions an offset fetch asks for (see [`OffsetFetchQuery::filter`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OffsetFilter {
+    /// Only this topic.
+    pub topic: String,
+    /// Only these partitions of it; every partition when `None`.
+    pub partitions: Option<Vec<i32>>,
+}
+
+impl OffsetFilter {
+    /// Whether the filter takes this partition.
+    pub fn contains(&self, topic: &str, partition: i32) -> bool {
+        self.topic == topic
+            && self
+                .partitions
+                .as_ref()
+                .is_none_or(|p| p.contains(&partition))
+    }
+}
+
 impl OffsetFetchQuery {
-    /// The partitions asked for: `Ok(None)` for every partition, `Ok(Some((topic, None)))` for
-    /// every partition of one topic. An unparsable list, or partitions without a topic, is an
-    /// error message.
-    pub fn filter(&self) -> Result<Option<(String, Option<Vec<i32>>)>, String> {
+    /// The partitions asked for: `Ok(None)` for every partition. An unparsable list, or
+    /// partitions without a topic, is an error message.
+    pub fn filter(&self) -> Result<Option<OffsetFilter>, String> {
         let Some(topic) = &self.topic else {
             if self.partitions.is_some() {
                 return Err("partitions given without a topic".into());
@@ -209,7 +228,10 @@ impl OffsetFetchQuery {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        Ok(Some((topic.clone(), partitions)))
+        Ok(Some(OffsetFilter {
+            topic: topic.clone(),
+            partitions,
+        }))
     }
 }
 
@@ -359,7 +381,9 @@ mod tests {
             topic: Some("a".into()),
             partitions: Some("0, 3,7".into()),
         };
-        assert_eq!(q.filter(), Ok(Some(("a".into(), Some(vec![0, 3, 7])))));
+        let filter = q.filter().unwrap().unwrap();
+        assert_eq!(filter.partitions, Some(vec![0, 3, 7]));
+        assert!(filter.contains("a", 3) && !filter.contains("a", 1) && !filter.contains("b", 3));
         let q = OffsetFetchQuery {
             partitions: Some("1".into()),
             ..Default::default()
