@@ -1,7 +1,8 @@
 //! Golden scenarios of the group coordinator (toydb style).
 //!
 //! Each file in `tests/scripts/` is a list of blocks: one or more commands, a `---` line, and
-//! the output they produced, then a blank line. Lines starting with `#` are comments. The test
+//! the output they produced, then a blank line. Lines starting with `#` are comments (also
+//! between the commands of a block). The test
 //! runs every command against a real [`GroupCoordinator`] on in-memory SQLite and compares the
 //! whole file; `UPDATE_GOLDEN=1 cargo test -p kafdo-group --test scripts` rewrites the outputs.
 //!
@@ -339,6 +340,9 @@ fn run_script(text: &str) -> String {
         for command in &commands {
             out.push_str(command);
             out.push('\n');
+            if command.starts_with('#') {
+                continue;
+            }
             let result = harness.run(command);
             if !result.is_empty() {
                 results.push(result);
