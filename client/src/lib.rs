@@ -13,6 +13,9 @@
 //!   partitioner (murmur2 for keys, sticky for null keys), idempotence on by default (producer
 //!   id + per-partition sequence numbers, so retries never duplicate), a delivery future per
 //!   record.
+//! - [`TransactionalProducer`]: `init`, `begin_transaction`, `send`,
+//!   `send_offsets_to_transaction`, `commit_transaction`, `abort_transaction`, with Kafka's error
+//!   classes ([`ErrorClass`]).
 //! - [`Consumer`]: assigned partitions, `seek`, long-poll `poll`, a `Stream` of records,
 //!   `read_committed` by default.
 //!
@@ -42,6 +45,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod retry;
 pub mod transport;
+pub mod txn;
 
 #[cfg(test)]
 mod testing;
@@ -54,6 +58,7 @@ pub use kafdo_types::txn::TopicPartition;
 pub use kafdo_types::{ErrorCode, Header, ProduceRecord, Record};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerIdentity};
 pub use transport::{HttpRequest, HttpResponse, Transport, TransportError};
+pub use txn::{GroupMetadata, TransactionalProducer};
 
 #[cfg(feature = "native")]
 pub use transport::native::NativeTransport;

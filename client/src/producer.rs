@@ -131,16 +131,21 @@ enum Message {
 
 /// What the partition senders share (not the senders map: the senders end when the producer
 /// is dropped and their queues close).
-struct SenderContext {
-    client: Client,
+pub(crate) struct SenderContext {
+    pub(crate) client: Client,
     config: ProducerConfig,
     identity: OnceCell<Option<ProducerIdentity>>,
     jitter: Jitter,
+    /// For a transactional producer: its transaction (see [`crate::txn`]).
+    pub(crate) txn: Option<crate::txn::TxnShared>,
 }
 
 impl SenderContext {
     /// The producer's identity: `None` when idempotence is off or the server lacks producer ids.
     async fn identity(&self) -> Result<Option<ProducerIdentity>, Error> {
+        if let Some(txn) = &self.txn {
+            return Ok(Some(txn.identity()));
+        }
         if !self.config.enable_idempotence {
             return Ok(None);
         }
@@ -183,6 +188,13 @@ pub struct Producer {
     inner: Arc<Inner>,
 }
 
+impl Producer {
+    /// What the senders share (the transactional producer reads its transaction there).
+    pub(crate) fn context(&self) -> &Arc<SenderContext> {
+        &self.inner.context
+    }
+}
+
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
@@ -194,6 +206,15 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// A producer over `client`. Nothing is sent until the first record.
     pub fn new(client: Client, config: ProducerConfig) -> Self {
+        Self::build(client, config, None)
+    }
+
+    /// A producer whose batches belong to `txn`'s transactions.
+    pub(crate) fn build(
+        client: Client,
+        config: ProducerConfig,
+        txn: Option<crate::txn::TxnShared>,
+    ) -> Self {
         assert!(config.max_buffered_records > 0, "max_buffered_records > 0");
         let buffer = Arc::new(Semaphore::new(config.max_buffered_records));
         Self {
@@ -203,6 +224,7 @@ impl Producer {
                     config,
                     identity: OnceCell::new(),
                     jitter: Jitter::new(),
+                    txn,
                 }),
                 topics: Mutex::new(HashMap::new()),
                 senders: Mutex::new(HashMap::new()),
@@ -470,6 +492,9 @@ impl PartitionSender {
     /// Sends one batch with retries and resolves its records' futures.
     async fn send_batch(&mut self, batch: Vec<Pending>) {
         let result = self.deliver(&batch).await;
+        if let (Err(e), Some(txn)) = (&result, &self.context.txn) {
+            txn.fail(e.clone());
+        }
         for (i, pending) in batch.into_iter().enumerate() {
             let answer = match &result {
                 Ok(response) => Ok((self.partition, response.base_offset + i as i64)),
@@ -480,6 +505,17 @@ impl PartitionSender {
     }
 
     async fn deliver(&mut self, batch: &[Pending]) -> Result<PartitionProduceResponse, Error> {
+        if let Some(txn) = &self.context.txn {
+            // Each transaction has its own epoch (bumped by every commit or abort), and a new
+            // epoch's sequence starts at 0.
+            let current = txn.identity();
+            if self.identity != Some(Some(current)) {
+                self.identity = Some(Some(current));
+                self.next_sequence = 0;
+            }
+            txn.register(&self.context.client, &self.topic, self.partition)
+                .await?;
+        }
         let identity = match self.identity {
             Some(identity) => identity,
             None => {
@@ -493,7 +529,7 @@ impl PartitionSender {
             producer_id: identity.map(|i| i.producer_id),
             producer_epoch: identity.map(|i| i.producer_epoch),
             base_sequence: identity.map(|_| self.next_sequence),
-            transactional: false,
+            transactional: self.context.txn.is_some(),
             records: batch.iter().map(|p| p.record.clone()).collect(),
         };
         let body = self.context.client.encode(&request);
@@ -533,6 +569,11 @@ impl PartitionSender {
                 // Kafka wraps sequence numbers at i32::MAX back to 0.
                 self.next_sequence = ((i64::from(self.next_sequence) + i64::from(count))
                     % (i64::from(i32::MAX) + 1)) as i32;
+            }
+            Err(_) if self.context.txn.is_some() => {
+                // A transaction cannot change producer id: the failure makes the transaction
+                // abortable or fatal (see `send_batch`), and the abort's new epoch restarts the
+                // sequence.
             }
             Err(e)
                 if identity.is_some()
