@@ -333,25 +333,34 @@ impl Wrangler {
 
     fn wait_healthy(&self) {
         let started = Instant::now();
+        // The first request to a fresh instance compiles the wasm module, which takes seconds
+        // on a busy machine: a short timeout would read an empty body.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(2)))
+            .timeout_global(Some(Duration::from_secs(15)))
             .build()
             .into();
         let url = format!("{}/health", self.base_url);
+        let mut last_answer = String::from("no answer");
         loop {
-            if let Ok(mut answer) = agent.get(&url).call() {
-                let body = answer.body_mut().read_to_vec().unwrap_or_default();
-                if answer.status().as_u16() == 200 {
-                    let health: Health = serde_json::from_slice(&body).unwrap_or_else(|e| {
-                        panic!(
-                            "GET /health answered 200 with {:?}: {e}",
-                            String::from_utf8_lossy(&body)
-                        )
-                    });
-                    assert_eq!(health.status, "ok", "GET /health");
-                    return;
+            match agent.get(&url).call() {
+                Ok(mut answer) => {
+                    let status = answer.status().as_u16();
+                    match answer.body_mut().read_to_vec() {
+                        Ok(body) => {
+                            if status == 200 {
+                                if let Ok(health) = serde_json::from_slice::<Health>(&body) {
+                                    assert_eq!(health.status, "ok", "GET /health");
+                                    return;
+                                }
+                            }
+                            last_answer =
+                                format!("HTTP {status}: {:?}", String::from_utf8_lossy(&body));
+                        }
+                        Err(e) => last_answer = format!("HTTP {status}, unreadable body: {e}"),
+                    }
                 }
+                Err(e) => last_answer = format!("no answer: {e}"),
             }
             let exited = {
                 let mut guard = self.child.lock().unwrap();
@@ -367,10 +376,11 @@ impl Wrangler {
             }
             if started.elapsed() > START_TIMEOUT {
                 panic!(
-                    "the Worker ({:?}) did not answer GET /health on {} within {:?}; its output:\n{}",
+                    "the Worker ({:?}) did not answer GET /health on {} within {:?} (last: {}); its output:\n{}",
                     self.launcher,
                     self.base_url,
                     START_TIMEOUT,
+                    last_answer,
                     self.output_tail()
                 );
             }
