@@ -341,7 +341,7 @@ impl Wrangler {
             .build()
             .into();
         let url = format!("{}/health", self.base_url);
-        let mut last_answer = String::from("no answer");
+        let mut last_answer;
         loop {
             match agent.get(&url).call() {
                 Ok(mut answer) => {
