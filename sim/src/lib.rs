@@ -2,6 +2,9 @@
 //!
 //! - [`history`]: the JSON-lines history format (Jepsen style) and a [`history::Recorder`].
 //! - [`checker`]: proves the exactly-once invariants on a history.
+//! - [`sim`]: the simulator: the real cores on real SQLite, simulated clients, a faulty
+//!   network, restarts and alarm chaos, all driven by one seed ([`rng`]).
+//! - [`run_seed`]: one seed, simulated and checked.
 //!
 //! See `design/simulation.md`.
 
@@ -9,3 +12,41 @@
 
 pub mod checker;
 pub mod history;
+pub mod rng;
+pub mod sim;
+
+use checker::Report;
+use history::History;
+pub use sim::{Bugs, Config};
+
+/// One seed, simulated and checked.
+pub struct SeedOutcome {
+    /// The configuration the seed drew.
+    pub config: Config,
+    /// What the checker found.
+    pub report: Report,
+    /// The history.
+    pub history: History,
+    /// Events the simulator processed.
+    pub steps: u64,
+    /// Logical time at the end.
+    pub end_ms: i64,
+}
+
+/// Simulates `seed` with the given planted bugs and checks the history.
+///
+/// Panics if a core asserts (a broken invariant inside a core is a bug too) or if the history
+/// is malformed (a simulator bug).
+pub fn run_seed(seed: u64, bugs: Bugs) -> SeedOutcome {
+    let mut config = Config::for_seed(seed);
+    config.bugs = bugs;
+    let out = sim::World::new(config.clone()).run();
+    let report = checker::check(&out.history).expect("the simulator writes well-formed histories");
+    SeedOutcome {
+        config,
+        report,
+        history: out.history,
+        steps: out.steps,
+        end_ms: out.end_ms,
+    }
+}

@@ -1,0 +1,80 @@
+//! The soak: many seeds with all faults on, reporting seeds per second.
+//!
+//! ```text
+//! cargo run --release -p kafdo-sim --bin soak -- --seeds 10000 [--from 0] [--bug NAME]
+//! ```
+//!
+//! `--bug` plants one of `skip-duplicate-check`, `markers-before-prepare`, `no-epoch-fence`
+//! and reports how many seeds the checker needed to catch it. A failing seed is printed with
+//! its violations; replay it with `SEED=<n> cargo test -p kafdo-sim --test seeds -- --nocapture`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use kafdo_sim::{run_seed, Bugs};
+
+fn main() -> ExitCode {
+    let mut seeds: u64 = 1_000;
+    let mut from: u64 = 0;
+    let mut bugs = Bugs::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().expect("a value after the flag");
+        match arg.as_str() {
+            "--seeds" => seeds = value().parse().expect("--seeds N"),
+            "--from" => from = value().parse().expect("--from N"),
+            "--bug" => match value().as_str() {
+                "skip-duplicate-check" => bugs.skip_duplicate_check = true,
+                "markers-before-prepare" => bugs.markers_before_prepare = true,
+                "no-epoch-fence" => bugs.no_epoch_fence = true,
+                other => panic!("unknown bug {other}"),
+            },
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    let planted = bugs != Bugs::default();
+    let start = Instant::now();
+    let mut failures = 0u64;
+    let mut steps = 0u64;
+    let mut ops = 0usize;
+    let (mut committed, mut aborted, mut run) = (0usize, 0usize, 0u64);
+    for seed in from..from + seeds {
+        run += 1;
+        match catch_unwind(AssertUnwindSafe(|| run_seed(seed, bugs))) {
+            Ok(outcome) => {
+                steps += outcome.steps;
+                ops += outcome.report.ops;
+                committed += outcome.report.committed_txns;
+                aborted += outcome.report.aborted_txns;
+                if !outcome.report.is_valid() {
+                    failures += 1;
+                    println!("seed {seed}: {}", outcome.report);
+                    if planted {
+                        println!("caught after {} seeds", seed - from + 1);
+                        break;
+                    }
+                }
+            }
+            Err(_) => {
+                failures += 1;
+                println!("seed {seed}: panicked");
+                if planted {
+                    println!("caught (a core assertion) after {} seeds", seed - from + 1);
+                    break;
+                }
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{run} seeds from {from}: {failures} failed; {:.1} seeds/s; {steps} events, {ops} ops, \
+         {committed} committed and {aborted} aborted transactions checked; {secs:.1} s",
+        run as f64 / secs
+    );
+    if failures > 0 && !planted {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

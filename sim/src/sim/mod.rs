@@ -1,0 +1,1192 @@
+//! The deterministic simulator: every core in one process, one seed, logical time.
+//!
+//! # The event loop
+//!
+//! The world is a queue of events ordered by (logical time, sequence number). Popping one
+//! advances the clock to its time and runs it to completion: deliver a message to an object or
+//! a client, fire an object's alarm, wake a client (to act, or to give up on its request), or
+//! inject a fault. Nothing else moves time, nothing reads a clock, and the only randomness is
+//! the seeded [`Rng`], so one seed is one run, bit for bit.
+//!
+//! # Objects
+//!
+//! Each object (the metadata object, every partition, every transaction coordinator) is a core
+//! over its own in-memory SQLite database, shared through an `Rc<Sqlite>`. A restart drops the
+//! core (memory lost) and keeps the database; the next event for the object opens a new core on
+//! it, exactly as a Durable Object is constructed again on its storage. Requests a restarted
+//! coordinator was holding are never answered: their clients time out.
+//!
+//! # The network
+//!
+//! Every request, answer, call and call result travels through [`World::send`]: with faults on
+//! it may be dropped, delayed (usually a few ms, sometimes seconds: reordering comes from
+//! random delays), or duplicated. Clients give up on a request after a timeout (an `info`
+//! completion: unknown outcome) and behave as real clients must.
+//!
+//! # Alarms
+//!
+//! After every step of a coordinator the world sets its alarm to `next_alarm_ms`, as the
+//! Durable Object adapter does. With faults on an alarm may fire late, early, or twice.
+//!
+//! # Phases
+//!
+//! Clients run their workload with faults on. Then faults stop, clients finish what they
+//! started, and the loop runs until nothing is left to do (coordinators finish or time out
+//! their transactions). Then the world records [`Observation::Settled`] and the final scans the
+//! checker needs.
+
+pub mod clients;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use kafdo_metadata::Metadata;
+use kafdo_partition::Partition;
+use kafdo_sql::{Param, Sql, Sqlite};
+use kafdo_txn_coordinator::{
+    Answer, Call, CallError, CallId, CallReply, Output, RequestId, TxnCoordinator,
+};
+use kafdo_types::api::{CreateTopicRequest, InitProducerRequest, Isolation, TopicConfig};
+use kafdo_types::rpc::{PartitionRef, ReadRequest, TxnResult, WriteMarkerRequest};
+use kafdo_types::txn::TransactionState;
+use kafdo_types::ApiError;
+
+use crate::history::{History, Observation, Process, ReadRecord, Recorder, Reply, Request, Tp};
+use crate::rng::Rng;
+use clients::{
+    Action, Answered, Client, ClientAns, ClientReq, Consumer, Env, IdempotentProducer,
+    TransactionalProducer,
+};
+
+/// Bugs the simulator can plant from outside the cores, to show the checker catches them.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// The partition loses the producer state of its latest append when it restarts (as if the
+    /// sequence numbers were not written in the same transaction as the records), so a retry
+    /// after a restart is not recognised as a duplicate.
+    pub skip_duplicate_check: bool,
+    /// The coordinator writes commit markers before it persists PrepareCommit, and may restart
+    /// in between.
+    pub markers_before_prepare: bool,
+    /// Old epochs are not fenced: a request with an older epoch is taken as the current one by
+    /// the coordinator and the partitions.
+    pub no_epoch_fence: bool,
+}
+
+/// One simulated run's shape. [`Config::for_seed`] varies it by seed (swarm testing).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The seed.
+    pub seed: u64,
+    /// Faults on (drops, duplicates, delays, restarts, alarm chaos, client crashes).
+    pub faults: bool,
+    /// Partitions of the topic producers write to.
+    pub partitions: i32,
+    /// Idempotent producers.
+    pub idempotent_producers: u32,
+    /// Transactional ids, and processes per transactional id (more than one makes zombies).
+    pub transactional_ids: u32,
+    /// See [`Config::transactional_ids`].
+    pub instances_per_id: u32,
+    /// read_committed consumers (one per partition, round robin).
+    pub consumers: u32,
+    /// Batches per idempotent producer, transactions per transactional producer.
+    pub ops_per_client: u32,
+    /// Per mille chance a message is dropped.
+    pub drop_per_mille: u32,
+    /// Per mille chance a message is duplicated.
+    pub duplicate_per_mille: u32,
+    /// Per mille chance a message is delayed by up to seconds.
+    pub slow_per_mille: u32,
+    /// Mean ms between fault ticks (restarts, client crashes).
+    pub fault_interval_ms: i64,
+    /// How long a client waits for an answer.
+    pub client_timeout_ms: i64,
+    /// Transaction timeout of the transactional producers.
+    pub transaction_timeout_ms: i64,
+    /// Planted bugs.
+    pub bugs: Bugs,
+}
+
+impl Config {
+    /// A configuration drawn from the seed: fault rates and workload sizes vary from seed to
+    /// seed so that some runs are gentle and some brutal.
+    pub fn for_seed(seed: u64) -> Self {
+        let mut rng = Rng::new(seed ^ 0x5eed_c0ff_ee00_0000);
+        Self {
+            seed,
+            faults: true,
+            partitions: rng.range(1, 3) as i32,
+            idempotent_producers: rng.range(0, 2) as u32,
+            transactional_ids: rng.range(1, 2) as u32,
+            instances_per_id: rng.range(1, 2) as u32,
+            consumers: rng.range(1, 3) as u32,
+            ops_per_client: rng.range(3, 10) as u32,
+            drop_per_mille: *rng.pick(&[0, 10, 50, 100]),
+            duplicate_per_mille: *rng.pick(&[0, 20, 100]),
+            slow_per_mille: *rng.pick(&[0, 20, 100]),
+            fault_interval_ms: *rng.pick(&[200, 1_000, 5_000]),
+            client_timeout_ms: *rng.pick(&[500, 1_500, 3_000]),
+            transaction_timeout_ms: *rng.pick(&[2_000, 5_000, 20_000]),
+            bugs: Bugs::default(),
+        }
+    }
+}
+
+/// What one run produced.
+pub struct RunOutput {
+    /// The history.
+    pub history: History,
+    /// Events processed.
+    pub steps: u64,
+    /// Logical time at the end.
+    pub end_ms: i64,
+}
+
+/// Where a message goes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Metadata,
+    Partition(Tp),
+    Coordinator(String),
+    Client(Process),
+}
+
+/// A message on the simulated network.
+#[derive(Clone, Debug)]
+enum Msg {
+    /// A client's request to an object.
+    Request {
+        from: Process,
+        id: u64,
+        req: ClientReq,
+    },
+    /// A coordinator's call to another object.
+    Call {
+        from: String,
+        id: CallId,
+        call: Call,
+    },
+    /// An object's answer to a client.
+    Reply {
+        id: u64,
+        result: Result<ClientAns, ApiError>,
+    },
+    /// An object's answer to a coordinator's call.
+    CallResult {
+        id: CallId,
+        result: Result<CallReply, CallError>,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Event {
+    Deliver { to: Target, msg: Msg },
+    Alarm { tid: String, generation: u64 },
+    Wake { process: Process, generation: u64 },
+    Fault,
+}
+
+type Db = Rc<Sqlite>;
+
+struct CoordinatorSlot {
+    db: Db,
+    core: Option<TxnCoordinator<Db>>,
+    /// Client requests the core holds: who to answer.
+    waiting: BTreeMap<RequestId, (Process, u64)>,
+    /// The alarm generation: an alarm event of an older generation was replaced (a spurious
+    /// early or duplicate firing carries `u64::MAX`).
+    alarm_generation: u64,
+    last_observed: Option<(i64, i32, TransactionState)>,
+}
+
+struct PartitionSlot {
+    db: Db,
+    core: Option<Partition<Db>>,
+    last_observed: Option<(i64, i64, i64)>,
+    /// For the planted `skip_duplicate_check` bug: each producer's state row before its latest
+    /// append, restored when the partition restarts.
+    stale_producers: BTreeMap<i64, Option<kafdo_sql::Row>>,
+}
+
+struct ClientSlot {
+    client: Client,
+    outstanding: Option<u64>,
+    wake_generation: u64,
+    done: bool,
+}
+
+/// The simulated world.
+pub struct World {
+    config: Config,
+    rng: Rng,
+    now_ms: i64,
+    next_seq: u64,
+    queue: BTreeMap<(i64, u64), Event>,
+    rec: Recorder,
+    settling: bool,
+    steps: u64,
+    partition_refs: BTreeMap<Tp, PartitionRef>,
+    metadata_db: Db,
+    metadata: Option<Metadata<Db>>,
+    partitions: BTreeMap<Tp, PartitionSlot>,
+    coordinators: BTreeMap<String, CoordinatorSlot>,
+    clients: BTreeMap<Process, ClientSlot>,
+    next_request: u64,
+    next_fake_call: u32,
+}
+
+/// The process that records the final scans.
+pub const FINAL_PROCESS: Process = 0;
+
+/// The topic producers write to.
+pub const TOPIC: &str = "events";
+
+/// Logical time the run may take before the world stops waiting for it to settle.
+const MAX_RUN_MS: i64 = 30 * 60 * 1000;
+
+impl World {
+    /// A world for one configuration: topics created, clients placed.
+    pub fn new(config: Config) -> Self {
+        let rng = Rng::new(config.seed);
+        let metadata_db: Db = Rc::new(Sqlite::memory());
+        let mut metadata = Metadata::open(metadata_db.clone()).expect("open metadata");
+        let topic = metadata
+            .create_topic(
+                &CreateTopicRequest {
+                    name: TOPIC.into(),
+                    partitions: config.partitions,
+                    config: TopicConfig {
+                        retention_ms: -1,
+                        ..TopicConfig::default()
+                    },
+                },
+                0,
+            )
+            .expect("create the topic");
+        let mut partition_refs = BTreeMap::new();
+        let mut partitions = BTreeMap::new();
+        for p in 0..config.partitions {
+            let tp = Tp::new(TOPIC, p);
+            partition_refs.insert(tp.clone(), topic.partition(p));
+            partitions.insert(
+                tp,
+                PartitionSlot {
+                    db: Rc::new(Sqlite::memory()),
+                    core: None,
+                    last_observed: None,
+                    stale_producers: BTreeMap::new(),
+                },
+            );
+        }
+        let mut world = Self {
+            rng,
+            now_ms: 0,
+            next_seq: 0,
+            queue: BTreeMap::new(),
+            rec: Recorder::new(),
+            settling: false,
+            steps: 0,
+            partition_refs,
+            metadata_db,
+            metadata: Some(metadata),
+            partitions,
+            coordinators: BTreeMap::new(),
+            clients: BTreeMap::new(),
+            next_request: 0,
+            next_fake_call: 0,
+            config,
+        };
+        world.place_clients();
+        world
+    }
+
+    fn place_clients(&mut self) {
+        let tps: Vec<Tp> = self.partition_refs.keys().cloned().collect();
+        let ops = self.config.ops_per_client;
+        let mut process: Process = 1;
+        for _ in 0..self.config.idempotent_producers {
+            let c = IdempotentProducer::new(process, tps.clone(), ops);
+            self.add_client(process, Client::Idempotent(c));
+            process += 1;
+        }
+        for t in 0..self.config.transactional_ids {
+            let tid = format!("txn-{t}");
+            self.coordinators.insert(
+                tid.clone(),
+                CoordinatorSlot {
+                    db: Rc::new(Sqlite::memory()),
+                    core: None,
+                    waiting: BTreeMap::new(),
+                    alarm_generation: 0,
+                    last_observed: None,
+                },
+            );
+            for _ in 0..self.config.instances_per_id {
+                let c = TransactionalProducer::new(
+                    process,
+                    tid.clone(),
+                    self.config.transaction_timeout_ms,
+                    tps.clone(),
+                    ops,
+                );
+                self.add_client(process, Client::Transactional(c));
+                process += 1;
+            }
+        }
+        for i in 0..self.config.consumers {
+            let tp = tps[i as usize % tps.len()].clone();
+            let c = Consumer::new(process, tp, ops * 4);
+            self.add_client(process, Client::Consumer(c));
+            process += 1;
+        }
+    }
+
+    fn add_client(&mut self, process: Process, client: Client) {
+        self.clients.insert(
+            process,
+            ClientSlot {
+                client,
+                outstanding: None,
+                wake_generation: 0,
+                done: false,
+            },
+        );
+        let at = self.rng.range(0, 100);
+        self.schedule(
+            at,
+            Event::Wake {
+                process,
+                generation: 0,
+            },
+        );
+    }
+
+    fn schedule(&mut self, delay_ms: i64, event: Event) {
+        let at = self.now_ms + delay_ms.max(0);
+        self.next_seq += 1;
+        self.queue.insert((at, self.next_seq), event);
+    }
+
+    fn note(&mut self, text: String) {
+        self.rec.observe(self.now_ms, Observation::Note { text });
+    }
+
+    /// Runs the whole simulation and returns the history.
+    pub fn run(mut self) -> RunOutput {
+        if self.config.faults {
+            let at = self.rng.range(0, self.config.fault_interval_ms);
+            self.schedule(at, Event::Fault);
+        }
+        while let Some(((at, _), event)) = self.queue.pop_first() {
+            self.now_ms = at;
+            self.steps += 1;
+            self.step(event);
+            if !self.settling && self.clients.values().all(|c| c.done) {
+                self.begin_settling();
+            }
+            if self.now_ms > MAX_RUN_MS {
+                self.note(format!("gave up waiting at {} ms", self.now_ms));
+                break;
+            }
+        }
+        if !self.settling {
+            self.begin_settling();
+        }
+        self.final_scans();
+        RunOutput {
+            history: self.rec.into_history(),
+            steps: self.steps,
+            end_ms: self.now_ms,
+        }
+    }
+
+    fn begin_settling(&mut self) {
+        self.settling = true;
+        self.config.faults = false;
+        self.note("faults stop; clients finish what they started".into());
+        let processes: Vec<Process> = self.clients.keys().copied().collect();
+        for process in processes {
+            let slot = self.clients.get_mut(&process).expect("client");
+            if slot.outstanding.is_none() && !slot.done {
+                slot.wake_generation += 1;
+                let generation = slot.wake_generation;
+                self.schedule(
+                    0,
+                    Event::Wake {
+                        process,
+                        generation,
+                    },
+                );
+            }
+        }
+    }
+
+    fn faults_on(&self) -> bool {
+        self.config.faults && !self.settling
+    }
+
+    fn step(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, msg } => self.deliver(to, msg),
+            Event::Alarm { tid, generation } => {
+                let slot = &self.coordinators[&tid];
+                if generation == slot.alarm_generation || generation == u64::MAX {
+                    self.coordinator_step(&tid, |core, now| core.on_alarm(now));
+                }
+            }
+            Event::Wake {
+                process,
+                generation,
+            } => self.wake(process, generation),
+            Event::Fault => self.fault(),
+        }
+    }
+
+    // ---- the network ----------------------------------------------------------------------
+
+    fn send(&mut self, to: Target, msg: Msg) {
+        if self.faults_on() && self.rng.chance(self.config.drop_per_mille) {
+            return;
+        }
+        let copies = if self.faults_on() && self.rng.chance(self.config.duplicate_per_mille) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = if self.faults_on() && self.rng.chance(self.config.slow_per_mille) {
+                self.rng.range(100, 5_000)
+            } else {
+                self.rng.range(1, 20)
+            };
+            self.schedule(
+                delay,
+                Event::Deliver {
+                    to: to.clone(),
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    fn deliver(&mut self, to: Target, msg: Msg) {
+        match (to, msg) {
+            (Target::Client(process), Msg::Reply { id, result }) => {
+                self.client_answer(process, id, result)
+            }
+            (Target::Coordinator(tid), Msg::CallResult { id, result }) => {
+                self.coordinator_step(&tid, |core, now| core.on_call_result(id, result, now));
+            }
+            (Target::Coordinator(tid), Msg::Request { from, id, req }) => {
+                self.coordinator_request(&tid, from, id, req)
+            }
+            (target, Msg::Request { from, id, req }) => {
+                let result = self.object_request(&target, req);
+                self.send(Target::Client(from), Msg::Reply { id, result });
+            }
+            (target, Msg::Call { from, id, call }) => {
+                let result = self.object_call(&target, call);
+                self.send(Target::Coordinator(from), Msg::CallResult { id, result });
+            }
+            (to, msg) => panic!("misrouted message {msg:?} to {to:?}"),
+        }
+    }
+
+    // ---- metadata and partitions ---------------------------------------------------------
+
+    fn metadata(&mut self) -> &mut Metadata<Db> {
+        if self.metadata.is_none() {
+            self.metadata = Some(Metadata::open(self.metadata_db.clone()).expect("open metadata"));
+        }
+        self.metadata.as_mut().expect("open")
+    }
+
+    fn allocate_producer_id(&mut self) -> i64 {
+        let ids = self
+            .metadata()
+            .allocate_producer_ids(1)
+            .expect("allocate a producer id");
+        ids.start
+    }
+
+    fn partition(&mut self, tp: &Tp) -> &mut Partition<Db> {
+        let now_ms = self.now_ms;
+        let slot = self.partitions.get_mut(tp).expect("a known partition");
+        if slot.core.is_none() {
+            slot.core = Some(Partition::open(slot.db.clone(), now_ms).expect("open a partition"));
+        }
+        slot.core.as_mut().expect("open")
+    }
+
+    fn observe_partition(&mut self, tp: &Tp) {
+        let pref = self.partition_refs[tp].clone();
+        let info = self.partition(tp).info(&pref).expect("partition info");
+        let state = (
+            info.log_start_offset,
+            info.high_watermark,
+            info.last_stable_offset,
+        );
+        let slot = self.partitions.get_mut(tp).expect("partition");
+        if slot.last_observed != Some(state) {
+            slot.last_observed = Some(state);
+            self.rec.observe(
+                self.now_ms,
+                Observation::PartitionState {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    log_start_offset: info.log_start_offset,
+                    high_watermark: info.high_watermark,
+                    last_stable_offset: info.last_stable_offset,
+                },
+            );
+        }
+    }
+
+    fn object_request(&mut self, target: &Target, req: ClientReq) -> Result<ClientAns, ApiError> {
+        let now_ms = self.now_ms;
+        match (target, req) {
+            (Target::Metadata, ClientReq::AllocateProducerId) => {
+                Ok(ClientAns::ProducerId(self.allocate_producer_id()))
+            }
+            (Target::Partition(tp), ClientReq::Append(mut req)) => {
+                self.before_append(tp, &mut req);
+                let result = self
+                    .partition(tp)
+                    .append(&req, now_ms)
+                    .map(ClientAns::Produced)
+                    .map_err(|e| ApiError::new(e.code(), e.to_string()));
+                self.observe_partition(tp);
+                result
+            }
+            (Target::Partition(tp), ClientReq::Read(req)) => self
+                .partition(tp)
+                .read(&req, now_ms)
+                .map(ClientAns::Fetched)
+                .map_err(|e| ApiError::new(e.code(), e.to_string())),
+            (target, req) => panic!("{req:?} cannot go to {target:?}"),
+        }
+    }
+
+    fn object_call(&mut self, target: &Target, call: Call) -> Result<CallReply, CallError> {
+        let now_ms = self.now_ms;
+        let refused = |e: kafdo_partition::PartitionError| {
+            CallError::Refused(ApiError::new(e.code(), e.to_string()))
+        };
+        match (target, call) {
+            (Target::Metadata, Call::AllocateProducerId) => {
+                Ok(CallReply::ProducerId(self.allocate_producer_id()))
+            }
+            (Target::Partition(tp), Call::RegisterTxn(req)) => {
+                let result = self
+                    .partition(tp)
+                    .register_txn(&req, now_ms)
+                    .map(|()| CallReply::Done)
+                    .map_err(refused);
+                self.observe_partition(tp);
+                result
+            }
+            (Target::Partition(tp), Call::WriteMarker(req)) => {
+                let result = self.partition(tp).write_marker(&req, now_ms);
+                if let Ok(ack) = &result {
+                    self.rec.observe(
+                        now_ms,
+                        Observation::Marker {
+                            topic: tp.topic.clone(),
+                            partition: tp.partition,
+                            producer_id: req.producer_id,
+                            producer_epoch: req.producer_epoch,
+                            result: req.result,
+                            offset: ack.marker_offset,
+                        },
+                    );
+                }
+                self.observe_partition(tp);
+                result.map(CallReply::Marker).map_err(refused)
+            }
+            (target, call) => panic!("{call:?} cannot go to {target:?}"),
+        }
+    }
+
+    fn target_of_call(&self, call: &Call) -> Target {
+        let tp_of = |p: &PartitionRef| Tp::new(p.topic.clone(), p.partition);
+        match call {
+            Call::AllocateProducerId => Target::Metadata,
+            Call::RegisterTxn(r) => Target::Partition(tp_of(&r.partition)),
+            Call::WriteMarker(r) => Target::Partition(tp_of(&r.partition)),
+            Call::TxnOffsetCommit(_) | Call::GroupTxnMarker(_) => {
+                panic!("the simulator has no group object yet: {call:?}")
+            }
+        }
+    }
+
+    // ---- coordinators ----------------------------------------------------------------------
+
+    fn coordinator(&mut self, tid: &str) -> &mut TxnCoordinator<Db> {
+        let now_ms = self.now_ms;
+        let slot = self.coordinators.get_mut(tid).expect("a known coordinator");
+        if slot.core.is_none() {
+            slot.core =
+                Some(TxnCoordinator::open(slot.db.clone(), tid, now_ms).expect("open coordinator"));
+        }
+        slot.core.as_mut().expect("open")
+    }
+
+    fn coordinator_request(&mut self, tid: &str, from: Process, id: u64, req: ClientReq) {
+        self.next_request += 1;
+        let request = RequestId(self.next_request);
+        let mut req = req;
+        self.before_coordinator_request(tid, &mut req);
+        if self.bug_markers_before_prepare(tid, &req) {
+            return;
+        }
+        self.coordinators
+            .get_mut(tid)
+            .expect("coordinator")
+            .waiting
+            .insert(request, (from, id));
+        self.coordinator_step(tid, move |core, now| match &req {
+            ClientReq::InitProducer {
+                transactional_id,
+                transaction_timeout_ms,
+            } => core.init_producer(
+                request,
+                &InitProducerRequest {
+                    transactional_id: Some(transactional_id.clone()),
+                    transaction_timeout_ms: Some(*transaction_timeout_ms),
+                },
+                now,
+            ),
+            ClientReq::AddPartitions { req, .. } => core.add_partitions(request, req, now),
+            ClientReq::EndTxn { req, result, .. } => core.end_txn(request, req, *result, now),
+            other => panic!("{other:?} is not a coordinator request"),
+        });
+    }
+
+    /// Runs one step of a coordinator, carries out its outputs, and resets its alarm.
+    fn coordinator_step(
+        &mut self,
+        tid: &str,
+        f: impl FnOnce(
+            &mut TxnCoordinator<Db>,
+            i64,
+        ) -> Result<Vec<Output>, kafdo_txn_coordinator::TxnError>,
+    ) {
+        let now_ms = self.now_ms;
+        let outputs = f(self.coordinator(tid), now_ms).expect("coordinator storage");
+        for output in outputs {
+            match output {
+                Output::Call { id, call } => {
+                    let to = self.target_of_call(&call);
+                    self.send(
+                        to,
+                        Msg::Call {
+                            from: tid.to_owned(),
+                            id,
+                            call,
+                        },
+                    );
+                }
+                Output::Reply { request, result } => {
+                    let slot = self.coordinators.get_mut(tid).expect("coordinator");
+                    let Some((process, id)) = slot.waiting.remove(&request) else {
+                        panic!("coordinator {tid} answered unknown request {request}");
+                    };
+                    let result = result
+                        .map(ClientAns::Coordinator)
+                        .map_err(|e| e.to_api_error());
+                    self.send(Target::Client(process), Msg::Reply { id, result });
+                }
+            }
+        }
+        self.observe_coordinator(tid);
+        self.set_alarm(tid);
+    }
+
+    fn observe_coordinator(&mut self, tid: &str) {
+        let core = self.coordinator(tid);
+        let state = (
+            core.producer_id().unwrap_or(-1),
+            core.producer_epoch(),
+            core.state(),
+        );
+        let slot = self.coordinators.get_mut(tid).expect("coordinator");
+        if slot.last_observed != Some(state) {
+            slot.last_observed = Some(state);
+            self.rec.observe(
+                self.now_ms,
+                Observation::Coordinator {
+                    transactional_id: tid.to_owned(),
+                    producer_id: state.0,
+                    producer_epoch: state.1,
+                    state: state.2,
+                },
+            );
+        }
+    }
+
+    fn set_alarm(&mut self, tid: &str) {
+        let next = self.coordinator(tid).next_alarm_ms();
+        let faults = self.faults_on();
+        let slot = self.coordinators.get_mut(tid).expect("coordinator");
+        slot.alarm_generation += 1;
+        let generation = slot.alarm_generation;
+        let Some(at_ms) = next else { return };
+        let delay = (at_ms - self.now_ms).max(0);
+        if faults && self.rng.chance(100) {
+            // Late.
+            let late = self.rng.range(1, 3_000);
+            self.schedule(
+                delay + late,
+                Event::Alarm {
+                    tid: tid.to_owned(),
+                    generation,
+                },
+            );
+        } else {
+            self.schedule(
+                delay,
+                Event::Alarm {
+                    tid: tid.to_owned(),
+                    generation,
+                },
+            );
+        }
+        if faults && self.rng.chance(100) {
+            // Early or twice: a spurious firing that nothing replaces.
+            let at = self.rng.range(0, delay + 1_000);
+            self.schedule(
+                at,
+                Event::Alarm {
+                    tid: tid.to_owned(),
+                    generation: u64::MAX,
+                },
+            );
+        }
+    }
+
+    // ---- clients ---------------------------------------------------------------------------
+
+    fn wake(&mut self, process: Process, generation: u64) {
+        let slot = self.clients.get_mut(&process).expect("client");
+        if slot.done || generation != slot.wake_generation {
+            return;
+        }
+        if slot.outstanding.take().is_some() {
+            self.rec.info(self.now_ms, process, "timeout");
+            let slot = self.clients.get_mut(&process).expect("client");
+            slot.client.on_result(Answered::Timeout, &mut self.rng);
+        }
+        self.act(process);
+    }
+
+    fn act(&mut self, process: Process) {
+        let env = Env {
+            partitions: &self.partition_refs,
+            settling: self.settling,
+        };
+        let slot = self.clients.get_mut(&process).expect("client");
+        let action = slot.client.next(&mut self.rng, &env);
+        slot.wake_generation += 1;
+        let generation = slot.wake_generation;
+        match action {
+            Action::Done => slot.done = true,
+            Action::Sleep(ms) => self.schedule(
+                ms,
+                Event::Wake {
+                    process,
+                    generation,
+                },
+            ),
+            Action::Send(send) => {
+                let (req, op) = *send;
+                self.next_request += 1;
+                let id = self.next_request;
+                slot.outstanding = Some(id);
+                self.rec.invoke(self.now_ms, process, op);
+                let target = match &req {
+                    ClientReq::AllocateProducerId => Target::Metadata,
+                    ClientReq::Append(r) => {
+                        Target::Partition(Tp::new(r.partition.topic.clone(), r.partition.partition))
+                    }
+                    ClientReq::Read(r) => {
+                        Target::Partition(Tp::new(r.partition.topic.clone(), r.partition.partition))
+                    }
+                    ClientReq::InitProducer {
+                        transactional_id, ..
+                    }
+                    | ClientReq::AddPartitions {
+                        transactional_id, ..
+                    }
+                    | ClientReq::EndTxn {
+                        transactional_id, ..
+                    } => Target::Coordinator(transactional_id.clone()),
+                };
+                let timeout = self.config.client_timeout_ms;
+                self.schedule(
+                    timeout,
+                    Event::Wake {
+                        process,
+                        generation,
+                    },
+                );
+                self.send(
+                    target,
+                    Msg::Request {
+                        from: process,
+                        id,
+                        req,
+                    },
+                );
+            }
+        }
+    }
+
+    fn client_answer(&mut self, process: Process, id: u64, result: Result<ClientAns, ApiError>) {
+        let slot = self.clients.get_mut(&process).expect("client");
+        if slot.outstanding != Some(id) {
+            // A late or duplicate answer to a request the client gave up on.
+            return;
+        }
+        slot.outstanding = None;
+        match &result {
+            Ok(ans) => {
+                let reply = history_reply(ans);
+                self.rec.ok(self.now_ms, process, reply);
+            }
+            Err(e) => {
+                self.rec
+                    .fail(self.now_ms, process, e.code, e.message.clone());
+            }
+        }
+        let slot = self.clients.get_mut(&process).expect("client");
+        let answered = match &result {
+            Ok(ans) => Answered::Ok(ans),
+            Err(e) => Answered::Fail(e),
+        };
+        slot.client.on_result(answered, &mut self.rng);
+        // Back off a little after a retriable refusal, think briefly otherwise.
+        let pause = match &result {
+            Err(e) if e.code.is_retriable() => self.rng.range(50, 300),
+            _ => self.rng.range(0, 30),
+        };
+        slot.wake_generation += 1;
+        let generation = slot.wake_generation;
+        self.schedule(
+            pause,
+            Event::Wake {
+                process,
+                generation,
+            },
+        );
+    }
+
+    // ---- faults ----------------------------------------------------------------------------
+
+    fn fault(&mut self) {
+        if !self.faults_on() {
+            return;
+        }
+        match self.rng.below(10) {
+            0..=3 => {
+                let tps: Vec<Tp> = self.partitions.keys().cloned().collect();
+                let tp = self.rng.pick(&tps).clone();
+                self.restart_partition(&tp);
+            }
+            4..=6 => {
+                let tids: Vec<String> = self.coordinators.keys().cloned().collect();
+                if !tids.is_empty() {
+                    let tid = self.rng.pick(&tids).clone();
+                    self.restart_coordinator(&tid);
+                }
+            }
+            7 => {
+                self.metadata = None;
+                self.note("restart metadata".into());
+            }
+            _ => {
+                let processes: Vec<Process> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| !c.done)
+                    .map(|(p, _)| *p)
+                    .collect();
+                if !processes.is_empty() {
+                    let process = *self.rng.pick(&processes);
+                    self.crash_client(process);
+                }
+            }
+        }
+        let next = self.rng.range(1, 2 * self.config.fault_interval_ms);
+        self.schedule(next, Event::Fault);
+    }
+
+    fn restart_partition(&mut self, tp: &Tp) {
+        self.note(format!("restart partition {tp}"));
+        let bug = self.config.bugs.skip_duplicate_check;
+        let slot = self.partitions.get_mut(tp).expect("partition");
+        slot.core = None;
+        if bug {
+            // The planted bug: the producer state of the latest append did not survive.
+            for (producer_id, row) in std::mem::take(&mut slot.stale_producers) {
+                restore_producer_row(&slot.db, producer_id, row.as_ref());
+            }
+        }
+    }
+
+    fn restart_coordinator(&mut self, tid: &str) {
+        self.note(format!("restart coordinator {tid}"));
+        let slot = self.coordinators.get_mut(tid).expect("coordinator");
+        slot.core = None;
+        slot.waiting.clear();
+    }
+
+    fn crash_client(&mut self, process: Process) {
+        let slot = self.clients.get_mut(&process).expect("client");
+        self.rec.observe(
+            self.now_ms,
+            Observation::Note {
+                text: format!("crash client p{process}"),
+            },
+        );
+        if slot.outstanding.take().is_some() {
+            self.rec.info(self.now_ms, process, "client crashed");
+        }
+        slot.client.crash();
+        slot.wake_generation += 1;
+        let generation = slot.wake_generation;
+        let delay = self.rng.range(10, 1_000);
+        self.schedule(
+            delay,
+            Event::Wake {
+                process,
+                generation,
+            },
+        );
+    }
+
+    // ---- planted bugs ------------------------------------------------------------------------
+
+    fn before_append(&mut self, tp: &Tp, req: &mut kafdo_types::rpc::AppendRequest) {
+        let bugs = self.config.bugs;
+        let Some(producer) = req.producer.as_mut() else {
+            return;
+        };
+        if bugs.skip_duplicate_check {
+            let slot = self.partitions.get(tp).expect("partition");
+            let row = slot
+                .db
+                .first(
+                    "SELECT producer_id, producer_epoch, last_seen_ms, batches FROM producers \
+                     WHERE producer_id = ?",
+                    &[Param::Integer(producer.producer_id)],
+                )
+                .ok()
+                .flatten();
+            let slot = self.partitions.get_mut(tp).expect("partition");
+            slot.stale_producers.insert(producer.producer_id, row);
+        }
+        if bugs.no_epoch_fence && req.transactional {
+            let current = self
+                .partition(tp)
+                .open_transactions()
+                .into_iter()
+                .find(|t| t.producer_id == producer.producer_id)
+                .map(|t| t.producer_epoch);
+            if let Some(epoch) = current {
+                if producer.producer_epoch < epoch {
+                    producer.producer_epoch = epoch;
+                }
+            }
+        }
+    }
+
+    fn before_coordinator_request(&mut self, tid: &str, req: &mut ClientReq) {
+        if !self.config.bugs.no_epoch_fence {
+            return;
+        }
+        let core = self.coordinator(tid);
+        let current = core.producer_epoch();
+        let epoch = match req {
+            ClientReq::AddPartitions { req, .. } => &mut req.producer_epoch,
+            ClientReq::EndTxn { req, .. } => &mut req.producer_epoch,
+            _ => return,
+        };
+        if *epoch < current {
+            *epoch = current;
+        }
+    }
+
+    /// The planted `markers_before_prepare` bug: on a commit of an open transaction, write the
+    /// commit markers first, and sometimes restart before PrepareCommit is persisted. Returns
+    /// true when the request died with the restart.
+    fn bug_markers_before_prepare(&mut self, tid: &str, req: &ClientReq) -> bool {
+        if !self.config.bugs.markers_before_prepare {
+            return false;
+        }
+        let ClientReq::EndTxn {
+            req,
+            result: TxnResult::Commit,
+            ..
+        } = req
+        else {
+            return false;
+        };
+        let now_ms = self.now_ms;
+        let core = self.coordinator(tid);
+        if core.state() != TransactionState::Ongoing || core.producer_epoch() != req.producer_epoch
+        {
+            return false;
+        }
+        let description = core.describe(now_ms);
+        for p in description.partitions {
+            let tp = Tp::new(p.topic, p.partition);
+            let partition = self.partition_refs[&tp].clone();
+            self.next_fake_call += 1;
+            let call = Call::WriteMarker(WriteMarkerRequest {
+                partition,
+                producer_id: req.producer_id,
+                producer_epoch: req.producer_epoch,
+                result: TxnResult::Commit,
+            });
+            // A call id no incarnation ever uses, so its result is ignored.
+            let id = CallId {
+                incarnation: u32::MAX,
+                seq: self.next_fake_call,
+            };
+            self.send(
+                Target::Partition(tp),
+                Msg::Call {
+                    from: tid.to_owned(),
+                    id,
+                    call,
+                },
+            );
+        }
+        if self.faults_on() && self.rng.chance(300) {
+            self.restart_coordinator(tid);
+            return true;
+        }
+        false
+    }
+
+    // ---- the end ------------------------------------------------------------------------------
+
+    fn final_scans(&mut self) {
+        self.rec.observe(self.now_ms, Observation::Settled);
+        let tps: Vec<Tp> = self.partition_refs.keys().cloned().collect();
+        for tp in tps {
+            for isolation in [Isolation::ReadUncommitted, Isolation::ReadCommitted] {
+                self.rec.invoke(
+                    self.now_ms,
+                    FINAL_PROCESS,
+                    Request::Scan {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        isolation,
+                    },
+                );
+                let reply = self.scan(&tp, isolation);
+                self.rec.ok(self.now_ms, FINAL_PROCESS, reply);
+            }
+        }
+    }
+
+    fn scan(&mut self, tp: &Tp, isolation: Isolation) -> Reply {
+        let pref = self.partition_refs[tp].clone();
+        let now_ms = self.now_ms;
+        let mut records = Vec::new();
+        let mut offset = 0;
+        loop {
+            let fetched = self
+                .partition(tp)
+                .read(
+                    &ReadRequest {
+                        partition: pref.clone(),
+                        offset,
+                        max_records: 1_000,
+                        max_bytes: 1 << 24,
+                        isolation,
+                        wait_ms: 0,
+                    },
+                    now_ms,
+                )
+                .expect("a final scan");
+            records.extend(fetched.records.iter().map(|r| ReadRecord {
+                offset: r.offset,
+                value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into(),
+            }));
+            let bound = match isolation {
+                Isolation::ReadCommitted => fetched.last_stable_offset,
+                Isolation::ReadUncommitted => fetched.high_watermark,
+            };
+            if fetched.next_offset >= bound || fetched.next_offset == offset {
+                return Reply::Fetch {
+                    records,
+                    next_offset: fetched.next_offset,
+                    high_watermark: fetched.high_watermark,
+                    last_stable_offset: fetched.last_stable_offset,
+                };
+            }
+            offset = fetched.next_offset;
+        }
+    }
+}
+
+fn history_reply(ans: &ClientAns) -> Reply {
+    match ans {
+        ClientAns::ProducerId(producer_id) => Reply::Producer {
+            producer_id: *producer_id,
+            producer_epoch: 0,
+        },
+        ClientAns::Produced(p) => Reply::Produce {
+            base_offset: p.base_offset,
+            last_offset: p.last_offset,
+            duplicate: p.duplicate,
+        },
+        ClientAns::Fetched(f) => Reply::Fetch {
+            records: f
+                .records
+                .iter()
+                .map(|r| ReadRecord {
+                    offset: r.offset,
+                    value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into(),
+                })
+                .collect(),
+            next_offset: f.next_offset,
+            high_watermark: f.high_watermark,
+            last_stable_offset: f.last_stable_offset,
+        },
+        ClientAns::Coordinator(Answer::Producer(p)) => Reply::Producer {
+            producer_id: p.producer_id,
+            producer_epoch: p.producer_epoch,
+        },
+        ClientAns::Coordinator(Answer::PartitionsAdded | Answer::OffsetsAdded) => Reply::Done,
+        ClientAns::Coordinator(Answer::Ended(e)) => Reply::EndTxn {
+            state: e.state,
+            producer_epoch: e.producer_epoch,
+        },
+    }
+}
+
+/// Puts a producer's state row back as it was (the `skip_duplicate_check` bug).
+fn restore_producer_row(db: &Db, producer_id: i64, row: Option<&kafdo_sql::Row>) {
+    db.run(
+        "DELETE FROM producers WHERE producer_id = ?",
+        &[Param::Integer(producer_id)],
+    )
+    .expect("delete a producer row");
+    if let Some(row) = row {
+        db.run(
+            "INSERT INTO producers (producer_id, producer_epoch, last_seen_ms, batches) \
+             VALUES (?, ?, ?, ?)",
+            &[
+                Param::Integer(row.int(0)),
+                Param::Integer(row.int(1)),
+                Param::Integer(row.int(2)),
+                Param::Blob(row.blob(3)),
+            ],
+        )
+        .expect("restore a producer row");
+    }
+}
