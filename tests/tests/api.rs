@@ -483,38 +483,43 @@ fn long_poll_is_answered_by_a_concurrent_produce() {
     client.create_topic(&topic, 1);
     client.produce_partition(&topic, 0, vec![ProduceRecord::value("before")]);
 
-    let poller = {
-        let client = client.clone();
-        let topic = topic.clone();
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            let page = client.fetch(
-                &topic,
-                0,
-                &FetchParams {
-                    offset: 1,
-                    wait_ms: Some(20_000),
-                    ..FetchParams::default()
-                },
-            );
-            (page, started.elapsed())
+    // Two pollers wait on the same partition; one produce wakes both.
+    let pollers: Vec<_> = (0..2)
+        .map(|_| {
+            let client = client.clone();
+            let topic = topic.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let page = client.fetch(
+                    &topic,
+                    0,
+                    &FetchParams {
+                        offset: 1,
+                        wait_ms: Some(20_000),
+                        ..FetchParams::default()
+                    },
+                );
+                (page, started.elapsed())
+            })
         })
-    };
+        .collect();
     std::thread::sleep(Duration::from_millis(1000));
     client.produce_partition(&topic, 0, vec![ProduceRecord::value("after")]);
-    let (page, waited) = poller.join().expect("the long poll");
-    assert_eq!(page.records.len(), 1, "the poll returns the new record");
-    assert_eq!(page.records[0].offset, 1);
-    assert_eq!(page.records[0].value.as_deref(), Some(&b"after"[..]));
-    assert_eq!(page.next_offset, 2);
-    assert!(
-        waited >= Duration::from_millis(500),
-        "the poll returned before the produce: {waited:?}"
-    );
-    assert!(
-        waited < Duration::from_secs(10),
-        "the poll was not woken by the produce: {waited:?}"
-    );
+    for poller in pollers {
+        let (page, waited) = poller.join().expect("the long poll");
+        assert_eq!(page.records.len(), 1, "the poll returns the new record");
+        assert_eq!(page.records[0].offset, 1);
+        assert_eq!(page.records[0].value.as_deref(), Some(&b"after"[..]));
+        assert_eq!(page.next_offset, 2);
+        assert!(
+            waited >= Duration::from_millis(500),
+            "the poll returned before the produce: {waited:?}"
+        );
+        assert!(
+            waited < Duration::from_secs(10),
+            "the poll was not woken by the produce: {waited:?}"
+        );
+    }
 }
 
 #[test]
@@ -978,6 +983,12 @@ fn delete_then_recreate_gives_an_empty_log() {
     client
         .delete(&format!("/v1/topics/{topic}"))
         .expect_status(204);
+    client
+        .fetch_reply(&topic, 0, &FetchParams::at(0))
+        .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    client
+        .produce_reply(&topic, vec![ProduceRecord::value("x")], &[])
+        .expect_error(404, ErrorCode::UnknownTopicOrPartition);
 
     // Recreated with a different partition count: every partition starts empty.
     let created = client.create_topic(&topic, 3);
@@ -1050,4 +1061,132 @@ fn ten_thousand_records_by_key_read_back_in_order() {
         );
     }
     assert_eq!(read_total, total);
+}
+
+#[test]
+fn request_limits_on_records_and_body_size() {
+    let client = client!("request_limits_on_records_and_body_size");
+    let topic = unique_topic("limits");
+    client.create_topic(&topic, 2);
+    // The most records one request may carry, in one partition batch: read back in full.
+    let most: Vec<ProduceRecord> = (0..kafdo_types::limits::MAX_RECORDS_PER_REQUEST)
+        .map(|i| ProduceRecord::value(format!("{i:05}")))
+        .collect();
+    let answer = client.produce_partition(&topic, 0, most.clone());
+    assert_eq!(
+        (answer.base_offset, answer.last_offset),
+        (0, most.len() as i64 - 1)
+    );
+    let read = client.read_all(&topic, 0);
+    assert_eq!(read.len(), most.len());
+    for (produced, read) in most.iter().zip(&read) {
+        assert_same_record(produced, read, "10,000 records in one request");
+    }
+
+    // One more, or none, is a bad request that writes nothing.
+    let mut too_many = most;
+    too_many.push(ProduceRecord::value("one too many"));
+    client
+        .produce_reply(&topic, too_many.clone(), &[])
+        .expect_error(400, ErrorCode::InvalidRequest);
+    client
+        .produce_partition_reply(
+            &topic,
+            1,
+            &PartitionProduceRequest {
+                records: too_many,
+                ..PartitionProduceRequest::default()
+            },
+        )
+        .expect_error(400, ErrorCode::InvalidRequest);
+    client
+        .produce_reply(&topic, Vec::new(), &[])
+        .expect_error(400, ErrorCode::InvalidRequest);
+    client
+        .produce_partition_reply(&topic, 1, &PartitionProduceRequest::default())
+        .expect_error(400, ErrorCode::InvalidRequest);
+
+    // A body over the request limit is refused before it is decoded.
+    let mut huge = br#"{"records":[{"value":""#.to_vec();
+    huge.resize(kafdo_types::limits::MAX_REQUEST_BYTES + 1024, b'A');
+    huge.extend_from_slice(br#""}]}"#);
+    client
+        .post_raw(
+            &format!("/v1/topics/{topic}/records"),
+            Format::Json,
+            &huge,
+            &[],
+        )
+        .expect_error(413, ErrorCode::MessageTooLarge);
+    assert_eq!(hwm(&client, &topic, 0), 10_000);
+    assert_eq!(hwm(&client, &topic, 1), 0);
+}
+
+#[test]
+fn concurrent_produces_get_distinct_dense_offsets() {
+    let client = client!("concurrent_produces_get_distinct_dense_offsets");
+    let topic = unique_topic("concurrent");
+    client.create_topic(&topic, 2);
+    let threads = 4;
+    let requests = 25;
+    // Each thread sends small batches to partition 0 and keyed records over the topic.
+    let answers: Vec<Vec<(i32, i64, String)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let client = client.clone();
+                let topic = &topic;
+                scope.spawn(move || {
+                    let mut placed = Vec::new();
+                    for r in 0..requests {
+                        let values: Vec<String> =
+                            (0..3).map(|i| format!("t{t}-r{r}-{i}")).collect();
+                        let batch = client.produce_partition(
+                            topic,
+                            0,
+                            values
+                                .iter()
+                                .map(|v| ProduceRecord::value(v.clone()))
+                                .collect(),
+                        );
+                        for (i, v) in values.into_iter().enumerate() {
+                            placed.push((0, batch.base_offset + i as i64, v));
+                        }
+                        let value = format!("t{t}-r{r}-keyed");
+                        let answer = client.produce(
+                            topic,
+                            vec![ProduceRecord::keyed(format!("k{r}"), value.clone())],
+                        );
+                        placed.push((answer.offsets[0].partition, answer.offsets[0].offset, value));
+                    }
+                    placed
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut by_partition: BTreeMap<i32, BTreeMap<i64, String>> = BTreeMap::new();
+    for (partition, offset, value) in answers.into_iter().flatten() {
+        let previous = by_partition
+            .entry(partition)
+            .or_default()
+            .insert(offset, value.clone());
+        assert!(
+            previous.is_none(),
+            "offset {offset} of partition {partition} given twice ({previous:?}, {value})"
+        );
+    }
+    let mut total = 0;
+    for (partition, placed) in by_partition {
+        let read = client.read_all(&topic, partition);
+        assert_eq!(read.len(), placed.len(), "partition {partition}");
+        for (record, (offset, value)) in read.iter().zip(placed) {
+            assert_eq!(
+                record.offset, offset,
+                "dense offsets on partition {partition}"
+            );
+            assert_eq!(record.value.as_deref(), Some(value.as_bytes()));
+        }
+        total += read.len();
+    }
+    assert_eq!(total, threads * requests * 4);
 }
