@@ -38,9 +38,9 @@ struct Cli {
     )]
     url: String,
 
-    /// The encoding of request and answer bodies.
-    #[arg(long, global = true, value_enum, default_value_t = Wire::Json)]
-    wire: Wire,
+    /// The encoding of request and answer bodies [default: json; cbor for perf].
+    #[arg(long, global = true, value_enum)]
+    wire: Option<Wire>,
 
     /// How long one request may take before its outcome counts as unknown, in ms.
     #[arg(long, global = true, default_value_t = 30_000)]
@@ -200,7 +200,12 @@ fn main() -> ExitCode {
 }
 
 fn client(cli: &Cli) -> Result<Client, Error> {
-    let format = match cli.wire {
+    // perf measures the server, so it defaults to the cheaper encoding.
+    let default = match cli.command {
+        Command::Perf(_) => Wire::Cbor,
+        _ => Wire::Json,
+    };
+    let format = match cli.wire.unwrap_or(default) {
         Wire::Json => Format::Json,
         Wire::Cbor => Format::Cbor,
     };

@@ -47,10 +47,10 @@ pub struct ProduceArgs {
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
     /// The most bytes in one batch.
-    #[arg(long, default_value_t = 512 * 1024)]
+    #[arg(long, default_value_t = 1024 * 1024)]
     batch_size: usize,
     /// The most records in one batch (at most 10,000).
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 10_000)]
     max_batch_records: usize,
     /// The most records sent and not yet acknowledged.
     #[arg(long, default_value_t = 200_000)]
