@@ -9,6 +9,7 @@
 //! | [`http`] | native and wasm | routes, JSON/CBOR bodies, query parsing, the produce plan |
 //! | [`internal`] | native and wasm | the CBOR calls to the `Metadata` object |
 //! | `sql` | wasm | `kafdo_sql::Sql` over the Durable Object's SQLite, bound by hand |
+//! | `guard` | wasm | a panic becomes an error answer, not a request that never answers |
 //! | `objects` | wasm | the classes `Partition`, `Metadata`, `BenchAppend` |
 //! | `router` | wasm | the `fetch` entry point: API v1 over the objects |
 //!
@@ -21,6 +22,8 @@
 pub mod http;
 pub mod internal;
 
+#[cfg(target_arch = "wasm32")]
+mod guard;
 #[cfg(target_arch = "wasm32")]
 mod objects;
 #[cfg(target_arch = "wasm32")]

@@ -23,6 +23,7 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures_util::future::{join_all, select, Either};
+use js_sys::Promise;
 use js_sys::Uint8Array;
 use kafdo_types::api::{
     CreateTopicRequest, FetchResponse, Health, PartitionInfo, PartitionProduceRequest,
@@ -34,9 +35,12 @@ use kafdo_types::rpc::{AppendRequest, PartitionCall, ProducerBatch, ReadRequest,
 use kafdo_types::{ApiError, ErrorCode, ProduceRecord};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use wasm_bindgen::prelude::{wasm_bindgen, JsValue};
 use worker::{
-    event, Context, Delay, Env, Headers, Method, Request, RequestInit, Response, ResponseBuilder,
+    web_sys, Delay, Env, Headers, Method, Request, RequestInit, Response, ResponseBuilder,
 };
+
+use crate::guard;
 
 use crate::http::{
     check_records, decode, encode, error_body, from_cbor, invalid, parse_fetch_query, plan_produce,
@@ -59,14 +63,24 @@ thread_local! {
     static TOPICS: RefCell<HashMap<String, (TopicMetadata, f64)>> = RefCell::new(HashMap::new());
 }
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    Ok(handle(req, &env).await)
-}
-
-#[event(start)]
-fn start() {
-    console_error_panic_hook::set_once();
+/// The Worker's `fetch` handler (bound by hand rather than with `#[event(fetch)]`, so that a
+/// panic answers 500 instead of never answering: see `crate::guard`).
+#[wasm_bindgen(js_name = fetch)]
+pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Promise {
+    let format = Format::from_accept(req.headers().get("accept").ok().flatten().as_deref());
+    guard::guarded(
+        async move {
+            let response = handle(worker::Request::from(req), &env).await;
+            web_sys::Response::from(response).into()
+        },
+        move |panic| {
+            let error = ApiError::new(
+                ErrorCode::UnknownServerError,
+                format!("the Worker panicked: {panic}"),
+            );
+            web_sys::Response::from(Answer::error(format, 500, &error).into_response(format)).into()
+        },
+    )
 }
 
 /// An answer ready to send.

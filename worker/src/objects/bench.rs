@@ -11,12 +11,16 @@
 //! cursor is read, and too many bound parameters. It writes only to its own table.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
+use js_sys::Promise;
 use kafdo_sql::{Param, Sql, SqlError};
 use kafdo_types::{ApiError, ProduceRecord};
-use worker::{durable_object, DurableObject, Env, Request, Response, State};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::worker_sys::DurableObjectState;
+use worker::{web_sys, Env, Response, State};
 
-use super::{cbor_answer, no_such_call, now_ms, storage_error};
+use super::{cbor_answer, no_such_call, now_ms, serve, storage_error};
 use crate::http::from_cbor;
 use crate::internal::{BareAppendResponse, SqlRollbackReport};
 use crate::sql::DoSql;
@@ -25,14 +29,20 @@ use crate::sql::DoSql;
 const ROWS_PER_INSERT: usize = 33;
 
 /// A bare append log.
-#[durable_object(fetch)]
+#[wasm_bindgen]
 pub struct BenchAppend {
+    /// Shared with the task that serves each request (see `crate::guard`).
+    inner: Rc<BenchObject>,
+}
+
+/// The state of a bench object.
+pub struct BenchObject {
     state: State,
     /// The next offset, loaded on the first append.
     next_offset: Cell<Option<i64>>,
 }
 
-impl BenchAppend {
+impl BenchObject {
     fn append(&self, records: &[ProduceRecord]) -> Result<BareAppendResponse, SqlError> {
         let sql = DoSql::new(&self.state)?;
         let next = match self.next_offset.get() {
@@ -112,24 +122,37 @@ impl BenchAppend {
     }
 }
 
-impl DurableObject for BenchAppend {
-    fn new(state: State, _env: Env) -> Self {
-        Self {
-            state,
-            next_offset: Cell::new(None),
-        }
-    }
-
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let path = req.path();
-        let body = req.bytes().await?;
-        match path.as_str() {
+impl BenchObject {
+    fn call(&self, path: &str, body: &[u8]) -> worker::Result<Response> {
+        match path {
             "/bench/bare-append" => cbor_answer(
-                from_cbor::<Vec<ProduceRecord>>(&body)
+                from_cbor::<Vec<ProduceRecord>>(body)
                     .and_then(|records| self.append(&records).map_err(storage_error)),
             ),
             "/bench/debug-sql-rollback" => cbor_answer(self.sql_self_test().map_err(storage_error)),
-            _ => cbor_answer::<()>(Err::<(), ApiError>(no_such_call(&path))),
+            _ => cbor_answer::<()>(Err::<(), ApiError>(no_such_call(path))),
         }
+    }
+}
+
+#[wasm_bindgen]
+impl BenchAppend {
+    /// Called by the runtime when the object starts.
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, _env: Env) -> Self {
+        let state = State::from(state);
+        Self {
+            inner: Rc::new(BenchObject {
+                state,
+                next_offset: Cell::new(None),
+            }),
+        }
+    }
+
+    /// Serves one call.
+    pub fn fetch(&self, req: web_sys::Request) -> Promise {
+        serve(&self.inner, req, |inner, path, body| async move {
+            inner.call(&path, &body)
+        })
     }
 }

@@ -2,20 +2,30 @@
 //! producer-id counter, over [`kafdo_metadata::Metadata`].
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
+use js_sys::Promise;
 use kafdo_metadata::{Metadata as MetadataCore, MetadataError};
 use kafdo_types::api::CreateTopicRequest;
 use kafdo_types::ApiError;
-use worker::{durable_object, DurableObject, Env, Request, Response, State};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::worker_sys::DurableObjectState;
+use worker::{web_sys, Env, Response, State};
 
-use super::{cbor_answer, no_such_call, now_ms, storage_error};
+use super::{cbor_answer, no_such_call, now_ms, serve, storage_error};
 use crate::http::from_cbor;
 use crate::internal::{AllocateProducerIds, ProducerIdBlock, TopicName};
 use crate::sql::DoSql;
 
 /// The cluster metadata object.
-#[durable_object(fetch)]
+#[wasm_bindgen]
 pub struct Metadata {
+    /// Shared with the task that serves each request (see `crate::guard`).
+    inner: Rc<MetadataObject>,
+}
+
+/// The state of the metadata object.
+pub struct MetadataObject {
     state: State,
     /// Opened on the first call (opening creates the schema).
     core: RefCell<Option<MetadataCore<DoSql>>>,
@@ -25,7 +35,7 @@ fn api_error(e: MetadataError) -> ApiError {
     ApiError::new(e.code(), e.to_string())
 }
 
-impl Metadata {
+impl MetadataObject {
     fn with_core<T>(
         &self,
         f: impl FnOnce(&mut MetadataCore<DoSql>) -> Result<T, MetadataError>,
@@ -67,17 +77,24 @@ impl Metadata {
     }
 }
 
-impl DurableObject for Metadata {
-    fn new(state: State, _env: Env) -> Self {
+#[wasm_bindgen]
+impl Metadata {
+    /// Called by the runtime when the object starts.
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, _env: Env) -> Self {
+        let state = State::from(state);
         Self {
-            state,
-            core: RefCell::new(None),
+            inner: Rc::new(MetadataObject {
+                state,
+                core: RefCell::new(None),
+            }),
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let path = req.path();
-        let body = req.bytes().await?;
-        self.call(&path, &body)
+    /// Serves one call.
+    pub fn fetch(&self, req: web_sys::Request) -> Promise {
+        serve(&self.inner, req, |inner, path, body| async move {
+            inner.call(&path, &body)
+        })
     }
 }

@@ -11,10 +11,15 @@ pub mod bench;
 pub mod metadata;
 pub mod partition;
 
+use std::future::Future;
+use std::rc::Rc;
+
+use js_sys::Promise;
 use kafdo_types::{ApiError, ErrorCode};
 use serde::Serialize;
-use worker::{Response, ResponseBuilder};
+use worker::{web_sys, Response, ResponseBuilder};
 
+use crate::guard::guarded;
 use crate::http::{to_cbor, CBOR};
 
 /// The answer to an internal call: the value, or the error with its status.
@@ -27,6 +32,44 @@ pub fn cbor_answer<T: Serialize>(result: Result<T, ApiError>) -> worker::Result<
         .with_status(status)
         .with_header("content-type", CBOR)?
         .fixed(body))
+}
+
+/// Serves one call to an object: reads the path and body, runs `call` as a guarded task (see
+/// [`crate::guard`]), and answers a promise of the response. A failure to read the request,
+/// an `Err` from `call`, or a panic anywhere in the instance becomes an
+/// `UNKNOWN_SERVER_ERROR` answer, never a call that does not answer.
+pub fn serve<O, F, Fut>(object: &Rc<O>, req: web_sys::Request, call: F) -> Promise
+where
+    O: 'static,
+    F: FnOnce(Rc<O>, String, Vec<u8>) -> Fut + 'static,
+    Fut: Future<Output = worker::Result<Response>> + 'static,
+{
+    let object = Rc::clone(object);
+    guarded(
+        async move {
+            let mut req = worker::Request::from(req);
+            let path = req.path();
+            let answer = match req.bytes().await {
+                Ok(body) => call(object, path, body).await,
+                Err(e) => Err(e),
+            };
+            let response = answer.unwrap_or_else(|e| server_error_answer(&e.to_string()));
+            web_sys::Response::from(response).into()
+        },
+        |panic| {
+            web_sys::Response::from(server_error_answer(&format!(
+                "the object panicked: {panic}"
+            )))
+            .into()
+        },
+    )
+}
+
+fn server_error_answer(message: &str) -> Response {
+    let error = ApiError::new(ErrorCode::UnknownServerError, message);
+    ResponseBuilder::new()
+        .with_status(500)
+        .fixed(to_cbor(&error))
 }
 
 /// The error for a path this object does not serve.

@@ -12,18 +12,22 @@
 
 use std::cell::RefCell;
 use std::pin::pin;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_channel::oneshot;
 use futures_util::future::select;
+use js_sys::Promise;
 use kafdo_partition::{Partition as PartitionCore, PartitionError};
 use kafdo_types::api::FetchResponse;
 use kafdo_types::limits::MAX_FETCH_WAIT_MS;
 use kafdo_types::rpc::{AppendRequest, PartitionCall, ReadRequest};
 use kafdo_types::ApiError;
-use worker::{durable_object, Delay, DurableObject, Env, Request, Response, State};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::worker_sys::DurableObjectState;
+use worker::{web_sys, Delay, Env, Response, State};
 
-use super::{cbor_answer, no_such_call, now_ms, storage_error};
+use super::{cbor_answer, no_such_call, now_ms, serve, storage_error};
 use crate::http::from_cbor;
 use crate::sql::DoSql;
 
@@ -31,8 +35,14 @@ use crate::sql::DoSql;
 pub const MAX_WAITERS: usize = 1_000;
 
 /// A partition object.
-#[durable_object(fetch)]
+#[wasm_bindgen]
 pub struct Partition {
+    /// Shared with the task that serves each request (see `crate::guard`).
+    inner: Rc<PartitionObject>,
+}
+
+/// The state of a partition object.
+pub struct PartitionObject {
     state: State,
     /// Opened on the first call.
     core: RefCell<Option<PartitionCore<DoSql>>>,
@@ -44,7 +54,7 @@ fn api_error(e: PartitionError) -> ApiError {
     ApiError::new(e.code(), e.to_string())
 }
 
-impl Partition {
+impl PartitionObject {
     fn with_core<T>(
         &self,
         f: impl FnOnce(&mut PartitionCore<DoSql>) -> Result<T, PartitionError>,
@@ -116,18 +126,25 @@ impl Partition {
     }
 }
 
-impl DurableObject for Partition {
-    fn new(state: State, _env: Env) -> Self {
+#[wasm_bindgen]
+impl Partition {
+    /// Called by the runtime when the object starts.
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, _env: Env) -> Self {
+        let state = State::from(state);
         Self {
-            state,
-            core: RefCell::new(None),
-            waiters: RefCell::new(Vec::new()),
+            inner: Rc::new(PartitionObject {
+                state,
+                core: RefCell::new(None),
+                waiters: RefCell::new(Vec::new()),
+            }),
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let path = req.path();
-        let body = req.bytes().await?;
-        self.call(&path, &body).await
+    /// Serves one call.
+    pub fn fetch(&self, req: web_sys::Request) -> Promise {
+        serve(&self.inner, req, |inner, path, body| async move {
+            inner.call(&path, &body).await
+        })
     }
 }
