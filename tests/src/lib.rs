@@ -774,7 +774,24 @@ impl Client {
 
     /// `GET path`, accepting this client's format.
     pub fn get(&self, path: &str) -> Reply {
-        self.request("GET", path, &[("accept", self.format.media_type())], None)
+        let reply = self.request("GET", path, &[("accept", self.format.media_type())], None);
+        self.check_format(&reply);
+        reply
+    }
+
+    /// A body answered to a request that accepts only this client's format must be in it
+    /// (errors included): a CBOR client must not be answered JSON.
+    fn check_format(&self, reply: &Reply) {
+        if !reply.body.is_empty() {
+            assert_eq!(
+                reply.format(),
+                self.format,
+                "{}: asked for {}, answered {:?}",
+                reply.request,
+                self.format.media_type(),
+                reply.content_type
+            );
+        }
     }
 
     /// `DELETE path`.
@@ -790,7 +807,9 @@ impl Client {
     /// `POST path` with `value` encoded in this client's format, plus extra headers.
     pub fn post<T: Serialize>(&self, path: &str, value: &T, headers: &[(&str, &str)]) -> Reply {
         let body = self.format.encode(value);
-        self.post_raw(path, self.format, &body, headers)
+        let reply = self.post_raw(path, self.format, &body, headers);
+        self.check_format(&reply);
+        reply
     }
 
     /// `POST path` with a body sent byte for byte, labelled as `format`.
