@@ -16,6 +16,8 @@
 //! - [`TransactionalProducer`]: `init`, `begin_transaction`, `send`,
 //!   `send_offsets_to_transaction`, `commit_transaction`, `abort_transaction`, with Kafka's error
 //!   classes ([`ErrorClass`]).
+//! - [`GroupConsumer`]: group membership with background heartbeats, incremental rebalances
+//!   with [`RebalanceListener`] callbacks, committed offsets, auto-commit.
 //! - [`Consumer`]: assigned partitions, `seek`, long-poll `poll`, a `Stream` of records,
 //!   `read_committed` by default.
 //!
@@ -41,6 +43,7 @@ mod admin;
 mod client;
 pub mod consumer;
 mod error;
+pub mod group;
 pub mod partitioner;
 pub mod producer;
 pub mod retry;
@@ -53,6 +56,7 @@ mod testing;
 pub use client::{Client, ClientConfig, FetchOptions, Format};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
 pub use error::{Error, ErrorClass};
+pub use group::{GroupConsumer, GroupConsumerConfig, RebalanceListener};
 pub use kafdo_types::api::{Isolation, PartitionInfo, TopicConfig, TopicDescription};
 pub use kafdo_types::txn::TopicPartition;
 pub use kafdo_types::{ErrorCode, Header, ProduceRecord, Record};
