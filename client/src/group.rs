@@ -803,8 +803,7 @@ mod tests {
         let last = transport
             .requests()
             .into_iter()
-            .filter(|r| r.path.ends_with("/heartbeat"))
-            .last()
+            .rfind(|r| r.path.ends_with("/heartbeat"))
             .unwrap();
         assert_eq!(body(&last)["generation_id"], json!(2));
         consumer.close().await.unwrap();
