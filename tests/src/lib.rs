@@ -957,3 +957,79 @@ impl Client {
             .expect(200)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_query_has_only_what_is_set() {
+        assert_eq!(FetchParams::at(7).query(), "?offset=7");
+        let all = FetchParams {
+            offset: -1,
+            max_records: Some(2),
+            max_bytes: Some(3),
+            isolation: Some("read_uncommitted"),
+            wait_ms: Some(4),
+        };
+        assert_eq!(
+            all.query(),
+            "?offset=-1&max_records=2&max_bytes=3&isolation=read_uncommitted&wait_ms=4"
+        );
+    }
+
+    #[test]
+    fn errors_decode_from_json_and_cbor() {
+        let body = ErrorBody {
+            error: ApiError::new(ErrorCode::MessageTooLarge, "too big"),
+        };
+        for format in [Format::Json, Format::Cbor] {
+            let reply = Reply {
+                request: "POST /x".into(),
+                status: 413,
+                content_type: format.media_type().into(),
+                body: format.encode(&body),
+            };
+            assert_eq!(reply.format(), format);
+            assert_eq!(reply.expect_code(ErrorCode::MessageTooLarge), body.error);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "expected error UNKNOWN_TOPIC_OR_PARTITION")]
+    fn a_wrong_error_code_fails() {
+        let reply = Reply {
+            request: "GET /x".into(),
+            status: 404,
+            content_type: "application/json".into(),
+            body: br#"{"error":{"code":"INVALID_REQUEST","message":"no route"}}"#.to_vec(),
+        };
+        reply.expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    }
+
+    #[test]
+    fn a_stopped_process_group_is_gone() {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("sleep 30 & sleep 30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        assert!(group_alive(pgid));
+        signal_group(pgid, "KILL");
+        let _ = child.wait();
+        assert!(wait_group_gone(pgid, Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn temp_dirs_are_fresh_and_removed() {
+        let a = TempDir::new("kafdo-e2e-unit");
+        let b = TempDir::new("kafdo-e2e-unit");
+        assert_ne!(a.path(), b.path());
+        fs::write(a.path().join("f"), b"x").unwrap();
+        let path = a.path().to_path_buf();
+        drop(a);
+        assert!(!path.exists());
+    }
+}

@@ -604,3 +604,45 @@ fn ten_thousand_records_with_retries_across_restarts() {
     assert_eq!(total_records(&client, &keyed, 4).len(), 500);
     check_exactly_once(&client, &topic, 4, &batches);
 }
+
+/// The replay schedule itself (no server needed): every batch is sent 1 to 3 times; a
+/// partition's first sends come in sequence order; every retry comes after its batch's first
+/// send and before the first send of the batch five later on the same partition.
+#[test]
+fn the_replay_schedule_stays_within_the_in_flight_window() {
+    for seed in 0..200 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let batches = make_batches(&mut rng, 3, 12, |rng| rng.usize(1..=4));
+        let sends = schedule(&mut rng, &batches);
+        let mut first_send: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut count: BTreeMap<usize, usize> = BTreeMap::new();
+        for (at, &b) in sends.iter().enumerate() {
+            first_send.entry(b).or_insert(at);
+            *count.entry(b).or_default() += 1;
+        }
+        assert_eq!(
+            count.len(),
+            batches.len(),
+            "seed {seed}: every batch is sent"
+        );
+        assert!(count.values().all(|&n| (1..=3).contains(&n)), "seed {seed}");
+        for partition in 0..3 {
+            let order: Vec<usize> = (0..batches.len())
+                .filter(|&b| batches[b].partition == partition)
+                .collect();
+            for pair in order.windows(2) {
+                assert!(first_send[&pair[0]] < first_send[&pair[1]], "seed {seed}");
+            }
+            for (position, &b) in order.iter().enumerate() {
+                let limit = order
+                    .get(position + 5)
+                    .map_or(usize::MAX, |l| first_send[l]);
+                for (at, &sent) in sends.iter().enumerate() {
+                    if sent == b {
+                        assert!(at >= first_send[&b] && at < limit, "seed {seed}, batch {b}");
+                    }
+                }
+            }
+        }
+    }
+}
