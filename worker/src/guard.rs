@@ -11,9 +11,12 @@
 //! The entry points therefore answer with promises built here ([`guarded`]): a plain JS
 //! promise whose `resolve` function (a JS function, not a Rust closure) is kept in a registry
 //! while the request's future runs as a task of its own. The panic hook, which runs before the
-//! trap while the instance is still sound, resolves every registered promise with an error
-//! answer (500 `UNKNOWN_SERVER_ERROR`) built by the entry point. Those answers then travel in
-//! JS alone, so the reset cannot lose them. Every request in flight in the isolate gets the
+//! trap while the instance is still sound, resolves every registered promise with its error
+//! answer (500 `UNKNOWN_SERVER_ERROR`). Those answers then travel in JS alone, so the reset
+//! cannot lose them. Each error answer is built when its request starts, in that request's
+//! context: the runtime refuses a response object that was created while serving another
+//! request (the one that panicked), so the hook cannot build them itself, and they cannot
+//! carry the panic message (it is in the log). Every request in flight in the isolate gets the
 //! error, not only the one that panicked: they all lose their state with the reset anyway.
 
 use std::cell::{Cell, RefCell};
@@ -26,7 +29,7 @@ use wasm_bindgen::JsValue;
 /// A request in flight: how to answer it, and what to answer if the instance panics.
 struct InFlight {
     resolve: Function,
-    on_panic: Box<dyn Fn(&str) -> JsValue>,
+    panic_answer: JsValue,
 }
 
 thread_local! {
@@ -43,7 +46,6 @@ pub fn install_panic_hook() {
     }
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
-        let message = info.to_string();
         // try_with and try_borrow_mut: a panic inside the registry itself must not recurse.
         let drained: Vec<InFlight> = IN_FLIGHT
             .try_with(|in_flight| {
@@ -54,18 +56,16 @@ pub fn install_panic_hook() {
             })
             .unwrap_or_default();
         for request in drained {
-            let answer = (request.on_panic)(&message);
-            let _ = request.resolve.call1(&JsValue::UNDEFINED, &answer);
+            let _ = request
+                .resolve
+                .call1(&JsValue::UNDEFINED, &request.panic_answer);
         }
     }));
 }
 
 /// Runs `work` as a task of its own and answers a promise of its output; if any task of this
-/// instance panics first, the promise resolves to `on_panic(message)` instead.
-pub fn guarded(
-    work: impl Future<Output = JsValue> + 'static,
-    on_panic: impl Fn(&str) -> JsValue + 'static,
-) -> Promise {
+/// instance panics first, the promise resolves to `panic_answer` instead.
+pub fn guarded(work: impl Future<Output = JsValue> + 'static, panic_answer: JsValue) -> Promise {
     install_panic_hook();
     let mut resolve = None;
     let promise = Promise::new(&mut |res, _rej| resolve = Some(res));
@@ -80,7 +80,7 @@ pub fn guarded(
             id,
             InFlight {
                 resolve,
-                on_panic: Box::new(on_panic),
+                panic_answer,
             },
         )
     });

@@ -68,18 +68,18 @@ thread_local! {
 #[wasm_bindgen(js_name = fetch)]
 pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Promise {
     let format = Format::from_accept(req.headers().get("accept").ok().flatten().as_deref());
+    let error = ApiError::new(
+        ErrorCode::UnknownServerError,
+        "the Worker panicked while serving this request (the panic is in the log)",
+    );
+    let panic_answer =
+        web_sys::Response::from(Answer::error(format, 500, &error).into_response(format));
     guard::guarded(
         async move {
             let response = handle(worker::Request::from(req), &env).await;
             web_sys::Response::from(response).into()
         },
-        move |panic| {
-            let error = ApiError::new(
-                ErrorCode::UnknownServerError,
-                format!("the Worker panicked: {panic}"),
-            );
-            web_sys::Response::from(Answer::error(format, 500, &error).into_response(format)).into()
-        },
+        panic_answer.into(),
     )
 }
 

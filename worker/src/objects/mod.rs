@@ -56,12 +56,10 @@ where
             let response = answer.unwrap_or_else(|e| server_error_answer(&e.to_string()));
             web_sys::Response::from(response).into()
         },
-        |panic| {
-            web_sys::Response::from(server_error_answer(&format!(
-                "the object panicked: {panic}"
-            )))
-            .into()
-        },
+        web_sys::Response::from(server_error_answer(
+            "the object panicked while serving this call (the panic is in the log)",
+        ))
+        .into(),
     )
 }
 
