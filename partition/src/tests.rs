@@ -1,0 +1,296 @@
+//! Unit tests of the partition core on real SQLite (in memory). Scenario tests live in
+//! `tests/scripts/`, the producer-state and transaction models in `tests/`.
+
+use std::rc::Rc;
+
+use kafdo_sql::Sqlite;
+use kafdo_types::api::{Isolation, TopicConfig};
+use kafdo_types::record::{Header, ProduceRecord};
+
+use super::*;
+use crate::producer::BatchMetadata;
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn pref() -> PartitionRef {
+    PartitionRef {
+        topic: "t".into(),
+        topic_id: "1-t".into(),
+        partition: 0,
+        config: TopicConfig::default(),
+    }
+}
+
+fn plain(records: Vec<ProduceRecord>) -> AppendRequest {
+    AppendRequest {
+        partition: pref(),
+        producer: None,
+        transactional: false,
+        records,
+    }
+}
+
+fn values(n: usize, prefix: &str) -> Vec<ProduceRecord> {
+    (0..n)
+        .map(|i| ProduceRecord::value(format!("{prefix}{i}")))
+        .collect()
+}
+
+fn read(
+    p: &mut Partition<Rc<Sqlite>>,
+    offset: i64,
+    max_records: u32,
+    max_bytes: u32,
+) -> FetchResponse {
+    p.read(
+        &ReadRequest {
+            partition: pref(),
+            offset,
+            max_records,
+            max_bytes,
+            isolation: Isolation::ReadCommitted,
+            wait_ms: 0,
+        },
+        NOW,
+    )
+    .unwrap()
+}
+
+fn open() -> (Rc<Sqlite>, Partition<Rc<Sqlite>>) {
+    let db = Rc::new(Sqlite::memory());
+    let p = Partition::open(db.clone(), NOW).unwrap();
+    (db, p)
+}
+
+#[test]
+fn records_round_trip_with_keys_headers_and_timestamps() {
+    let (_db, mut p) = open();
+    let records = vec![
+        ProduceRecord {
+            key: Some(b"k".to_vec()),
+            value: Some(vec![0, 1, 255]),
+            headers: vec![
+                Header {
+                    key: "h".into(),
+                    value: Some(b"x".to_vec()),
+                },
+                Header {
+                    key: "null".into(),
+                    value: None,
+                },
+            ],
+            partition: None,
+            timestamp: Some(42),
+        },
+        ProduceRecord {
+            key: None,
+            value: None,
+            ..ProduceRecord::default()
+        },
+    ];
+    let r = p.append(&plain(records.clone()), NOW).unwrap();
+    assert_eq!((r.base_offset, r.last_offset, r.duplicate), (0, 1, false));
+    let got = read(&mut p, 0, 10, 1 << 20);
+    assert_eq!(got.records.len(), 2);
+    assert_eq!(got.records[0].timestamp, 42);
+    assert_eq!(got.records[0].key, records[0].key);
+    assert_eq!(got.records[0].value, records[0].value);
+    assert_eq!(got.records[0].headers, records[0].headers);
+    assert_eq!(
+        got.records[1].timestamp, NOW,
+        "absent timestamps are the append time"
+    );
+    assert_eq!(got.records[1].value, None, "a tombstone stays null");
+    assert_eq!((got.next_offset, got.high_watermark), (2, 2));
+    p.verify().unwrap();
+}
+
+#[test]
+fn large_batches_split_into_rows_under_the_row_limit() {
+    let (db, mut p) = open();
+    let big = vec![9u8; MAX_RECORD_BYTES];
+    let records: Vec<ProduceRecord> = (0..3).map(|_| ProduceRecord::value(big.clone())).collect();
+    p.append(&plain(records), NOW).unwrap();
+    p.append(&plain(values(20_000 / 2, "small")), NOW).unwrap();
+    let rows = db
+        .exec(
+            "SELECT length(records) FROM batches ORDER BY base_offset",
+            &[],
+        )
+        .unwrap();
+    assert!(
+        rows.len() >= 4,
+        "three 1 MiB records need three rows, got {}",
+        rows.len()
+    );
+    assert!(rows.iter().all(|r| r.int(0) as usize <= MAX_ROW_BYTES + 64));
+    p.verify().unwrap();
+
+    // The first record always comes back, even larger than max_bytes; then the budget holds.
+    let got = read(&mut p, 0, 100, 10);
+    assert_eq!(got.records.len(), 1);
+    assert_eq!(got.records[0].value.as_deref(), Some(&big[..]));
+    assert_eq!(got.next_offset, 1);
+    let got = read(&mut p, 1, 100, (2 * MAX_RECORD_BYTES) as u32);
+    assert_eq!(got.records.len(), 2);
+    let got = read(&mut p, 3, 10_000, 1 << 24);
+    assert_eq!(got.records.len(), 10_000);
+    assert_eq!(got.next_offset, 10_003);
+}
+
+#[test]
+fn a_too_large_record_refuses_the_whole_batch() {
+    let (_db, mut p) = open();
+    let mut records = values(3, "v");
+    records.push(ProduceRecord::value(vec![0u8; MAX_RECORD_BYTES + 1]));
+    let e = p.append(&plain(records), NOW).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::MessageTooLarge);
+    assert_eq!(p.info(&pref()).unwrap().high_watermark, 0);
+    p.verify().unwrap();
+}
+
+#[test]
+fn restart_recomputes_the_cache_from_storage() {
+    let (db, mut p) = open();
+    p.append(&plain(values(5, "a")), NOW).unwrap();
+    let batch = ProducerBatch {
+        producer_id: 7,
+        producer_epoch: 0,
+        base_sequence: 0,
+    };
+    let req = AppendRequest {
+        producer: Some(batch),
+        ..plain(values(2, "b"))
+    };
+    p.append(&req, NOW).unwrap();
+    drop(p);
+    let mut p = Partition::open(db.clone(), NOW).unwrap();
+    assert_eq!(p.info(&pref()).unwrap().high_watermark, 7);
+    let dup = p.append(&req, NOW).unwrap();
+    assert_eq!(
+        (dup.base_offset, dup.last_offset, dup.duplicate),
+        (5, 6, true)
+    );
+    let other = PartitionRef {
+        topic_id: "2-t".into(),
+        ..pref()
+    };
+    assert_eq!(
+        p.info(&other).unwrap_err().code(),
+        ErrorCode::UnknownTopicOrPartition,
+        "the binding survives a restart"
+    );
+    p.verify().unwrap();
+}
+
+#[test]
+fn sequences_wrap_after_i32_max() {
+    let (db, p) = open();
+    drop(p);
+    // Reaching i32::MAX by appending would take 2^31 records: plant the state instead.
+    let near_max = BatchMetadata {
+        first_sequence: i32::MAX - 10,
+        last_sequence: i32::MAX - 1,
+        base_offset: 0,
+        last_offset: 9,
+        timestamp_ms: NOW,
+    };
+    db.run(
+        "INSERT INTO producers (producer_id, producer_epoch, last_seen_ms, batches) VALUES (3, 0, ?, ?)",
+        &[NOW.into(), Param::Blob(&codec::encode_batches([&near_max]))],
+    )
+    .unwrap();
+    let mut p = Partition::open(db.clone(), NOW).unwrap();
+    let req = |seq, n| AppendRequest {
+        producer: Some(ProducerBatch {
+            producer_id: 3,
+            producer_epoch: 0,
+            base_sequence: seq,
+        }),
+        ..plain(values(n, "w"))
+    };
+    let r = p.append(&req(i32::MAX, 3), NOW).unwrap();
+    assert!(!r.duplicate);
+    let again = p.append(&req(i32::MAX, 3), NOW).unwrap();
+    assert!(
+        again.duplicate,
+        "a retry of the wrapping batch is recognised"
+    );
+    assert!(
+        !p.append(&req(2, 1), NOW).unwrap().duplicate,
+        "after i32::MAX, 0, 1 comes 2"
+    );
+    assert_eq!(
+        p.append(&req(4, 1), NOW).unwrap_err().code(),
+        ErrorCode::OutOfOrderSequenceNumber
+    );
+}
+
+#[test]
+fn storage_failure_leaves_memory_unchanged() {
+    let (db, mut p) = open();
+    p.append(&plain(values(1, "a")), NOW).unwrap();
+    // Make the producer upsert fail after the batch row was written: the whole append must
+    // roll back and the cache must not move.
+    db.run("DROP TABLE producers", &[]).unwrap();
+    let req = AppendRequest {
+        producer: Some(ProducerBatch {
+            producer_id: 1,
+            producer_epoch: 0,
+            base_sequence: 0,
+        }),
+        ..plain(values(2, "b"))
+    };
+    assert_eq!(
+        p.append(&req, NOW).unwrap_err().code(),
+        ErrorCode::UnknownServerError
+    );
+    assert_eq!(p.info(&pref()).unwrap().high_watermark, 1);
+    p.verify().unwrap();
+}
+
+#[test]
+fn producers_expire_and_the_idlest_are_evicted_at_the_cap() {
+    let db = Rc::new(Sqlite::memory());
+    let config = PartitionConfig {
+        producer_expiry_ms: 1_000,
+        max_producers: 2,
+    };
+    let mut p = Partition::open_with_config(db.clone(), 0, config).unwrap();
+    let req = |id, seq| AppendRequest {
+        producer: Some(ProducerBatch {
+            producer_id: id,
+            producer_epoch: 0,
+            base_sequence: seq,
+        }),
+        ..plain(values(1, "p"))
+    };
+    p.append(&req(1, 0), 0).unwrap();
+    p.append(&req(2, 0), 10).unwrap();
+    p.append(&req(1, 1), 20).unwrap();
+    // A third producer evicts the idlest, producer 2.
+    p.append(&req(3, 0), 30).unwrap();
+    assert_eq!(p.producer_count(), 2);
+    assert_eq!(
+        p.append(&req(2, 1), 40).unwrap_err().code(),
+        ErrorCode::UnknownProducerId
+    );
+    // A retry of producer 2's batch can no longer be recognised: it is appended again.
+    assert!(!p.append(&req(2, 0), 40).unwrap().duplicate);
+    // Producer 1 idles past the expiry.
+    assert_eq!(
+        p.append(&req(1, 2), 1_021).unwrap_err().code(),
+        ErrorCode::UnknownProducerId
+    );
+    // The sweep deletes expired state from storage too.
+    p.append(&req(9, 0), 100_000).unwrap();
+    let stored = db
+        .first("SELECT count(*) FROM producers", &[])
+        .unwrap()
+        .unwrap()
+        .int(0);
+    assert_eq!(stored, 1);
+    drop(p);
+    let p = Partition::open_with_config(db, 100_000, config).unwrap();
+    assert_eq!(p.producer_count(), 1);
+}
