@@ -18,6 +18,8 @@
 //!   classes ([`ErrorClass`]).
 //! - [`GroupConsumer`]: group membership with background heartbeats, incremental rebalances
 //!   with [`RebalanceListener`] callbacks, committed offsets, auto-commit.
+//! - [`Processor`]: read-process-write with exactly-once results (consume as a group,
+//!   transform, commit outputs and input offsets in one transaction).
 //! - [`Consumer`]: assigned partitions, `seek`, long-poll `poll`, a `Stream` of records,
 //!   `read_committed` by default.
 //!
@@ -50,6 +52,7 @@ pub mod consumer;
 mod error;
 pub mod group;
 pub mod partitioner;
+pub mod processor;
 pub mod producer;
 pub mod retry;
 pub mod transport;
@@ -65,6 +68,7 @@ pub use group::{GroupConsumer, GroupConsumerConfig, RebalanceListener};
 pub use kafdo_types::api::{Isolation, PartitionInfo, TopicConfig, TopicDescription};
 pub use kafdo_types::txn::TopicPartition;
 pub use kafdo_types::{ErrorCode, Header, ProduceRecord, Record};
+pub use processor::{OutputRecord, Processor, ProcessorConfig, StepOutcome};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerIdentity};
 pub use transport::{HttpRequest, HttpResponse, Transport, TransportError};
 pub use txn::{GroupMetadata, TransactionalProducer};
