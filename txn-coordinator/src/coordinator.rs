@@ -5,11 +5,13 @@
 //! What lives where:
 //!
 //! - In SQLite (the source of truth, see `store.rs`): the producer id, the epochs, the state,
-//!   the participants and which of them acknowledged their marker.
+//!   the participants, and where each group's offset commits stand.
 //! - In memory only (lost on restart, by design): the calls in flight, the client requests
-//!   waiting for an answer, and the retry schedule of markers. After a restart nobody waits
-//!   (the clients' HTTP requests died with the object) and every unacknowledged marker is due at
-//!   once, so nothing in memory is needed for correctness.
+//!   waiting for an answer, which partitions acknowledged their registration, which participants
+//!   acknowledged their marker, and the retry schedule of markers. After a restart nobody waits
+//!   (the clients' HTTP requests died with the object), a retried add registers again and every
+//!   marker of a Prepare state is due at once; registrations and markers are idempotent at the
+//!   participants, so nothing in memory is needed for correctness.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,6 +52,9 @@ pub struct TxnCoordinator<S: Sql> {
     waiters: Vec<Waiter>,
     /// In Prepare states: the participants whose marker is not acknowledged yet.
     markers: BTreeMap<Key, MarkerRetry>,
+    /// The partitions that acknowledged their registration in this transaction (in memory
+    /// only: after a restart a retried add registers again, which the partition allows).
+    registered: BTreeSet<Key>,
 }
 
 #[derive(Clone, Debug)]
@@ -215,6 +220,7 @@ impl<S: Sql> TxnCoordinator<S> {
             calls: BTreeMap::new(),
             waiters: Vec::new(),
             markers: BTreeMap::new(),
+            registered: BTreeSet::new(),
         };
         if matches!(core.row.state, PrepareCommit | PrepareAbort) {
             core.schedule_markers(now_ms);
@@ -370,6 +376,7 @@ impl<S: Sql> TxnCoordinator<S> {
                 let producer_epoch = next.producer_epoch;
                 self.row = next;
                 self.participants.clear();
+                self.registered.clear();
                 reply(
                     out,
                     request,
@@ -434,8 +441,6 @@ impl<S: Sql> TxnCoordinator<S> {
             .map(|(key, p)| {
                 let participant = Participant {
                     partition: Some((*p).clone()),
-                    registered: false,
-                    marker_acked: false,
                     offsets: OffsetsCall::Settled,
                 };
                 (key.clone(), participant)
@@ -462,7 +467,7 @@ impl<S: Sql> TxnCoordinator<S> {
         let txn_epoch = self.row.txn_epoch;
         let mut pending = BTreeSet::new();
         for key in requested.keys() {
-            if self.participants[key].registered {
+            if self.registered.contains(key) {
                 continue;
             }
             pending.insert(key.clone());
@@ -585,8 +590,6 @@ impl<S: Sql> TxnCoordinator<S> {
         // and a restart finds the call's outcome unknown.
         let participant = Participant {
             partition: None,
-            registered: existing.is_some_and(|p| p.registered),
-            marker_acked: false,
             offsets: OffsetsCall::InFlight,
         };
         self.begin_and_add(begin, &[(key, participant)], now_ms)?;
@@ -659,6 +662,7 @@ impl<S: Sql> TxnCoordinator<S> {
         if begin {
             self.row = next;
             self.participants.clear();
+            self.registered.clear();
         }
         self.participants.extend(new.iter().cloned());
         Ok(())
@@ -897,7 +901,7 @@ impl<S: Sql> TxnCoordinator<S> {
     fn start_markers(&mut self, now_ms: i64, out: &mut Vec<Output>) -> Result<(), TxnError> {
         self.schedule_markers(now_ms);
         if self.markers.is_empty() {
-            return self.complete(now_ms, None, out);
+            return self.complete(now_ms, out);
         }
         self.drive_markers(now_ms, out);
         Ok(())
@@ -905,15 +909,13 @@ impl<S: Sql> TxnCoordinator<S> {
 
     fn schedule_markers(&mut self, now_ms: i64) {
         assert!(self.markers.is_empty());
-        for (key, participant) in &self.participants {
-            if !participant.marker_acked {
-                let retry = MarkerRetry {
-                    in_flight: None,
-                    attempts: 0,
-                    next_ms: now_ms,
-                };
-                self.markers.insert(key.clone(), retry);
-            }
+        for key in self.participants.keys() {
+            let retry = MarkerRetry {
+                in_flight: None,
+                attempts: 0,
+                next_ms: now_ms,
+            };
+            self.markers.insert(key.clone(), retry);
         }
     }
 
@@ -962,15 +964,9 @@ impl<S: Sql> TxnCoordinator<S> {
         }
     }
 
-    /// Every participant acknowledged: persists CompleteCommit or CompleteAbort (with the last
-    /// acknowledgement, if any, in the same write) and answers the waiting commit, abort and
-    /// init requests.
-    fn complete(
-        &mut self,
-        now_ms: i64,
-        last_ack: Option<Key>,
-        out: &mut Vec<Output>,
-    ) -> Result<(), TxnError> {
+    /// Every participant acknowledged: persists CompleteCommit or CompleteAbort and answers the
+    /// waiting commit, abort and init requests.
+    fn complete(&mut self, now_ms: i64, out: &mut Vec<Output>) -> Result<(), TxnError> {
         assert!(self.markers.is_empty());
         let mut next = self.row.clone();
         next.state = match self.row.state {
@@ -980,20 +976,7 @@ impl<S: Sql> TxnCoordinator<S> {
         };
         next.state_ms = now_ms;
         next.txn_start_ms = None;
-        let acked = last_ack.map(|key| {
-            let mut participant = self.participants[&key].clone();
-            participant.marker_acked = true;
-            (key, participant)
-        });
-        self.sql.transaction(|| -> Result<(), TxnError> {
-            if let Some((key, participant)) = &acked {
-                store::save_participant(&self.sql, key, participant)?;
-            }
-            store::save_row(&self.sql, &next)?;
-            Ok(())
-        })?;
-        self.row = next;
-        self.participants.extend(acked);
+        self.persist_row(next)?;
         let producer_id = self
             .row
             .producer_id
@@ -1129,10 +1112,7 @@ impl<S: Sql> TxnCoordinator<S> {
         }
         let outcome = match result {
             Ok(CallReply::Done) => {
-                let mut participant = self.participants[&key].clone();
-                participant.registered = true;
-                store::save_participant(&self.sql, &key, &participant)?;
-                self.participants.insert(key.clone(), participant);
+                self.registered.insert(key.clone());
                 Ok(())
             }
             Ok(other) => panic!("RegisterTxn answered {other:?}"),
@@ -1178,7 +1158,6 @@ impl<S: Sql> TxnCoordinator<S> {
                 Ok(_) | Err(CallError::Refused(_)) => OffsetsCall::Settled,
                 Err(CallError::NoAnswer(_)) => OffsetsCall::Unknown,
             };
-            participant.registered |= result.is_ok();
             store::save_participant(&self.sql, &key, &participant)?;
             self.participants.insert(key, participant);
         }
@@ -1239,12 +1218,8 @@ impl<S: Sql> TxnCoordinator<S> {
         }
         self.markers.remove(&key);
         if self.markers.is_empty() {
-            return self.complete(now_ms, Some(key), out);
+            return self.complete(now_ms, out);
         }
-        let mut participant = self.participants[&key].clone();
-        participant.marker_acked = true;
-        store::save_participant(&self.sql, &key, &participant)?;
-        self.participants.insert(key, participant);
         Ok(())
     }
 
@@ -1477,22 +1452,20 @@ impl<S: Sql> TxnCoordinator<S> {
             }
         }
         if matches!(row.state, PrepareCommit | PrepareAbort) {
-            let unacked: Vec<&Key> = self
-                .participants
-                .iter()
-                .filter(|(_, p)| !p.marker_acked)
-                .map(|(k, _)| k)
-                .collect();
-            assert!(
-                self.markers.keys().eq(unacked),
-                "markers track unacked participants"
-            );
+            // The participants still to acknowledge; a Prepare state with none left completes
+            // in the same step.
+            assert!(!self.markers.is_empty());
+            assert!(self
+                .markers
+                .keys()
+                .all(|key| self.participants.contains_key(key)));
         } else {
             assert!(self.markers.is_empty());
         }
-        if matches!(row.state, CompleteCommit | CompleteAbort) {
-            assert!(self.participants.values().all(|p| p.marker_acked));
-        }
+        assert!(self
+            .registered
+            .iter()
+            .all(|key| self.participants.contains_key(key)));
         for (key, participant) in &self.participants {
             match key {
                 Key::Partition { .. } => assert_eq!(participant.offsets, OffsetsCall::Settled),
