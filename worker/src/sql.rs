@@ -23,7 +23,7 @@
 //! `transactionSync`. [`DoSql::transaction`] runs the Rust closure inside a JS callback; when
 //! the closure returns `Err`, the callback stashes the Rust error and throws, and the Rust
 //! error is handed back to the caller once the rollback is done. `transactionSync` nests (a
-//! savepoint), like [`kafdo_sql::Sqlite`]'s transactions.
+//! savepoint), like the savepoints of `kafdo_sql::Sqlite`.
 //!
 //! # Values
 //!
