@@ -317,4 +317,110 @@ mod tests {
         assert!(valid_group_id("g"));
         assert!(!valid_group_id(""));
     }
+
+    mod round_trips {
+        use super::*;
+        use proptest::prelude::*;
+        use serde::de::DeserializeOwned;
+
+        fn state() -> impl Strategy<Value = TransactionState> {
+            prop_oneof![
+                Just(TransactionState::Empty),
+                Just(TransactionState::Ongoing),
+                Just(TransactionState::PrepareCommit),
+                Just(TransactionState::PrepareAbort),
+                Just(TransactionState::CompleteCommit),
+                Just(TransactionState::CompleteAbort),
+            ]
+        }
+
+        fn topic_partition() -> impl Strategy<Value = TopicPartition> {
+            ("[a-z]{1,8}", 0..256i32)
+                .prop_map(|(topic, partition)| TopicPartition { topic, partition })
+        }
+
+        fn offset() -> impl Strategy<Value = TopicPartitionOffset> {
+            (
+                "[a-z]{1,8}",
+                0..256i32,
+                0..(1i64 << 53),
+                proptest::option::of(".{0,8}"),
+            )
+                .prop_map(|(topic, partition, offset, metadata)| {
+                    TopicPartitionOffset {
+                        topic,
+                        partition,
+                        offset,
+                        metadata,
+                    }
+                })
+        }
+
+        /// JSON and CBOR both give back what went in.
+        fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
+            let json = serde_json::to_string(value).unwrap();
+            assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), value);
+            let mut cbor = Vec::new();
+            ciborium::into_writer(value, &mut cbor).unwrap();
+            assert_eq!(&ciborium::from_reader::<T, _>(&cbor[..]).unwrap(), value);
+        }
+
+        proptest! {
+            #[test]
+            fn add_partitions(producer_id in 0..(1i64 << 53), producer_epoch in 0..i32::MAX,
+                              partitions in proptest::collection::vec(topic_partition(), 0..5)) {
+                round_trip(&AddPartitionsRequest { producer_id, producer_epoch, partitions });
+            }
+
+            #[test]
+            fn add_offsets(producer_id in 0..(1i64 << 53), producer_epoch in 0..i32::MAX,
+                           group_id in ".{1,12}", generation_id in -1..i32::MAX,
+                           member_id in ".{0,12}",
+                           offsets in proptest::collection::vec(offset(), 0..5)) {
+                round_trip(&AddOffsetsRequest {
+                    producer_id, producer_epoch, group_id, generation_id, member_id, offsets,
+                });
+            }
+
+            #[test]
+            fn end_txn(producer_id in 0..(1i64 << 53), producer_epoch in 0..i32::MAX,
+                       state in state()) {
+                round_trip(&EndTxnRequest { producer_id, producer_epoch });
+                round_trip(&EndTxnResponse { state, producer_epoch });
+            }
+
+            #[test]
+            fn descriptions(transactional_id in ".{1,12}", state in state(),
+                            producer_id in -1..(1i64 << 53), producer_epoch in -1..i32::MAX,
+                            partitions in proptest::collection::vec(topic_partition(), 0..5),
+                            groups in proptest::collection::vec("[a-z]{1,8}", 0..3),
+                            age_ms in proptest::option::of(0..(1i64 << 40))) {
+                round_trip(&TransactionDescription {
+                    transactional_id: transactional_id.clone(),
+                    state,
+                    producer_id,
+                    producer_epoch,
+                    partitions: partitions.clone(),
+                    groups,
+                    transaction_timeout_ms: DEFAULT_TRANSACTION_TIMEOUT_MS,
+                    age_ms,
+                });
+                let held = partitions
+                    .into_iter()
+                    .map(|p| HeldPartition { topic: p.topic, partition: p.partition,
+                                             first_offset: age_ms })
+                    .collect();
+                round_trip(&OpenTransactionList {
+                    transactions: vec![OpenTransaction {
+                        transactional_id,
+                        producer_id,
+                        producer_epoch,
+                        state,
+                        age_ms: age_ms.unwrap_or(0),
+                        partitions: held,
+                    }],
+                });
+            }
+        }
+    }
 }
