@@ -48,6 +48,13 @@
 //! transaction (KAFKA-17754). See `design/txn-coordinator.md` for the full argument: what is
 //! persisted when, why persisting PrepareCommit is the commit point, and recovery.
 //!
+//! # Ordering of offset commits
+//!
+//! A group keeps the last offsets it received for a transaction, so the coordinator sends one
+//! offset commit per group at a time; once one has an unknown outcome (no answer, or a restart
+//! while it was in flight) the transaction can only abort, because the stale offsets could still
+//! land after newer ones.
+//!
 //! # Errors
 //!
 //! Request errors are answers ([`Output::Reply`] with a [`TxnError`]). A method returns `Err`
