@@ -31,8 +31,10 @@
 //! `flags` marks a row transactional (1), a control batch (2, one marker record) and, for a
 //! control batch, a commit (4; an abort otherwise). `size_bytes` is the sum of the records'
 //! key, value and header bytes, so a read can plan how many rows it needs before fetching any
-//! blob. `max_timestamp` and `log_start_offset` are there for retention, which deletes whole
-//! rows from the front; compaction will rewrite rows in place (offsets may then skip).
+//! blob. `max_timestamp` and `log_start_offset` serve retention
+//! ([`Partition::enforce_retention`]), which deletes whole rows from the front, never past the
+//! last stable offset; compaction (not built yet) will rewrite rows in place (offsets may then
+//! skip, which readers already allow).
 //!
 //! The high watermark, the log start offset, the producer states and the transactions are
 //! cached in memory, loaded by [`Partition::open`]: an object restart loses memory and keeps
@@ -84,7 +86,7 @@
 pub mod codec;
 pub mod producer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafdo_sql::{Param, Row, Sql, SqlError, MAX_SAFE_INTEGER};
 use kafdo_types::api::{
@@ -119,6 +121,12 @@ pub const DEFAULT_MAX_PRODUCERS: usize = 10_000;
 
 /// How often an append also deletes expired producer state from storage.
 pub const EXPIRY_SWEEP_INTERVAL_MS: i64 = 60_000;
+
+/// How often an append also applies retention (see [`Partition::enforce_retention`]).
+pub const RETENTION_INTERVAL_MS: i64 = 60_000;
+
+/// The most log rows one retention step deletes, so a step stays short; the next step goes on.
+pub const MAX_RETENTION_ROWS_PER_STEP: i64 = 1_000;
 
 const FLAG_TRANSACTIONAL: i64 = 1;
 const FLAG_CONTROL: i64 = 2;
@@ -283,6 +291,8 @@ struct Binding {
     topic: String,
     topic_id: String,
     partition: i32,
+    /// How long records are kept (`-1`: for ever), from the topic config at the first call.
+    retention_ms: i64,
 }
 
 /// A producer's transaction on this partition: open, or the last one that ended.
@@ -326,6 +336,7 @@ pub struct Partition<S: Sql> {
     producers: BTreeMap<i64, ProducerEntry>,
     transactions: BTreeMap<i64, TxnEntry>,
     last_sweep_ms: i64,
+    last_retention_ms: i64,
 }
 
 fn policy_name(policy: CleanupPolicy) -> &'static str {
@@ -364,7 +375,8 @@ impl<S: Sql> Partition<S> {
             sql.run(statement, &[])?;
         }
         let meta = sql.first(
-            "SELECT topic_name, topic_id, partition_index, log_start_offset, deleted
+            "SELECT topic_name, topic_id, partition_index, log_start_offset, deleted,
+                    retention_ms
              FROM partition_meta WHERE id = 1",
             &[],
         )?;
@@ -374,6 +386,7 @@ impl<S: Sql> Partition<S> {
                     topic: r.text(0).to_owned(),
                     topic_id: r.text(1).to_owned(),
                     partition: i32::try_from(r.int(2)).expect("a stored partition number"),
+                    retention_ms: r.int(5),
                 }),
                 r.int(3),
                 r.int(4) != 0,
@@ -437,6 +450,7 @@ impl<S: Sql> Partition<S> {
             producers,
             transactions,
             last_sweep_ms: now_ms,
+            last_retention_ms: i64::MIN / 2,
         };
         partition.assert_offsets();
         Ok(partition)
@@ -491,6 +505,7 @@ impl<S: Sql> Partition<S> {
             topic: partition.topic.clone(),
             topic_id: partition.topic_id.clone(),
             partition: partition.partition,
+            retention_ms: partition.config.retention_ms,
         });
     }
 
@@ -530,8 +545,8 @@ impl<S: Sql> Partition<S> {
     /// Producers to forget before `producer_id` is stored: the expired ones (every
     /// [`EXPIRY_SWEEP_INTERVAL_MS`]), then, when a new producer would pass
     /// [`PartitionConfig::max_producers`], the idlest.
-    fn producers_to_forget(&self, producer_id: i64, now_ms: i64) -> (Vec<i64>, bool) {
-        let mut forget: Vec<i64> = Vec::new();
+    fn producers_to_forget(&self, producer_id: i64, now_ms: i64) -> (BTreeSet<i64>, bool) {
+        let mut forget: BTreeSet<i64> = BTreeSet::new();
         let sweep = now_ms - self.last_sweep_ms >= EXPIRY_SWEEP_INTERVAL_MS;
         if sweep {
             forget.extend(
@@ -553,7 +568,7 @@ impl<S: Sql> Partition<S> {
                     .min_by_key(|(&id, e)| (e.last_seen_ms, id))
                     .map(|(&id, _)| id)
                     .expect("more producers than the cap means there is one to evict");
-                forget.push(idlest);
+                forget.insert(idlest);
             }
         }
         (forget, sweep)
@@ -630,9 +645,14 @@ impl<S: Sql> Partition<S> {
         }
         let (forget, swept) = match &new_producer {
             Some((id, _)) => self.producers_to_forget(*id, now_ms),
-            None => (Vec::new(), false),
+            None => (BTreeSet::new(), false),
         };
 
+        let retention = if now_ms - self.last_retention_ms >= RETENTION_INTERVAL_MS {
+            Some(self.retention_plan(now_ms)?)
+        } else {
+            None
+        };
         let rows = split_rows(req, base_offset, now_ms);
         let flags = if req.transactional {
             FLAG_TRANSACTIONAL
@@ -642,6 +662,9 @@ impl<S: Sql> Partition<S> {
         self.sql.transaction(|| {
             if bind {
                 self.bind_sql(&req.partition, false)?;
+            }
+            if let Some(Some(start)) = retention {
+                self.retention_sql(start)?;
             }
             for row in &rows {
                 self.insert_row(row, req.producer.as_ref(), flags)?;
@@ -689,6 +712,12 @@ impl<S: Sql> Partition<S> {
         }
         if swept {
             self.last_sweep_ms = now_ms;
+        }
+        if let Some(plan) = retention {
+            self.last_retention_ms = now_ms;
+            if let Some(start) = plan {
+                self.log_start_offset = start;
+            }
         }
         if let Some((id, entry)) = new_producer {
             self.producers.insert(id, entry);
@@ -1221,6 +1250,67 @@ impl<S: Sql> Partition<S> {
         self.transactions.insert(id, ended);
         self.assert_offsets();
         Ok(MarkerAck { marker_offset })
+    }
+
+    /// Applies the topic's `retention_ms`: deletes whole rows from the front of the log whose
+    /// newest record is older than `now_ms - retention_ms`, and advances the log start offset
+    /// past them. Never passes the last stable offset (an open transaction's records stay until
+    /// it ends) and deletes at most [`MAX_RETENTION_ROWS_PER_STEP`] rows per call. An append
+    /// also runs it, at most once per [`RETENTION_INTERVAL_MS`]; the adapter may call it from an
+    /// alarm. Returns the log start offset.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<i64, PartitionError> {
+        if let Some(start) = self.retention_plan(now_ms)? {
+            self.sql.transaction(|| self.retention_sql(start))?;
+            self.log_start_offset = start;
+            self.assert_offsets();
+        }
+        self.last_retention_ms = now_ms;
+        Ok(self.log_start_offset)
+    }
+
+    /// The new log start offset retention allows, if it moves.
+    fn retention_plan(&self, now_ms: i64) -> Result<Option<i64>, SqlError> {
+        let retention_ms = match &self.binding {
+            Some(b) if !self.deleted && b.retention_ms >= 0 => b.retention_ms,
+            _ => return Ok(None),
+        };
+        let cutoff = now_ms.saturating_sub(retention_ms);
+        let limit = self.last_stable_offset();
+        let rows = self.sql.exec(
+            "SELECT last_offset, max_timestamp FROM batches
+             WHERE base_offset >= ? AND base_offset < ?
+             ORDER BY base_offset LIMIT ?",
+            &[
+                self.log_start_offset.into(),
+                limit.into(),
+                MAX_RETENTION_ROWS_PER_STEP.into(),
+            ],
+        )?;
+        let mut start = self.log_start_offset;
+        for r in rows {
+            // Rows are deleted in order: the first one still within retention stops the step,
+            // so the log stays a contiguous range of offsets.
+            if r.int(1) >= cutoff {
+                break;
+            }
+            start = r.int(0) + 1;
+        }
+        assert!(start <= limit);
+        Ok((start > self.log_start_offset).then_some(start))
+    }
+
+    fn retention_sql(&self, start: i64) -> Result<(), SqlError> {
+        self.sql
+            .run("DELETE FROM batches WHERE base_offset < ?", &[start.into()])?;
+        // Aborted ranges wholly before the log start can no longer affect a read.
+        self.sql.run(
+            "DELETE FROM aborted_transactions WHERE last_offset < ?",
+            &[start.into()],
+        )?;
+        self.sql.run(
+            "UPDATE partition_meta SET log_start_offset = ? WHERE id = 1",
+            &[start.into()],
+        )
     }
 
     /// The transactions open on this partition, oldest first offset first (those that have

@@ -12,6 +12,8 @@
 //! - `read [offset=0] [max_records=100] [max_bytes=1048576] [isolation=committed|uncommitted]`
 //! - `info [topic_id=ID]`, `delete [topic_id=ID]`
 //! - `register pid= epoch= [tid=ID]`, `marker pid= epoch= commit|abort`, `open_txns`
+//! - `retention MS` (the topic's `retention_ms` in later calls; the first call binds it),
+//!   `retain` (apply retention now)
 //! - `tick MS` (advance the clock), `restart` (drop the core, reopen on the same SQLite),
 //!   `config max_producers=N expiry_ms=MS` (reopen with other bounds), `producers`
 
@@ -34,14 +36,19 @@ struct Runner {
     config: PartitionConfig,
     now_ms: i64,
     generated: usize,
+    /// The topic's `retention_ms` the calls carry.
+    retention_ms: i64,
 }
 
-fn pref(topic_id: Option<&str>) -> PartitionRef {
+fn pref(topic_id: Option<&str>, retention_ms: i64) -> PartitionRef {
     PartitionRef {
         topic: "t".into(),
         topic_id: topic_id.unwrap_or("1-t").into(),
         partition: 0,
-        config: TopicConfig::default(),
+        config: TopicConfig {
+            retention_ms,
+            ..TopicConfig::default()
+        },
     }
 }
 
@@ -71,6 +78,7 @@ impl Runner {
             config,
             now_ms,
             generated: 0,
+            retention_ms: TopicConfig::default().retention_ms,
         }
     }
 
@@ -132,7 +140,7 @@ impl Runner {
                     base_sequence: int("seq").unwrap_or(0) as i32,
                 });
                 let req = AppendRequest {
-                    partition: pref(topic_id),
+                    partition: pref(topic_id, self.retention_ms),
                     producer,
                     transactional: flags.contains(&"txn"),
                     records,
@@ -152,7 +160,7 @@ impl Runner {
                     Some(other) => panic!("unknown isolation {other}"),
                 };
                 let req = ReadRequest {
-                    partition: pref(topic_id),
+                    partition: pref(topic_id, self.retention_ms),
                     offset: int("offset").unwrap_or(0),
                     max_records: int("max_records").unwrap_or(100) as u32,
                     max_bytes: int("max_bytes").unwrap_or(1 << 20) as u32,
@@ -180,20 +188,20 @@ impl Runner {
                     Err(e) => error(e),
                 }
             }
-            "info" => match self.core.info(&pref(topic_id)) {
+            "info" => match self.core.info(&pref(topic_id, self.retention_ms)) {
                 Ok(i) => format!(
                     "log_start_offset={} high_watermark={} last_stable_offset={}",
                     i.log_start_offset, i.high_watermark, i.last_stable_offset
                 ),
                 Err(e) => error(e),
             },
-            "delete" => match self.core.delete(&pref(topic_id)) {
+            "delete" => match self.core.delete(&pref(topic_id, self.retention_ms)) {
                 Ok(()) => "ok".into(),
                 Err(e) => error(e),
             },
             "register" => {
                 let req = RegisterTxnRequest {
-                    partition: pref(topic_id),
+                    partition: pref(topic_id, self.retention_ms),
                     transactional_id: args.get("tid").unwrap_or(&"tx").to_string(),
                     producer_id: int("pid").expect("pid="),
                     producer_epoch: int("epoch").expect("epoch=") as i32,
@@ -211,7 +219,7 @@ impl Runner {
                     TxnResult::Abort
                 };
                 let req = WriteMarkerRequest {
-                    partition: pref(topic_id),
+                    partition: pref(topic_id, self.retention_ms),
                     producer_id: int("pid").expect("pid="),
                     producer_epoch: int("epoch").expect("epoch=") as i32,
                     result,
@@ -244,6 +252,14 @@ impl Runner {
                     .join("\n")
             }
             "producers" => format!("{}", self.core.producer_count()),
+            "retention" => {
+                self.retention_ms = flags.first().expect("retention MS").parse().expect("ms");
+                "ok".into()
+            }
+            "retain" => match self.core.enforce_retention(self.now_ms) {
+                Ok(start) => format!("log_start_offset={start}"),
+                Err(e) => error(e),
+            },
             "tick" => {
                 let ms: i64 = flags.first().expect("tick MS").parse().expect("ms");
                 self.now_ms += ms;
