@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafdo_client::{
-    Client, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, Error, Format, Isolation,
-    OffsetReset, ProduceRecord, Producer, ProducerConfig, TopicConfig, TopicPartition,
+    Client, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, Error, Format, GroupConsumer,
+    GroupConsumerConfig, Isolation, OffsetReset, ProduceRecord, Producer, ProducerConfig,
+    TopicConfig, TopicPartition,
 };
 use kafdo_types::api::CleanupPolicy;
 use kafdo_types::limits::MAX_RECORDS_PER_REQUEST;
@@ -68,6 +69,39 @@ enum Command {
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Inspect consumer groups.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Inspect and abort transactions.
+    #[command(subcommand)]
+    Txn(TxnCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupsCommand {
+    /// A group's state, generation, members, their partitions, and its committed offsets.
+    Describe {
+        /// The group id.
+        group: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TxnCommand {
+    /// The open transactions, oldest first, with the partitions they hold back.
+    List,
+    /// The current or last transaction of a transactional id.
+    Describe {
+        /// The transactional id.
+        transactional_id: String,
+    },
+    /// Ends a transactional id's open transaction by fencing its producer: a new epoch is
+    /// taken (as a new instance would), which aborts an ongoing transaction (a transaction
+    /// already past its commit point completes). The fenced producer gets PRODUCER_FENCED.
+    Abort {
+        /// The transactional id.
+        transactional_id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,8 +201,12 @@ struct ConsumeArgs {
     #[arg(long)]
     offset: Option<i64>,
     /// Read only this partition.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "group")]
     partition: Option<i32>,
+    /// Consume as a member of this group: its partitions, from its committed offsets
+    /// (auto-committed), rebalancing with the other members.
+    #[arg(long, conflicts_with = "offset")]
+    group: Option<String>,
     /// Exit after printing N records.
     #[arg(long, value_name = "N")]
     max_records: Option<u64>,
@@ -226,6 +264,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Produce(args) => produce(&client, args).await,
         Command::Consume(args) => consume(&client, args).await,
         Command::Perf(command) => perf::run(&client, command).await,
+        Command::Groups(command) => groups(&client, command).await,
+        Command::Txn(command) => txn(&client, command).await,
     }
 }
 
@@ -385,7 +425,155 @@ async fn produce(client: &Client, args: ProduceArgs) -> Result<(), Error> {
     }
 }
 
+async fn groups(client: &Client, command: GroupsCommand) -> Result<(), Error> {
+    match command {
+        GroupsCommand::Describe { group } => {
+            let description = client.describe_group(&group).await?;
+            println!(
+                "group {group}\tstate={}\tgeneration_id={}\tassignor={}",
+                description.state.name(),
+                description.generation_id,
+                description.assignor.name()
+            );
+            for member in &description.members {
+                let partitions: Vec<String> = member
+                    .assignment
+                    .iter()
+                    .map(|tp| format!("{}/{}", tp.topic, tp.partition))
+                    .collect();
+                println!(
+                    "member {}\ttopics={}\tassignment={}",
+                    member.member_id,
+                    member.topics.join(","),
+                    partitions.join(",")
+                );
+            }
+            for offset in client.fetch_offsets(&group, None, None, false).await? {
+                println!(
+                    "offset {}/{}\t{}",
+                    offset.topic, offset.partition, offset.offset
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn txn(client: &Client, command: TxnCommand) -> Result<(), Error> {
+    match command {
+        TxnCommand::List => {
+            for t in client.list_transactions().await?.transactions {
+                let partitions: Vec<String> = t
+                    .partitions
+                    .iter()
+                    .map(|p| match p.first_offset {
+                        Some(o) => format!("{}/{}@{o}", p.topic, p.partition),
+                        None => format!("{}/{}", p.topic, p.partition),
+                    })
+                    .collect();
+                println!(
+                    "{}\tproducer_id={}\tproducer_epoch={}\tstate={}\tage_ms={}\tpartitions={}",
+                    t.transactional_id,
+                    t.producer_id,
+                    t.producer_epoch,
+                    t.state,
+                    t.age_ms,
+                    partitions.join(",")
+                );
+            }
+        }
+        TxnCommand::Describe { transactional_id } => {
+            let t = client.describe_transaction(&transactional_id).await?;
+            println!(
+                "{}\tstate={}\tproducer_id={}\tproducer_epoch={}\ttransaction_timeout_ms={}",
+                t.transactional_id,
+                t.state,
+                t.producer_id,
+                t.producer_epoch,
+                t.transaction_timeout_ms
+            );
+            for p in &t.partitions {
+                println!("partition {}/{}", p.topic, p.partition);
+            }
+            for g in &t.groups {
+                println!("group {g}");
+            }
+        }
+        TxnCommand::Abort { transactional_id } => {
+            let answer = client
+                .init_producer(&kafdo_types::api::InitProducerRequest {
+                    transactional_id: Some(transactional_id.clone()),
+                    transaction_timeout_ms: None,
+                })
+                .await?;
+            println!(
+                "fenced {transactional_id}: producer_id={} producer_epoch={}",
+                answer.producer_id, answer.producer_epoch
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn consume_group(client: &Client, args: ConsumeArgs, group: &str) -> Result<(), Error> {
+    let config = GroupConsumerConfig {
+        consumer: ConsumerConfig {
+            isolation: args.isolation.into(),
+            auto_offset_reset: if args.from_beginning {
+                OffsetReset::Earliest
+            } else {
+                OffsetReset::Latest
+            },
+            ..ConsumerConfig::default()
+        },
+        ..GroupConsumerConfig::default()
+    };
+    let mut consumer =
+        GroupConsumer::join(client.clone(), group, vec![args.topic.clone()], config).await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let max = args.max_records.unwrap_or(u64::MAX);
+    let timeout = args.timeout_ms.map(Duration::from_millis);
+    let mut printed = 0;
+    let mut idle = Duration::ZERO;
+    while printed < max {
+        let started = std::time::Instant::now();
+        let records = consumer.poll(Duration::from_millis(1_000)).await?;
+        if records.is_empty() {
+            idle += started.elapsed();
+            if timeout.is_some_and(|t| idle >= t) {
+                break;
+            }
+            continue;
+        }
+        idle = Duration::ZERO;
+        let n = print(&mut out, &records, args.format, max - printed)?;
+        printed += n;
+        if n < records.len() as u64 {
+            // Rewind what was fetched but not printed, so that close commits only what was
+            // printed: the first unprinted record of each partition is its next position.
+            let mut rewind: Vec<(TopicPartition, i64)> = Vec::new();
+            for r in &records[n as usize..] {
+                let tp = TopicPartition {
+                    topic: r.topic.clone(),
+                    partition: r.partition,
+                };
+                if !rewind.iter().any(|(t, _)| *t == tp) {
+                    rewind.push((tp, r.offset));
+                }
+            }
+            for (tp, offset) in rewind {
+                consumer.seek(&tp, offset)?;
+            }
+        }
+    }
+    consumer.close().await
+}
+
 async fn consume(client: &Client, args: ConsumeArgs) -> Result<(), Error> {
+    if let Some(group) = args.group.clone() {
+        return consume_group(client, args, &group).await;
+    }
     let description = client.describe_topic(&args.topic).await?;
     let partitions: Vec<TopicPartition> = match args.partition {
         Some(p) => vec![TopicPartition {
