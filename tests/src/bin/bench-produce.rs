@@ -1,7 +1,7 @@
 //! The produce benchmark: Kafdo's produce against a bare append, side by side in one run.
 //!
 //! ```text
-//! cargo run --release -p kafdo-e2e --bin bench-produce [-- --seconds 5 --threads 4 --url URL]
+//! cargo run --release -p kafdo-e2e --bin bench-produce [-- --seconds 5 --threads 4 --cbor --url URL]
 //! ```
 //!
 //! It starts the Worker without the inspector (`tests/bench/start-worker.mjs`, wrangler's
@@ -22,7 +22,8 @@
 //!
 //! Each cell runs for a bounded time (`--seconds`, 5 by default) after a short warm-up, on a
 //! fresh topic or object, and only to 127.0.0.1. Request bodies are encoded once per cell, so
-//! the client's cost is sending bytes.
+//! the client's cost is sending bytes. Bodies are JSON (values in base64), or CBOR with `--cbor`
+//! (values as byte strings: less to parse in the Worker).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -50,6 +51,7 @@ struct Options {
     seconds: f64,
     threads: usize,
     url: Option<String>,
+    format: Format,
 }
 
 fn options() -> Options {
@@ -57,6 +59,7 @@ fn options() -> Options {
         seconds: 5.0,
         threads: 4,
         url: None,
+        format: Format::Json,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -72,6 +75,7 @@ fn options() -> Options {
                 options.threads = value().parse().unwrap_or_else(|_| usage("bad --threads"))
             }
             "--url" => options.url = Some(value()),
+            "--cbor" => options.format = Format::Cbor,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -91,12 +95,14 @@ fn usage(problem: &str) -> ! {
     if !problem.is_empty() {
         eprintln!("bench-produce: {problem}");
     }
-    eprintln!("usage: bench-produce [--seconds S] [--threads N] [--url http://127.0.0.1:PORT]");
+    eprintln!(
+        "usage: bench-produce [--seconds S] [--threads N] [--cbor] [--url http://127.0.0.1:PORT]"
+    );
     std::process::exit(2)
 }
 
 /// A produce body of `n` records of 100 bytes; keyed records get distinct keys.
-fn body(n: usize, keyed: bool, salt: u64) -> Vec<u8> {
+fn body(format: Format, n: usize, keyed: bool, salt: u64) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(salt);
     let records = (0..n)
         .map(|i| {
@@ -109,7 +115,7 @@ fn body(n: usize, keyed: bool, salt: u64) -> Vec<u8> {
             }
         })
         .collect();
-    Format::Json.encode(&ProduceRequest { records })
+    format.encode(&ProduceRequest { records })
 }
 
 /// What one cell measured.
@@ -124,6 +130,7 @@ struct Measure {
 /// answer is checked by `check`, which returns how many records it acknowledged.
 fn run_cell(
     client: &Client,
+    format: Format,
     seconds: f64,
     requests: Vec<(String, Vec<u8>)>,
     check: fn(&kafdo_e2e::Reply, usize) -> u64,
@@ -142,7 +149,7 @@ fn run_cell(
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let began = Instant::now();
-                    let reply = client.post_raw(path, Format::Json, bytes, &[]);
+                    let reply = client.post_raw(path, format, bytes, &[]);
                     let acknowledged = check(&reply, batch);
                     if counting.load(Ordering::Relaxed) {
                         records.fetch_add(acknowledged, Ordering::Relaxed);
@@ -222,7 +229,8 @@ fn main() {
     };
 
     println!(
-        "Kafdo produce benchmark: {RECORD_BYTES}-byte records, JSON, {:.1} s per cell, {base_url}",
+        "Kafdo produce benchmark: {RECORD_BYTES}-byte records, {}, {:.1} s per cell, {base_url}",
+        options.format.media_type(),
         options.seconds
     );
     println!();
@@ -234,9 +242,10 @@ fn main() {
     for batch in [1usize, 100, 1000] {
         let topic = format!("bench-{run_id}-b{batch}");
         client.create_topic(&topic, 1);
-        let bytes = body(batch, false, batch as u64);
+        let bytes = body(options.format, batch, false, batch as u64);
         let kafdo = run_cell(
             &client,
+            options.format,
             options.seconds,
             vec![(
                 format!("/v1/topics/{topic}/partitions/0/records"),
@@ -247,6 +256,7 @@ fn main() {
         );
         let bare = run_cell(
             &client,
+            options.format,
             options.seconds,
             vec![(format!("/bench/bare-append/{}", next_object()), bytes)],
             check_bare,
@@ -275,6 +285,7 @@ fn main() {
     let bare_objects: Vec<u64> = (0..PARTITIONS).map(|_| next_object()).collect();
     let bare = run_cell(
         &client,
+        options.format,
         options.seconds,
         (0..threads)
             .map(|t| {
@@ -283,7 +294,7 @@ fn main() {
                         "/bench/bare-append/{}",
                         bare_objects[t % PARTITIONS as usize]
                     ),
-                    body(batch, false, t as u64),
+                    body(options.format, batch, false, t as u64),
                 )
             })
             .collect(),
@@ -292,6 +303,7 @@ fn main() {
     );
     let partition = run_cell(
         &client,
+        options.format,
         options.seconds,
         (0..threads)
             .map(|t| {
@@ -300,7 +312,7 @@ fn main() {
                         "/v1/topics/{topic}/partitions/{}/records",
                         t % PARTITIONS as usize
                     ),
-                    body(batch, false, t as u64),
+                    body(options.format, batch, false, t as u64),
                 )
             })
             .collect(),
@@ -309,12 +321,13 @@ fn main() {
     );
     let keyed = run_cell(
         &client,
+        options.format,
         options.seconds,
         (0..threads)
             .map(|t| {
                 (
                     format!("/v1/topics/{topic}/records"),
-                    body(batch, true, t as u64),
+                    body(options.format, batch, true, t as u64),
                 )
             })
             .collect(),
@@ -323,12 +336,13 @@ fn main() {
     );
     let sticky = run_cell(
         &client,
+        options.format,
         options.seconds,
         (0..threads)
             .map(|t| {
                 (
                     format!("/v1/topics/{topic}/records"),
-                    body(batch, false, t as u64),
+                    body(options.format, batch, false, t as u64),
                 )
             })
             .collect(),
