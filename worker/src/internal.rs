@@ -60,6 +60,10 @@ pub struct SqlRollbackReport {
     /// Rows after a transaction that inserted two rows and then hit a key conflict
     /// (expected: 1, the committed row only: the two inserts were rolled back).
     pub rows_after_rollback: i64,
+    /// Rows 10 and 11 after an outer transaction inserted 10, ran an inner transaction that
+    /// inserted 11 and failed, and went on to commit (expected: `[true, false]`: the inner
+    /// transaction rolled back alone, as a savepoint).
+    pub nested_rows_10_11: [bool; 2],
     /// The error of a statement that fails while its cursor is read (expected: `Some`, and the
     /// instance still answering).
     pub cursor_error: Option<String>,

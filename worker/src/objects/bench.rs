@@ -102,6 +102,24 @@ impl BenchObject {
             sql.run("INSERT INTO rollback_test VALUES (1)", &[])
         });
         let rows_after_rollback = count(&sql)?;
+        sql.transaction(|| {
+            sql.run("INSERT INTO rollback_test VALUES (10)", &[])?;
+            let inner: Result<(), SqlError> = sql.transaction(|| {
+                sql.run("INSERT INTO rollback_test VALUES (11)", &[])?;
+                sql.run("INSERT INTO rollback_test VALUES (1)", &[])
+            });
+            assert!(inner.is_err(), "the inner transaction hit a key conflict");
+            Ok::<(), SqlError>(())
+        })?;
+        let has = |k: i64| -> Result<bool, SqlError> {
+            Ok(sql
+                .first(
+                    "SELECT 1 FROM rollback_test WHERE k = ?",
+                    &[Param::Integer(k)],
+                )?
+                .is_some())
+        };
+        let nested_rows_10_11 = [has(10)?, has(11)?];
         // The second row makes json() fail while the cursor is being read, not at exec.
         let cursor_error = sql
             .exec(
@@ -116,6 +134,7 @@ impl BenchObject {
             rows_after_commit,
             failed_transaction_returned_error: failed.is_err(),
             rows_after_rollback,
+            nested_rows_10_11,
             cursor_error,
             too_many_params_error,
         })
