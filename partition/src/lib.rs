@@ -537,9 +537,17 @@ impl<S: Sql> Partition<S> {
 
     /// A producer's state, unless it expired.
     fn live_producer(&self, producer_id: i64, now_ms: i64) -> Option<&ProducerEntry> {
-        self.producers
-            .get(&producer_id)
-            .filter(|e| now_ms - e.last_seen_ms <= self.config.producer_expiry_ms)
+        self.producers.get(&producer_id).filter(|e| {
+            now_ms - e.last_seen_ms <= self.config.producer_expiry_ms
+                || self.in_open_transaction(producer_id)
+        })
+    }
+
+    /// Whether the producer has an open transaction here. Its idempotence state is then kept
+    /// however idle it is: forgetting it would refuse the transaction's next batch
+    /// (`UNKNOWN_PRODUCER_ID`) and leave it unable to finish.
+    fn in_open_transaction(&self, producer_id: i64) -> bool {
+        self.transactions.get(&producer_id).is_some_and(|t| t.open)
     }
 
     /// Producers to forget before `producer_id` is stored: the expired ones (every
@@ -555,6 +563,7 @@ impl<S: Sql> Partition<S> {
                     .filter(|(&id, e)| {
                         id != producer_id
                             && now_ms - e.last_seen_ms > self.config.producer_expiry_ms
+                            && !self.in_open_transaction(id)
                     })
                     .map(|(&id, _)| id),
             );
@@ -564,10 +573,14 @@ impl<S: Sql> Partition<S> {
                 let idlest = self
                     .producers
                     .iter()
-                    .filter(|(&id, _)| id != producer_id && !forget.contains(&id))
+                    .filter(|(&id, _)| {
+                        id != producer_id && !forget.contains(&id) && !self.in_open_transaction(id)
+                    })
                     .min_by_key(|(&id, e)| (e.last_seen_ms, id))
-                    .map(|(&id, _)| id)
-                    .expect("more producers than the cap means there is one to evict");
+                    .map(|(&id, _)| id);
+                // Only producers with open transactions are left: they stay, and the cap is
+                // passed by at most their number, which `max_producers` bounds too.
+                let Some(idlest) = idlest else { break };
                 forget.insert(idlest);
             }
         }
