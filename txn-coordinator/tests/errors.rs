@@ -754,3 +754,161 @@ fn invalid_txn_state_when_an_offset_commit_has_an_unknown_outcome() {
     // Its late answer (to the old incarnation) is ignored.
     assert!(d.end(e1, TxnResult::Abort).is_empty());
 }
+
+/// Real SQLite whose `fail_at`-th write statement fails (once).
+struct FailNthWrite {
+    inner: Sqlite,
+    writes: std::cell::Cell<u64>,
+    fail_at: u64,
+}
+
+impl Sql for FailNthWrite {
+    fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
+        if !sql.trim_start().starts_with("SELECT") {
+            self.writes.set(self.writes.get() + 1);
+            if self.writes.get() == self.fail_at {
+                return Err(SqlError::Statement {
+                    message: "disk I/O error (injected)".into(),
+                    statement: sql.into(),
+                });
+            }
+        }
+        self.inner.exec(sql, params)
+    }
+
+    fn transaction<T, E: From<SqlError>>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        self.inner.transaction(f)
+    }
+}
+
+/// Opens the core, as the adapter does after a storage failure. The failure is injected once,
+/// so only the very first open could meet it, and the test starts after that open's writes.
+fn open_retrying(sql: FailNthWrite) -> TxnCoordinator<FailNthWrite> {
+    TxnCoordinator::open(sql, TXN_ID, 0).expect("the failure is injected once")
+}
+
+/// One transaction (init, 2 partitions, offsets, commit) where the `fail_at`-th write fails:
+/// the step returns a storage error, the adapter reopens the core on the same database, and the
+/// client retries. The transaction must end committed (or, when the failure hit an offset
+/// commit, aborted and redone), never half-written. Returns the writes of the run.
+fn commit_with_failed_write(fail_at: u64) -> u64 {
+    let sql = FailNthWrite {
+        inner: Sqlite::memory(),
+        writes: std::cell::Cell::new(0),
+        fail_at,
+    };
+    let mut core = Some(open_retrying(sql));
+    let mut producer_epoch = -1;
+    let mut step = 0;
+    let mut next_request = 0;
+    for _ in 0..1_000 {
+        next_request += 1;
+        let request = RequestId(next_request);
+        let c = core.as_mut().unwrap();
+        let result = match step {
+            0 => {
+                let req = InitProducerRequest {
+                    transactional_id: Some(TXN_ID.into()),
+                    transaction_timeout_ms: None,
+                };
+                c.init_producer(request, &req, 0)
+            }
+            1 => {
+                let req = CoordinatorAddPartitions {
+                    producer_id: 1000,
+                    producer_epoch,
+                    partitions: vec![partition("a", 0), partition("b", 0)],
+                };
+                c.add_partitions(request, &req, 0)
+            }
+            2 => c.add_offsets(request, &offsets(1, "g", producer_epoch), 0),
+            3 | 9 => {
+                let result = if step == 3 {
+                    TxnResult::Commit
+                } else {
+                    TxnResult::Abort
+                };
+                let req = EndTxnRequest {
+                    producer_id: 1000,
+                    producer_epoch,
+                };
+                c.end_txn(request, &req, result, 0)
+            }
+            _ => break,
+        };
+        // Answer every call at once; collect this request's reply.
+        let mut outputs = match result {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::UnknownServerError);
+                core = Some(open_retrying(core.take().unwrap().into_sql()));
+                continue;
+            }
+        };
+        let mut reply = None;
+        let mut failed = false;
+        while let Some(output) = outputs.pop() {
+            match output {
+                Output::Reply { request: r, result } => {
+                    assert_eq!(r, request);
+                    reply = Some(result);
+                }
+                Output::Call { id, call } => {
+                    let c = core.as_mut().unwrap();
+                    match c.on_call_result(id, Ok(ok_reply(&call)), 0) {
+                        Ok(more) => outputs.extend(more),
+                        Err(e) => {
+                            assert_eq!(e.code(), ErrorCode::UnknownServerError);
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if failed {
+            core = Some(open_retrying(core.take().unwrap().into_sql()));
+            // A Prepare state left behind is driven by the alarm.
+            let c = core.as_mut().unwrap();
+            let mut outputs = c.on_alarm(0).unwrap();
+            while let Some(output) = outputs.pop() {
+                if let Output::Call { id, call } = output {
+                    outputs.extend(c.on_call_result(id, Ok(ok_reply(&call)), 0).unwrap());
+                }
+            }
+            continue;
+        }
+        match reply.expect("every request is answered") {
+            Ok(Answer::Producer(r)) => {
+                producer_epoch = r.producer_epoch;
+                step = 1;
+            }
+            Ok(Answer::PartitionsAdded) | Ok(Answer::OffsetsAdded) => step += 1,
+            Ok(Answer::Ended(r)) => {
+                producer_epoch = r.producer_epoch;
+                step = if step == 9 { 1 } else { 4 };
+            }
+            Err(e) if e.code() == ErrorCode::InvalidTxnState => step = 9,
+            Err(e) => assert!(e.code().is_retriable(), "step {step}: {e}"),
+        }
+    }
+    assert_eq!(
+        step, 4,
+        "the transaction did not commit (failure at write {fail_at})"
+    );
+    let core = core.unwrap();
+    assert_eq!(core.state(), TransactionState::CompleteCommit);
+    let writes = core.sql().writes.get();
+    assert!(writes >= fail_at, "the failure was injected");
+    writes
+}
+
+#[test]
+fn a_storage_failure_at_any_write_leaves_a_consistent_state() {
+    let clean = commit_with_failed_write(0);
+    assert!(clean >= 8);
+    // Writes 1 to 3 are the first open's (the schema and the row).
+    for fail_at in 4..=clean {
+        commit_with_failed_write(fail_at);
+    }
+}
