@@ -200,8 +200,14 @@ fn sticky(
     loop {
         let mut order: Vec<usize> = (0..members.len()).collect();
         order.sort_by_key(|&i| (std::cmp::Reverse(held[i].len()), i));
+        // No candidate can have fewer than the least loaded member: once `from` is within one
+        // of it, so is every member after it in the order, and the assignment is final.
+        let min_load = held.iter().map(BTreeSet::len).min().unwrap_or(0);
         let mut moved = false;
         'search: for &from in &order {
+            if held[from].len() <= min_load + 1 {
+                break;
+            }
             for &tp in &held[from] {
                 let to = candidates[tp.topic.as_str()]
                     .iter()

@@ -79,6 +79,8 @@ const SCHEMA: &[&str] = &[
     )",
     "CREATE INDEX IF NOT EXISTS partition_assignment_owner ON partition_assignment (owner)",
     "CREATE INDEX IF NOT EXISTS partition_assignment_target ON partition_assignment (target)",
+    "CREATE INDEX IF NOT EXISTS partition_assignment_revoke
+     ON partition_assignment (revoke_generation)",
     "CREATE TABLE IF NOT EXISTS committed_offset (
         topic TEXT NOT NULL,
         partition INTEGER NOT NULL,
@@ -814,7 +816,7 @@ impl<S: Sql> GroupCoordinator<S> {
             "DELETE FROM member WHERE member_id = ?",
             &[member_id.into()],
         )?;
-        Ok(())
+        self.drop_empty_rows()
     }
 
     /// Stores the partition counts given. With `required`, every topic in it must have a
@@ -918,6 +920,10 @@ impl<S: Sql> GroupCoordinator<S> {
                 owner: row.opt_text(3).map(str::to_owned),
                 revoke_generation: row.opt_int(4).map(to_i32),
             };
+            assert!(
+                slot.target.is_some() || slot.owner.is_some(),
+                "a partition row with neither target nor owner is deleted"
+            );
             assert_eq!(
                 slot.revoke_generation.is_some(),
                 slot.owner.is_some() && slot.owner != slot.target,
@@ -1002,6 +1008,16 @@ impl<S: Sql> GroupCoordinator<S> {
              WHERE owner = ? AND revoke_generation <= ?",
             &[member_id.into(), acked_generation.into()],
         )?;
+        self.drop_empty_rows()
+    }
+
+    /// A released partition that nobody is to get (its topic shrank or lost its last
+    /// subscriber) leaves no row behind.
+    fn drop_empty_rows(&self) -> Result<(), GroupError> {
+        self.sql.run(
+            "DELETE FROM partition_assignment WHERE owner IS NULL AND target IS NULL",
+            &[],
+        )?;
         Ok(())
     }
 
@@ -1034,11 +1050,19 @@ impl<S: Sql> GroupCoordinator<S> {
     }
 
     fn state(&self) -> Result<GroupState, GroupError> {
-        if self.member_count()? == 0 {
+        if self
+            .sql
+            .first("SELECT 1 FROM member LIMIT 1", &[])?
+            .is_none()
+        {
             return Ok(GroupState::Empty);
         }
+        // A row's owner differs from its target exactly when it has no owner yet (rows with
+        // neither are deleted) or its owner must release it (`revoke_generation` is set): two
+        // index probes instead of a scan of every partition.
         let moving = self.sql.first(
-            "SELECT 1 FROM partition_assignment WHERE owner IS NOT target LIMIT 1",
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM partition_assignment WHERE owner IS NULL)
+             OR EXISTS (SELECT 1 FROM partition_assignment WHERE revoke_generation IS NOT NULL)",
             &[],
         )?;
         Ok(if moving.is_some() {

@@ -1,4 +1,5 @@
-//! A state-machine property test of membership: random joins, heartbeats, lost answers,
+//! A state-machine property test of membership: random joins, changes of subscription,
+//! heartbeats, lost answers,
 //! crashes (found by session timeouts), leaves, restarts of the group object and topic growth.
 //!
 //! Each consumer process is modelled as a client would behave: it owns exactly the partitions
@@ -32,6 +33,7 @@ const PROCESSES: usize = 6;
 #[derive(Clone, Debug)]
 enum Op {
     Join { p: usize, topics: u8 },
+    Resubscribe { p: usize, topics: u8 },
     Heartbeat { p: usize },
     HeartbeatLost { p: usize },
     Commit { p: usize },
@@ -46,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
     let p = 0..PROCESSES;
     prop_oneof![
         3 => (p.clone(), 1..4u8).prop_map(|(p, topics)| Op::Join { p, topics }),
+        1 => (p.clone(), 1..4u8).prop_map(|(p, topics)| Op::Resubscribe { p, topics }),
         8 => p.clone().prop_map(|p| Op::Heartbeat { p }),
         2 => p.clone().prop_map(|p| Op::HeartbeatLost { p }),
         2 => p.clone().prop_map(|p| Op::Commit { p }),
@@ -106,8 +109,9 @@ impl World {
 
     fn step(&mut self, op: &Op) {
         match *op {
-            Op::Join { p, topics } => {
-                if self.processes[p].is_some() {
+            Op::Join { p, topics } | Op::Resubscribe { p, topics } => {
+                let rejoin = matches!(op, Op::Resubscribe { .. });
+                if self.processes[p].is_some() != rejoin {
                     return;
                 }
                 let topics = match topics {
@@ -116,13 +120,20 @@ impl World {
                     _ => vec!["a".to_string(), "b".to_string()],
                 };
                 let req = JoinGroupRequest {
-                    member_id: None,
+                    member_id: self.processes[p].as_ref().map(|p| p.member_id.clone()),
                     group_instance_id: Self::instance(p),
                     topics,
                     session_timeout_ms: Some(SESSION_TIMEOUT_MS),
                     assignor: Some(self.assignor),
                 };
-                let r = self.group.join(&req, &self.counts(), self.now_ms).unwrap();
+                let r = match self.group.join(&req, &self.counts(), self.now_ms) {
+                    Ok(r) => r,
+                    Err(GroupError::UnknownMemberId(_)) if rejoin => {
+                        self.processes[p] = None;
+                        return;
+                    }
+                    Err(e) => panic!("join failed: {e}"),
+                };
                 self.processes[p] = Some(Process {
                     member_id: r.member_id,
                     generation_id: r.generation_id,
