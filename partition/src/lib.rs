@@ -125,6 +125,9 @@ pub const EXPIRY_SWEEP_INTERVAL_MS: i64 = 60_000;
 /// How often an append also applies retention (see [`Partition::enforce_retention`]).
 pub const RETENTION_INTERVAL_MS: i64 = 60_000;
 
+/// The most plan-fetch-decode rounds one read runs (each decodes at least one row).
+const MAX_READ_ROUNDS: usize = 8;
+
 /// The most log rows one retention step deletes, so a step stays short; the next step goes on.
 pub const MAX_RETENTION_ROWS_PER_STEP: i64 = 1_000;
 
@@ -870,7 +873,50 @@ impl<S: Sql> Partition<S> {
             return Ok(response);
         }
 
+        // Rounds of plan, fetch, decode. The plan estimates the first row's share of bytes, so a
+        // round may stop short of the limits; the next round goes on from there. Each round
+        // decodes at least one row or hits a limit, and the rounds are capped, so a read is a
+        // bounded number of statements.
+        let mut bytes = 0usize;
+        for _ in 0..MAX_READ_ROUNDS {
+            if response.next_offset >= end || response.records.len() >= max_records {
+                break;
+            }
+            let full = self.read_round(
+                response.next_offset,
+                end,
+                req.isolation,
+                (max_records, max_bytes),
+                &mut bytes,
+                &mut response,
+            )?;
+            if full {
+                break;
+            }
+        }
+        assert!(response.next_offset <= end && response.next_offset >= offset);
+        assert!(response
+            .records
+            .windows(2)
+            .all(|w| w[0].offset < w[1].offset));
+        Ok(response)
+    }
+
+    /// One round of a read from `from` (see [`Partition::read`]): plans rows from their
+    /// metadata, fetches their blobs and appends records to `response` until a limit
+    /// (`(max_records, max_bytes)`, with `bytes` already used) is reached, which it returns.
+    fn read_round(
+        &self,
+        from: i64,
+        end: i64,
+        isolation: Isolation,
+        limits: (usize, usize),
+        bytes: &mut usize,
+        response: &mut FetchResponse,
+    ) -> Result<bool, PartitionError> {
         // Plan: the rows' metadata, without blobs, decides which rows are needed.
+        let offset = from;
+        let (max_records, max_bytes) = limits;
         let metas: Vec<RowMeta> = self
             .sql
             .exec(
@@ -883,7 +929,7 @@ impl<S: Sql> Partition<S> {
                     offset.into(),
                     offset.into(),
                     end.into(),
-                    (max_records as i64).into(),
+                    ((max_records - response.records.len()) as i64).into(),
                 ],
             )?
             .iter()
@@ -902,7 +948,7 @@ impl<S: Sql> Partition<S> {
             scan_start <= offset,
             "the log has a hole before offset {offset}"
         );
-        let aborted: Vec<(i64, i64, i64)> = if req.isolation == Isolation::ReadCommitted {
+        let aborted: Vec<(i64, i64, i64)> = if isolation == Isolation::ReadCommitted {
             self.sql
                 .exec(
                     "SELECT producer_id, first_offset, last_offset FROM aborted_transactions
@@ -929,8 +975,8 @@ impl<S: Sql> Partition<S> {
                 .iter()
                 .any(|&(a, first, last)| a == id && first <= m.base_offset && m.base_offset <= last)
         };
-        let mut planned_records = 0usize;
-        let mut planned_bytes = 0usize;
+        let mut planned_records = response.records.len();
+        let mut planned_bytes = *bytes;
         let mut last_needed = scan_start;
         for m in &metas {
             last_needed = m.base_offset;
@@ -955,7 +1001,7 @@ impl<S: Sql> Partition<S> {
             &[scan_start.into(), last_needed.into()],
         )?;
         let mut blobs: BTreeMap<i64, Row> = blobs.into_iter().map(|r| (r.int(0), r)).collect();
-        let mut bytes = 0usize;
+        let mut full = false;
         'rows: for m in metas.iter().take_while(|m| m.base_offset <= last_needed) {
             if !visible(m) {
                 response.next_offset = response.next_offset.max(m.last_offset + 1);
@@ -969,12 +1015,12 @@ impl<S: Sql> Partition<S> {
                     continue;
                 }
                 let size = record.size_bytes();
-                let full = response.records.len() >= max_records
-                    || (!response.records.is_empty() && bytes + size > max_bytes);
+                full = response.records.len() >= max_records
+                    || (!response.records.is_empty() && *bytes + size > max_bytes);
                 if full {
                     break 'rows;
                 }
-                bytes += size;
+                *bytes += size;
                 response.next_offset = record.offset + 1;
                 response.records.push(record);
             }
@@ -984,12 +1030,7 @@ impl<S: Sql> Partition<S> {
                 "a log row holds fewer records than its offsets say"
             );
         }
-        assert!(response.next_offset <= end && response.next_offset >= offset);
-        assert!(response
-            .records
-            .windows(2)
-            .all(|w| w[0].offset < w[1].offset));
-        Ok(response)
+        Ok(full)
     }
 
     /// The offsets a client sees.

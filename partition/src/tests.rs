@@ -294,3 +294,52 @@ fn producers_expire_and_the_idlest_are_evicted_at_the_cap() {
     let p = Partition::open_with_config(db, 100_000, config).unwrap();
     assert_eq!(p.producer_count(), 1);
 }
+
+mod read_limits {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any read returns the longest run of records from its offset that fits the limits:
+        /// consecutive offsets, at most `max_records`, at most `max_bytes` unless it is the
+        /// single first record, and stopping only at a limit or the high watermark.
+        #[test]
+        fn reads_return_the_longest_run_that_fits(
+            batches in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![8 => 0usize..300, 1 => 20_000usize..60_000], 1..40),
+                1..12),
+            reads in proptest::collection::vec((any::<prop::sample::Index>(), 1u32..60, 0u32..100_000), 1..20),
+        ) {
+            let (_db, mut p) = open();
+            let mut sizes = Vec::new();
+            for batch in &batches {
+                let records = batch.iter().map(|&n| ProduceRecord::value(vec![b'x'; n])).collect();
+                p.append(&plain(records), NOW).unwrap();
+                sizes.extend(batch.iter().copied());
+            }
+            let hw = sizes.len() as i64;
+            for (at, max_records, max_bytes) in reads {
+                let offset = at.index(sizes.len() + 1) as i64;
+                let r = read(&mut p, offset, max_records, max_bytes);
+                let n = r.records.len();
+                for (i, rec) in r.records.iter().enumerate() {
+                    prop_assert_eq!(rec.offset, offset + i as i64);
+                    prop_assert_eq!(rec.size_bytes(), sizes[rec.offset as usize]);
+                }
+                prop_assert_eq!(r.next_offset, offset + n as i64);
+                prop_assert!(n <= max_records as usize);
+                let bytes: usize = r.records.iter().map(|rec| rec.size_bytes()).sum();
+                prop_assert!(n <= 1 || bytes <= max_bytes as usize);
+                if offset < hw {
+                    prop_assert!(n >= 1, "a read below the high watermark always progresses");
+                }
+                let stopped_at_limit = n == max_records as usize
+                    || (r.next_offset < hw && bytes + sizes[r.next_offset as usize] > max_bytes as usize);
+                prop_assert!(stopped_at_limit || r.next_offset == hw,
+                    "read at {} stopped at {} with room left", offset, r.next_offset);
+            }
+        }
+    }
+}
