@@ -412,3 +412,209 @@ fn producer_is_idempotent_when_the_server_has_producer_ids() {
         d.await.unwrap();
     });
 }
+
+/// The read-process-write promise: processors killed mid-transaction and restarted, yet every
+/// input yields exactly one output in the committed output topic.
+#[test]
+#[ignore = "until the Worker routes /v1/groups and /v1/transactions"]
+fn processor_is_exactly_once_across_kills() {
+    use kafdo_client::{OutputRecord, Processor, ProcessorConfig};
+    let url = url!("processor_is_exactly_once_across_kills");
+    runtime().block_on(async {
+        let client = Client::connect(&url).unwrap();
+        let input = unique_topic("rpw-in");
+        let output = unique_topic("rpw-out");
+        let group = unique_topic("rpw-group");
+        client
+            .create_topic(&input, 4, TopicConfig::default())
+            .await
+            .unwrap();
+        client
+            .create_topic(&output, 4, TopicConfig::default())
+            .await
+            .unwrap();
+        const INPUTS: usize = 2_000;
+        let producer = Producer::new(client.clone(), ProducerConfig::default());
+        for i in 0..INPUTS {
+            producer
+                .send(
+                    &input,
+                    Some(format!("k{i}").into_bytes()),
+                    format!("v{i}").into_bytes(),
+                )
+                .await
+                .unwrap();
+        }
+        producer.flush().await.unwrap();
+
+        let config = ProcessorConfig {
+            poll_timeout_ms: 200,
+            group: kafdo_client::GroupConsumerConfig {
+                session_timeout_ms: Some(3_000),
+                heartbeat_interval_ms: 300,
+                consumer: ConsumerConfig {
+                    auto_offset_reset: OffsetReset::Earliest,
+                    max_partition_fetch_records: 50,
+                    ..ConsumerConfig::default()
+                },
+                ..Default::default()
+            },
+            ..ProcessorConfig::default()
+        };
+        let out_topic = output.clone();
+        let transform = move |records: &[kafdo_client::ConsumerRecord]| -> Vec<OutputRecord> {
+            records
+                .iter()
+                .map(|r| {
+                    OutputRecord::keyed(
+                        &out_topic,
+                        r.key.clone().unwrap(),
+                        r.value.clone().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        // Two instances; each round kills one mid-run (its task is dropped wherever it is,
+        // transaction open or not) and starts it again under the same transactional id.
+        let mut kills = 0;
+        for round in 0..6 {
+            let mut tasks = Vec::new();
+            for instance in ["a", "b"] {
+                let client = client.clone();
+                let (group, input, config, transform) = (
+                    group.clone(),
+                    input.clone(),
+                    config.clone(),
+                    transform.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let mut processor = Processor::new(
+                        client,
+                        &group,
+                        vec![input],
+                        &format!("rpw-{instance}"),
+                        config,
+                    )
+                    .await
+                    .unwrap();
+                    let mut f = transform;
+                    loop {
+                        processor.step(&mut f).await.unwrap();
+                    }
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(700 + 300 * round)).await;
+            for task in &tasks {
+                task.abort();
+                kills += 1;
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
+        // A last, uninterrupted run to the end of the input.
+        let mut processor = Processor::new(
+            client.clone(),
+            &group,
+            vec![input.clone()],
+            "rpw-a",
+            config.clone(),
+        )
+        .await
+        .unwrap();
+        let mut f = transform.clone();
+        let mut idle = 0;
+        while idle < 20 {
+            match processor.step(&mut f).await.unwrap() {
+                kafdo_client::StepOutcome::Idle => idle += 1,
+                _ => idle = 0,
+            }
+        }
+        processor.close().await.unwrap();
+        assert!(kills > 0);
+
+        let mut consumer = Consumer::new(
+            client.clone(),
+            ConsumerConfig {
+                auto_offset_reset: OffsetReset::Earliest,
+                ..ConsumerConfig::default()
+            },
+        );
+        consumer.assign_topic(&output).await.unwrap();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        loop {
+            let records = consumer.poll(Duration::from_millis(500)).await.unwrap();
+            if records.is_empty() {
+                break;
+            }
+            for r in records {
+                *seen
+                    .entry(String::from_utf8(r.value.unwrap()).unwrap())
+                    .or_default() += 1;
+            }
+        }
+        assert_eq!(seen.len(), INPUTS, "every input has an output");
+        assert!(seen.values().all(|&n| n == 1), "no input has two outputs");
+    });
+}
+
+/// Two group members split a topic's partitions and together read every record once.
+#[test]
+#[ignore = "until the Worker routes /v1/groups"]
+fn group_members_share_partitions() {
+    use kafdo_client::{GroupConsumer, GroupConsumerConfig};
+    let url = url!("group_members_share_partitions");
+    runtime().block_on(async {
+        let client = Client::connect(&url).unwrap();
+        let topic = unique_topic("client-group");
+        let group = unique_topic("client-group-g");
+        client
+            .create_topic(&topic, 4, TopicConfig::default())
+            .await
+            .unwrap();
+        let config = GroupConsumerConfig {
+            heartbeat_interval_ms: 200,
+            consumer: ConsumerConfig {
+                auto_offset_reset: OffsetReset::Earliest,
+                ..ConsumerConfig::default()
+            },
+            ..GroupConsumerConfig::default()
+        };
+        let mut a =
+            GroupConsumer::join(client.clone(), &group, vec![topic.clone()], config.clone())
+                .await
+                .unwrap();
+        let mut b = GroupConsumer::join(client.clone(), &group, vec![topic.clone()], config)
+            .await
+            .unwrap();
+        for _ in 0..20 {
+            a.poll(Duration::from_millis(100)).await.unwrap();
+            b.poll(Duration::from_millis(100)).await.unwrap();
+            if a.assignment().len() == 2 && b.assignment().len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(a.assignment().len() + b.assignment().len(), 4);
+        assert_eq!(a.assignment().len(), 2);
+        let records: Vec<_> = (0..200)
+            .map(|i| kafdo_client::ProduceRecord::keyed(format!("k{i}"), format!("v{i}")))
+            .collect();
+        client.produce(&topic, records, None).await.unwrap();
+        let mut values = Vec::new();
+        for _ in 0..50 {
+            for consumer in [&mut a, &mut b] {
+                for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
+                    values.push(String::from_utf8(r.value.unwrap()).unwrap());
+                }
+            }
+            if values.len() >= 200 {
+                break;
+            }
+        }
+        values.sort();
+        values.dedup();
+        assert_eq!(values.len(), 200);
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    });
+}
