@@ -21,7 +21,8 @@
 //!    target is at least 100,000 records/s here.
 //!
 //! Each cell runs for a bounded time (`--seconds`, 5 by default) after a short warm-up, on a
-//! fresh topic or object, and only to 127.0.0.1. Request bodies are encoded once per cell, so
+//! fresh topic or object, and only to 127.0.0.1. The cells of one comparison take turns in
+//! 1-second slices, so the drifting load of a shared machine hits them alike. Request bodies are encoded once per cell, so
 //! the client's cost is sending bytes. Bodies are JSON (values in base64), or CBOR with `--cbor`
 //! (values as byte strings: less to parse in the Worker).
 
@@ -118,34 +119,78 @@ fn body(format: Format, n: usize, keyed: bool, salt: u64) -> Vec<u8> {
     format.encode(&ProduceRequest { records })
 }
 
-/// What one cell measured.
-#[derive(Copy, Clone)]
-struct Measure {
-    records_per_s: f64,
-    requests: u64,
-    mean_latency_ms: f64,
-}
-
-/// Runs `threads` clients, each sending its own request again and again for `seconds`; each
-/// answer is checked by `check`, which returns how many records it acknowledged.
-fn run_cell(
-    client: &Client,
-    format: Format,
-    seconds: f64,
+/// One cell: the requests its client threads send (one thread per request, each sending its
+/// own again and again), and how an answer is checked (it returns the records acknowledged).
+struct Cell {
     requests: Vec<(String, Vec<u8>)>,
     check: fn(&kafdo_e2e::Reply, usize) -> u64,
     batch: usize,
+}
+
+/// What one cell measured, summed over its slices.
+#[derive(Copy, Clone, Default)]
+struct Measure {
+    records: u64,
+    requests: u64,
+    busy_ns: u64,
+    window_s: f64,
+}
+
+impl Measure {
+    fn records_per_s(&self) -> f64 {
+        self.records as f64 / self.window_s
+    }
+
+    fn mean_latency_ms(&self) -> f64 {
+        if self.requests == 0 {
+            f64::NAN
+        } else {
+            self.busy_ns as f64 / self.requests as f64 / 1e6
+        }
+    }
+}
+
+/// Runs the cells that are compared with each other in 1-second slices, taking turns, for
+/// `seconds` each: this machine is shared and its load drifts, and taking turns spreads the
+/// drift over every cell instead of favouring the one that ran in a quiet moment.
+fn compare(client: &Client, format: Format, seconds: f64, cells: &[Cell]) -> Vec<Measure> {
+    let slices = seconds.ceil().max(1.0) as usize;
+    let slice_s = seconds / slices as f64;
+    let mut measures = vec![Measure::default(); cells.len()];
+    for slice in 0..slices {
+        for (cell, measure) in cells.iter().zip(measures.iter_mut()) {
+            // Only the first slice of a cell warms up (fresh object, first wasm calls).
+            let warm_up = if slice == 0 { WARM_UP } else { Duration::ZERO };
+            let m = run_slice(client, format, slice_s, warm_up, cell);
+            measure.records += m.records;
+            measure.requests += m.requests;
+            measure.busy_ns += m.busy_ns;
+            measure.window_s += m.window_s;
+        }
+    }
+    measures
+}
+
+/// One slice of a cell: its threads send for `seconds` after `warm_up`; requests answered
+/// inside the window are counted.
+fn run_slice(
+    client: &Client,
+    format: Format,
+    seconds: f64,
+    warm_up: Duration,
+    cell: &Cell,
 ) -> Measure {
     let stop = AtomicBool::new(false);
     let counting = AtomicBool::new(false);
     let records = AtomicU64::new(0);
     let sent = AtomicU64::new(0);
     let busy_ns = AtomicU64::new(0);
-    let started = std::thread::scope(|scope| {
-        for (path, bytes) in &requests {
+    let window = std::thread::scope(|scope| {
+        for (path, bytes) in &cell.requests {
             let client = client.clone();
             let (stop, counting, records, sent, busy_ns) =
                 (&stop, &counting, &records, &sent, &busy_ns);
+            let (check, batch) = (cell.check, cell.batch);
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let began = Instant::now();
@@ -159,25 +204,20 @@ fn run_cell(
                 }
             });
         }
-        std::thread::sleep(WARM_UP);
+        std::thread::sleep(warm_up);
         counting.store(true, Ordering::Relaxed);
         let started = Instant::now();
         std::thread::sleep(Duration::from_secs_f64(seconds));
         counting.store(false, Ordering::Relaxed);
+        let window = started.elapsed().as_secs_f64();
         stop.store(true, Ordering::Relaxed);
-        started
+        window
     });
-    // Requests in flight at the end are not counted; the window is the counting time.
-    let window = started.elapsed().as_secs_f64().min(seconds + 0.05);
-    let requests = sent.load(Ordering::Relaxed);
     Measure {
-        records_per_s: records.load(Ordering::Relaxed) as f64 / window,
-        requests,
-        mean_latency_ms: if requests == 0 {
-            f64::NAN
-        } else {
-            busy_ns.load(Ordering::Relaxed) as f64 / requests as f64 / 1e6
-        },
+        records: records.load(Ordering::Relaxed),
+        requests: sent.load(Ordering::Relaxed),
+        busy_ns: busy_ns.load(Ordering::Relaxed),
+        window_s: window,
     }
 }
 
@@ -200,7 +240,7 @@ fn check_topic(reply: &kafdo_e2e::Reply, batch: usize) -> u64 {
 }
 
 fn rate(m: Measure) -> String {
-    format!("{:>10.0}", m.records_per_s)
+    format!("{:>10.0}", m.records_per_s())
 }
 
 fn main() {
@@ -243,32 +283,31 @@ fn main() {
         let topic = format!("bench-{run_id}-b{batch}");
         client.create_topic(&topic, 1);
         let bytes = body(options.format, batch, false, batch as u64);
-        let kafdo = run_cell(
-            &client,
-            options.format,
-            options.seconds,
-            vec![(
-                format!("/v1/topics/{topic}/partitions/0/records"),
-                bytes.clone(),
-            )],
-            check_partition,
-            batch,
-        );
-        let bare = run_cell(
-            &client,
-            options.format,
-            options.seconds,
-            vec![(format!("/bench/bare-append/{}", next_object()), bytes)],
-            check_bare,
-            batch,
-        );
+        let cells = [
+            Cell {
+                requests: vec![(
+                    format!("/v1/topics/{topic}/partitions/0/records"),
+                    bytes.clone(),
+                )],
+                check: check_partition,
+                batch,
+            },
+            Cell {
+                requests: vec![(format!("/bench/bare-append/{}", next_object()), bytes)],
+                check: check_bare,
+                batch,
+            },
+        ];
+        let [kafdo, bare] = compare(&client, options.format, options.seconds, &cells)[..] else {
+            unreachable!("two cells measured")
+        };
         println!(
             "| {batch:>5} | {} | {} | {:>12.2} | {:>16.2} | {:>15.2} |",
             rate(kafdo),
             rate(bare),
-            kafdo.records_per_s / bare.records_per_s,
-            kafdo.mean_latency_ms,
-            bare.mean_latency_ms
+            kafdo.records_per_s() / bare.records_per_s(),
+            kafdo.mean_latency_ms(),
+            bare.mean_latency_ms()
         );
     }
 
@@ -283,93 +322,83 @@ fn main() {
     let topic = format!("bench-{run_id}-concurrent");
     client.create_topic(&topic, PARTITIONS);
     let bare_objects: Vec<u64> = (0..PARTITIONS).map(|_| next_object()).collect();
-    let bare = run_cell(
-        &client,
-        options.format,
-        options.seconds,
+    let per_thread = |path: &dyn Fn(usize) -> String, keyed: bool| -> Vec<(String, Vec<u8>)> {
         (0..threads)
-            .map(|t| {
-                (
+            .map(|t| (path(t), body(options.format, batch, keyed, t as u64)))
+            .collect()
+    };
+    let cells = [
+        Cell {
+            requests: per_thread(
+                &|t| {
                     format!(
                         "/bench/bare-append/{}",
                         bare_objects[t % PARTITIONS as usize]
-                    ),
-                    body(options.format, batch, false, t as u64),
-                )
-            })
-            .collect(),
-        check_bare,
-        batch,
-    );
-    let partition = run_cell(
-        &client,
-        options.format,
-        options.seconds,
-        (0..threads)
-            .map(|t| {
-                (
+                    )
+                },
+                false,
+            ),
+            check: check_bare,
+            batch,
+        },
+        Cell {
+            requests: per_thread(
+                &|t| {
                     format!(
                         "/v1/topics/{topic}/partitions/{}/records",
                         t % PARTITIONS as usize
-                    ),
-                    body(options.format, batch, false, t as u64),
-                )
-            })
-            .collect(),
-        check_partition,
-        batch,
-    );
-    let keyed = run_cell(
-        &client,
-        options.format,
-        options.seconds,
-        (0..threads)
-            .map(|t| {
-                (
-                    format!("/v1/topics/{topic}/records"),
-                    body(options.format, batch, true, t as u64),
-                )
-            })
-            .collect(),
-        check_topic,
-        batch,
-    );
-    let sticky = run_cell(
-        &client,
-        options.format,
-        options.seconds,
-        (0..threads)
-            .map(|t| {
-                (
-                    format!("/v1/topics/{topic}/records"),
-                    body(options.format, batch, false, t as u64),
-                )
-            })
-            .collect(),
-        check_topic,
-        batch,
-    );
-    for (what, m) in [
-        ("bare append, 4 objects", bare),
-        ("kafdo partition produce, 4 partitions", partition),
-        ("kafdo topic produce, keyed (split over 4)", keyed),
-        ("kafdo topic produce, null keys (sticky)", sticky),
-    ] {
+                    )
+                },
+                false,
+            ),
+            check: check_partition,
+            batch,
+        },
+        Cell {
+            requests: per_thread(&|_| format!("/v1/topics/{topic}/records"), true),
+            check: check_topic,
+            batch,
+        },
+        Cell {
+            requests: per_thread(&|_| format!("/v1/topics/{topic}/records"), false),
+            check: check_topic,
+            batch,
+        },
+    ];
+    let measures = compare(&client, options.format, options.seconds, &cells);
+    let bare = measures[0];
+    let names = [
+        "bare append, 4 objects",
+        "kafdo partition produce, 4 partitions",
+        "kafdo topic produce, keyed (split over 4)",
+        "kafdo topic produce, null keys (sticky)",
+    ];
+    for (what, m) in names.iter().zip(&measures) {
         println!(
             "| {what} | {} | {:>8} | {:>10.2} | {:>12.2} |",
-            rate(m),
+            rate(*m),
             m.requests,
-            m.mean_latency_ms,
-            m.records_per_s / bare.records_per_s
+            m.mean_latency_ms(),
+            m.records_per_s() / bare.records_per_s()
         );
     }
-    let best = partition
-        .records_per_s
-        .max(keyed.records_per_s)
-        .max(sticky.records_per_s);
+    let best = measures[1..]
+        .iter()
+        .map(Measure::records_per_s)
+        .fold(0.0, f64::max);
     println!();
     println!(
         "target >= 100,000 rec/s of 100-byte records across 4 partitions with batches of 1,000: {} (best Kafdo cell {best:.0} rec/s)",
         if best >= 100_000.0 { "met" } else { "NOT met" }
     );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!(
+            "load average at the end (1, 5, 15 min): {} (the machine has {} cores)",
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+    }
 }
