@@ -275,11 +275,18 @@ async fn serve(
         Route::BenchBareAppend(n) => {
             let produce: PartitionProduceRequest = body(req).await?;
             check_records(&produce.records)?;
+            // Only with the variable set (by the robustness tests, never in wrangler.toml):
+            // object 666 panics on purpose, to prove a panic answers 500 instead of hanging.
+            let path = if *n == PANIC_BENCH_OBJECT && debug_panic_enabled(env) {
+                "/bench/panic"
+            } else {
+                "/bench/bare-append"
+            };
             let answer: BareAppendResponse = call(
                 env,
                 "BENCH_APPEND",
                 &format!("bench-{n}"),
-                "/bench/bare-append",
+                path,
                 &produce.records,
                 OBJECT_CALL_TIMEOUT_MS,
             )
@@ -299,6 +306,20 @@ async fn serve(
             Ok(Answer::ok(format, &report))
         }
     }
+}
+
+/// The bench object that panics on purpose when [`DEBUG_PANIC_VAR`] is `"1"`.
+pub const PANIC_BENCH_OBJECT: u32 = 666;
+
+/// The Worker variable that arms the deliberate panic (`wrangler dev --var
+/// KAFDO_DEBUG_PANIC:1`). Without it no request can make the Worker panic on purpose: a panic
+/// resets the isolate and fails every request in flight there.
+pub const DEBUG_PANIC_VAR: &str = "KAFDO_DEBUG_PANIC";
+
+fn debug_panic_enabled(env: &Env) -> bool {
+    env.var(DEBUG_PANIC_VAR)
+        .map(|v| v.to_string() == "1")
+        .unwrap_or(false)
 }
 
 fn describe(topic: &TopicMetadata) -> TopicDescription {

@@ -144,6 +144,9 @@ impl BenchObject {
 impl BenchObject {
     fn call(&self, path: &str, body: &[u8]) -> worker::Result<Response> {
         match path {
+            // Reached only when the router's KAFDO_DEBUG_PANIC variable is set: objects are not
+            // reachable from outside the Worker.
+            "/bench/panic" => panic!("deliberate panic (KAFDO_DEBUG_PANIC)"),
             "/bench/bare-append" => cbor_answer(
                 from_cbor::<Vec<ProduceRecord>>(body)
                     .and_then(|records| self.append(&records).map_err(storage_error)),
