@@ -207,6 +207,12 @@ impl Wrangler {
         Wrangler::start_with(Launcher::WranglerDev)
     }
 
+    /// Starts `wrangler dev` for an instance kept in a `static` (never dropped): when the test
+    /// process is gone, the watchdog stops it and removes its directory.
+    pub fn start_for_static() -> Wrangler {
+        Wrangler::launch_new(Launcher::WranglerDev, true)
+    }
+
     /// Starts the Worker with the given launcher on a fresh state directory.
     pub fn start_with(launcher: Launcher) -> Wrangler {
         Wrangler::launch_new(launcher, false)
@@ -486,8 +492,7 @@ pub fn shared(test: &str) -> Option<&'static Wrangler> {
     }
     let started = SHARED.get_or_init(|| {
         // Never dropped: the watchdog removes its directory when the test process is gone.
-        let start = || Wrangler::launch_new(Launcher::WranglerDev, true);
-        std::panic::catch_unwind(start).map_err(|panic| {
+        std::panic::catch_unwind(Wrangler::start_for_static).map_err(|panic| {
             panic
                 .downcast_ref::<String>()
                 .cloned()

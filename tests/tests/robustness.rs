@@ -18,7 +18,7 @@ fn instance(test: &str) -> Option<&'static Wrangler> {
     if !should_run(test) {
         return None;
     }
-    Some(OWN.get_or_init(Wrangler::start))
+    Some(OWN.get_or_init(Wrangler::start_for_static))
 }
 
 #[test]
