@@ -918,6 +918,9 @@ mod tests {
         assert_eq!(batches[3]["base_sequence"], json!(0));
     }
 
+    /// What the partition appended, by (producer id, base_sequence): base offset and batch.
+    type AppendLog = HashMap<(i64, i64), (i64, serde_json::Value)>;
+
     /// Random faults on every produce: refused connections (not sent), answers lost after the
     /// append (unknown outcome), and retriable errors. The partition side here remembers which
     /// (producer id, base_sequence) it appended, as the real partition does, so that a retry
@@ -927,7 +930,7 @@ mod tests {
     async fn random_faults_never_duplicate_or_skip() {
         for seed in 1..=20u64 {
             let jitter = Arc::new(Jitter::with_seed(seed));
-            let log: Arc<Mutex<HashMap<(i64, i64), (i64, serde_json::Value)>>> = Arc::default();
+            let log: Arc<Mutex<AppendLog>> = Arc::default();
             let next_offset = Arc::new(AtomicI64::new(0));
             let (j, l, n) = (jitter.clone(), log.clone(), next_offset.clone());
             let transport = server(1, move |request, _| {
