@@ -337,6 +337,9 @@ pub struct Partition<S: Sql> {
     log_start_offset: i64,
     high_watermark: i64,
     producers: BTreeMap<i64, ProducerEntry>,
+    /// `(last_seen_ms, producer_id)` of every entry of `producers`, idlest first, so expiry
+    /// and eviction find their victims without scanning every producer.
+    idle: BTreeSet<(i64, i64)>,
     transactions: BTreeMap<i64, TxnEntry>,
     last_sweep_ms: i64,
     last_retention_ms: i64,
@@ -408,7 +411,7 @@ impl<S: Sql> Partition<S> {
             None => log_start_offset,
         };
         assert!(log_start_offset <= high_watermark);
-        let producers = sql
+        let producers: BTreeMap<i64, ProducerEntry> = sql
             .exec(
                 "SELECT producer_id, producer_epoch, last_seen_ms, batches FROM producers",
                 &[],
@@ -450,6 +453,10 @@ impl<S: Sql> Partition<S> {
             deleted,
             log_start_offset,
             high_watermark,
+            idle: producers
+                .iter()
+                .map(|(&id, e)| (e.last_seen_ms, id))
+                .collect(),
             producers,
             transactions,
             last_sweep_ms: now_ms,
@@ -560,32 +567,30 @@ impl<S: Sql> Partition<S> {
         let mut forget: BTreeSet<i64> = BTreeSet::new();
         let sweep = now_ms - self.last_sweep_ms >= EXPIRY_SWEEP_INTERVAL_MS;
         if sweep {
+            // Expired means `last_seen_ms < now_ms - producer_expiry_ms`: a prefix of `idle`.
+            let cutoff = now_ms.saturating_sub(self.config.producer_expiry_ms);
             forget.extend(
-                self.producers
-                    .iter()
-                    .filter(|(&id, e)| {
-                        id != producer_id
-                            && now_ms - e.last_seen_ms > self.config.producer_expiry_ms
-                            && !self.in_open_transaction(id)
-                    })
-                    .map(|(&id, _)| id),
+                self.idle
+                    .range(..(cutoff, i64::MIN))
+                    .map(|&(_, id)| id)
+                    .filter(|&id| id != producer_id && !self.in_open_transaction(id)),
             );
         }
         if !self.producers.contains_key(&producer_id) {
-            while self.producers.len() - forget.len() + 1 > self.config.max_producers {
-                let idlest = self
-                    .producers
-                    .iter()
-                    .filter(|(&id, _)| {
-                        id != producer_id && !forget.contains(&id) && !self.in_open_transaction(id)
-                    })
-                    .min_by_key(|(&id, e)| (e.last_seen_ms, id))
-                    .map(|(&id, _)| id);
-                // Only producers with open transactions are left: they stay, and the cap is
-                // passed by at most their number, which `max_producers` bounds too.
-                let Some(idlest) = idlest else { break };
-                forget.insert(idlest);
-            }
+            let excess =
+                (self.producers.len() - forget.len() + 1).saturating_sub(self.config.max_producers);
+            // The idlest first; producers with open transactions stay, so when only they are
+            // left the cap is passed by at most their number (which `max_producers` bounds).
+            let victims: Vec<i64> = self
+                .idle
+                .iter()
+                .map(|&(_, id)| id)
+                .filter(|&id| {
+                    id != producer_id && !forget.contains(&id) && !self.in_open_transaction(id)
+                })
+                .take(excess)
+                .collect();
+            forget.extend(victims);
         }
         (forget, sweep)
     }
@@ -724,7 +729,8 @@ impl<S: Sql> Partition<S> {
         }
         self.high_watermark = last_offset + 1;
         for id in &forget {
-            self.producers.remove(id);
+            let entry = self.producers.remove(id).expect("a producer to forget");
+            self.idle.remove(&(entry.last_seen_ms, *id));
         }
         if swept {
             self.last_sweep_ms = now_ms;
@@ -736,7 +742,11 @@ impl<S: Sql> Partition<S> {
             }
         }
         if let Some((id, entry)) = new_producer {
-            self.producers.insert(id, entry);
+            let last_seen_ms = entry.last_seen_ms;
+            if let Some(old) = self.producers.insert(id, entry) {
+                self.idle.remove(&(old.last_seen_ms, id));
+            }
+            self.idle.insert((last_seen_ms, id));
             if txn_first_write {
                 let txn = self.transactions.get_mut(&id).expect("an open transaction");
                 txn.first_offset = Some(base_offset);
@@ -1068,6 +1078,7 @@ impl<S: Sql> Partition<S> {
         self.bind_memory(partition);
         self.deleted = true;
         self.producers.clear();
+        self.idle.clear();
         self.transactions.clear();
         Ok(())
     }
@@ -1430,6 +1441,15 @@ impl<S: Sql> Partition<S> {
         assert_eq!(
             next, self.high_watermark,
             "the cached high watermark is wrong"
+        );
+        let idle: BTreeSet<(i64, i64)> = self
+            .producers
+            .iter()
+            .map(|(&id, e)| (e.last_seen_ms, id))
+            .collect();
+        assert_eq!(
+            idle, self.idle,
+            "the idle index disagrees with the producers"
         );
         self.assert_offsets();
         Ok(())

@@ -273,6 +273,7 @@ proptest! {
             if matches!(actual, Ok((_, _, false))) {
                 sent.push((producer_id, epoch, first, values));
             }
+            core.verify().unwrap();
         }
         core.verify().unwrap();
         prop_assert_eq!(read_all(&mut core), model.log.clone());
