@@ -535,6 +535,57 @@ fn idempotency_keys_replayed_in_random_order_write_each_record_once() {
     );
 }
 
+#[test]
+#[ignore = "needs issue 3"]
+fn idempotency_key_is_judged_on_the_decoded_body_and_routes_null_keys_the_same() {
+    let test = "idempotency_key_is_judged_on_the_decoded_body_and_routes_null_keys_the_same";
+    let client = client!(test);
+    let topic = unique_topic("idem-decoded");
+    client.create_topic(&topic, 4);
+    // Keyed records and null-key ones: a retry must route the null-key records to the same
+    // partition as the first attempt (never a fresh random one).
+    let mut records = spread_records("mixed", 12);
+    records.extend((0..8).map(|i| ProduceRecord::value(format!("null-{i}"))));
+    let first: ProduceResponse =
+        keyed_produce(&client, &topic, "mixed", records.clone()).expect(200);
+    // The same records in CBOR, and in JSON written differently, are the same request.
+    let cbor = client.with_format(kafdo_e2e::Format::Cbor);
+    let again: ProduceResponse = keyed_produce(&cbor, &topic, "mixed", records.clone()).expect(200);
+    assert_eq!(again, first, "the same records in CBOR");
+    let json = serde_json::to_string_pretty(&kafdo_types::api::ProduceRequest {
+        records: records.clone(),
+    })
+    .unwrap();
+    let spaced: ProduceResponse = client
+        .post_raw(
+            &format!("/v1/topics/{topic}/records"),
+            kafdo_e2e::Format::Json,
+            json.as_bytes(),
+            &[("idempotency-key", "mixed")],
+        )
+        .expect(200);
+    assert_eq!(
+        spaced, first,
+        "the same records in JSON with other whitespace"
+    );
+    assert_eq!(total_records(&client, &topic, 4).len(), 20);
+
+    // The key belongs to its topic: the same key on another topic is another request.
+    let other = unique_topic("idem-decoded-other");
+    client.create_topic(&other, 4);
+    keyed_produce(&client, &other, "mixed", spread_records("else", 3)).expect_status(200);
+    assert_eq!(total_records(&client, &other, 4).len(), 3);
+    assert_eq!(total_records(&client, &topic, 4).len(), 20);
+
+    // Keys outside 1..=255 visible ASCII bytes are bad requests that write nothing.
+    let long = "k".repeat(256);
+    for bad in ["", long.as_str(), "tab\tkey"] {
+        keyed_produce(&client, &topic, bad, spread_records("bad", 1))
+            .expect_error(400, ErrorCode::InvalidRequest);
+    }
+    assert_eq!(total_records(&client, &topic, 4).len(), 20);
+}
+
 /// Issue 3's "done when": 10,000 records in batches over 4 partitions, each batch retried up
 /// to 3 times at random, some retries after a restart of `wrangler dev`, leave exactly 10,000
 /// records in order per partition. Then the same for `Idempotency-Key` requests replayed
