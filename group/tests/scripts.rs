@@ -16,7 +16,7 @@
 //!   drops the answer, so c1 does not learn it.
 //! - `leave c1`, `alarm` (prints the next alarm, then runs it), `restart` (reopen the core on
 //!   the same SQLite), `describe`.
-//! - `commit c1 a/0=10 [gen=N]` (`commit admin ...` sends generation -1 and no member id),
+//! - `commit c1 a/0=10 a/1=7@meta [gen=N]` (`@` adds offset metadata; `commit admin ...` sends generation -1 and no member id),
 //!   `fetch [stable] [topic=a] [partitions=0,1]`.
 //! - `txn-commit c1 pid=7 epoch=0 a/0=12 [gen=N]`, `marker pid=7 epoch=0 commit|abort`.
 
@@ -113,11 +113,15 @@ impl Harness {
                 .filter_map(|a| {
                     let (tp, off) = a.split_once('=')?;
                     let (t, p) = tp.split_once('/')?;
+                    let (off, metadata) = match off.split_once('@') {
+                        Some((off, m)) => (off, Some(m.to_owned())),
+                        None => (off, None),
+                    };
                     Some(TopicPartitionOffset {
                         topic: t.into(),
                         partition: p.parse().unwrap(),
                         offset: off.parse().unwrap(),
-                        metadata: None,
+                        metadata,
                     })
                 })
                 .collect()
@@ -267,7 +271,11 @@ impl Harness {
                         let parts: Vec<String> = r
                             .offsets
                             .iter()
-                            .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
+                            .map(|o| {
+                                let metadata = o.metadata.as_ref();
+                                let metadata = metadata.map_or(String::new(), |m| format!("@{m}"));
+                                format!("{}/{}={}{metadata}", o.topic, o.partition, o.offset)
+                            })
                             .collect();
                         format!("offsets [{}]", parts.join(" "))
                     }
@@ -283,10 +291,7 @@ impl Harness {
                     producer_epoch: opts["epoch"].parse().unwrap(),
                     generation_id: gen_opt(alias, self),
                     member_id: self.id(alias),
-                    offsets: offsets()
-                        .into_iter()
-                        .filter(|o| o.topic != "pid" && o.topic != "epoch")
-                        .collect(),
+                    offsets: offsets(),
                 };
                 match self.group.txn_offset_commit(&req, self.now_ms) {
                     Ok(()) => "ok".into(),
