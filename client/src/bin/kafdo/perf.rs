@@ -252,7 +252,9 @@ async fn consume(client: &Client, args: ConsumeArgs) -> Result<(), Error> {
             continue;
         }
         last_record = Instant::now();
-        for record in &batch {
+        // Count exactly the records asked for, as Kafka's tool does.
+        let wanted = usize::try_from(args.records - records).unwrap_or(usize::MAX);
+        for record in batch.iter().take(wanted) {
             records += 1;
             bytes += (record.value.as_ref().map_or(0, Vec::len)
                 + record.key.as_ref().map_or(0, Vec::len)) as u64;
