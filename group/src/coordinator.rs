@@ -660,6 +660,20 @@ impl<S: Sql> GroupCoordinator<S> {
         })
     }
 
+    /// Whether the group was ever used: it has members, a generation, or offsets. The Worker
+    /// answers `GROUP_ID_NOT_FOUND` for a group that was not (a Durable Object exists as soon
+    /// as it is named).
+    pub fn exists(&self) -> Result<bool, GroupError> {
+        let row = self.sql.first(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM group_state WHERE generation_id > 0)
+             OR EXISTS (SELECT 1 FROM member)
+             OR EXISTS (SELECT 1 FROM committed_offset)
+             OR EXISTS (SELECT 1 FROM pending_offset)",
+            &[],
+        )?;
+        Ok(row.is_some())
+    }
+
     /// The topics the members subscribe to, so the Worker can look up fresh partition counts
     /// for heartbeats.
     pub fn subscribed_topics(&self) -> Result<Vec<String>, GroupError> {

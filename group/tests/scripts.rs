@@ -15,7 +15,7 @@
 //! - `heartbeat c1 [gen=N] [lost]`: heartbeat echoing c1's last generation (or N); `lost`
 //!   drops the answer, so c1 does not learn it.
 //! - `leave c1`, `alarm` (prints the next alarm, then runs it), `restart` (reopen the core on
-//!   the same SQLite), `describe`.
+//!   the same SQLite), `describe`, `exists`.
 //! - `commit c1 a/0=10 a/1=7@meta [gen=N]` (`@` adds offset metadata; `commit admin ...` sends generation -1 and no member id),
 //!   `fetch [stable] [topic=a] [partitions=0,1]`.
 //! - `txn-commit c1 pid=7 epoch=0 a/0=12 [gen=N]`, `marker pid=7 epoch=0 commit|abort`.
@@ -210,6 +210,7 @@ impl Harness {
                     Err(e) => fmt_error(&e),
                 }
             }
+            "exists" => format!("exists={}", self.group.exists().unwrap()),
             "describe" => match self.group.describe(self.now_ms) {
                 Ok(d) => {
                     let mut out = format!(
