@@ -1,6 +1,6 @@
 //! A state-machine property test of membership: random joins, changes of subscription,
-//! heartbeats, lost answers,
-//! crashes (found by session timeouts), leaves, restarts of the group object and topic growth.
+//! heartbeats, lost answers, delayed old heartbeats, commits, crashes (found by session
+//! timeouts), leaves, restarts of the group object and topic growth.
 //!
 //! Each consumer process is modelled as a client would behave: it owns exactly the partitions
 //! of the last answer it received, echoes that answer's generation, drops everything when it
@@ -32,14 +32,37 @@ const PROCESSES: usize = 6;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Join { p: usize, topics: u8 },
-    Resubscribe { p: usize, topics: u8 },
-    Heartbeat { p: usize },
-    HeartbeatLost { p: usize },
-    Commit { p: usize },
-    Crash { p: usize },
-    Leave { p: usize },
-    Advance { ms: i64 },
+    Join {
+        p: usize,
+        topics: u8,
+    },
+    Resubscribe {
+        p: usize,
+        topics: u8,
+    },
+    Heartbeat {
+        p: usize,
+    },
+    HeartbeatLost {
+        p: usize,
+    },
+    /// A delayed copy of an old heartbeat (an older generation) reaches the group; the client
+    /// has moved on and ignores the answer.
+    HeartbeatStale {
+        p: usize,
+    },
+    Commit {
+        p: usize,
+    },
+    Crash {
+        p: usize,
+    },
+    Leave {
+        p: usize,
+    },
+    Advance {
+        ms: i64,
+    },
     Restart,
     Grow,
 }
@@ -51,6 +74,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (p.clone(), 1..4u8).prop_map(|(p, topics)| Op::Resubscribe { p, topics }),
         8 => p.clone().prop_map(|p| Op::Heartbeat { p }),
         2 => p.clone().prop_map(|p| Op::HeartbeatLost { p }),
+        1 => p.clone().prop_map(|p| Op::HeartbeatStale { p }),
         2 => p.clone().prop_map(|p| Op::Commit { p }),
         1 => p.clone().prop_map(|p| Op::Crash { p }),
         1 => p.clone().prop_map(|p| Op::Leave { p }),
@@ -141,12 +165,16 @@ impl World {
                     last_ok_ms: self.now_ms,
                 });
             }
-            Op::Heartbeat { p } | Op::HeartbeatLost { p } => {
+            Op::Heartbeat { p } | Op::HeartbeatLost { p } | Op::HeartbeatStale { p } => {
                 let Some(process) = self.processes[p].as_mut() else {
                     return;
                 };
                 let req = HeartbeatRequest {
-                    generation_id: process.generation_id,
+                    generation_id: if matches!(op, Op::HeartbeatStale { .. }) {
+                        process.generation_id / 2
+                    } else {
+                        process.generation_id
+                    },
                 };
                 let counts: Vec<TopicPartitionCount> = self
                     .counts
