@@ -58,6 +58,10 @@ pub struct ProduceArgs {
     /// Produce without a producer id.
     #[arg(long)]
     no_idempotence: bool,
+    /// Send at most this many records per second (-1: as fast as possible), to measure
+    /// latency at a given load.
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    throughput: i64,
 }
 
 #[derive(Args, Debug)]
@@ -208,7 +212,16 @@ async fn produce(client: &Client, args: ProduceArgs) -> Result<(), Error> {
         }
         (stats, first_error)
     });
-    for _ in 0..args.records {
+    let sending = Instant::now();
+    for sent in 0..args.records {
+        if args.throughput > 0 {
+            // Kafka's throttle: stay on the line `sent = throughput * elapsed`.
+            let due = Duration::from_secs_f64(sent as f64 / args.throughput as f64);
+            let elapsed = sending.elapsed();
+            if due > elapsed {
+                tokio::time::sleep(due - elapsed).await;
+            }
+        }
         let delivery = producer.send(&args.topic, None, value.clone()).await?;
         if deliveries.send((Instant::now(), delivery)).is_err() {
             break;
