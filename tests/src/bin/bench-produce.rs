@@ -245,16 +245,30 @@ fn rate(m: Measure) -> String {
 
 fn main() {
     let options = options();
-    let owned;
-    let base_url = match &options.url {
-        Some(url) => url.clone(),
-        None => {
-            eprintln!("starting the Worker without the inspector ...");
-            owned = Wrangler::start_with(Launcher::NoInspector);
-            owned.url().to_string()
-        }
+    let owned = options.url.is_none().then(|| {
+        eprintln!("starting the Worker without the inspector ...");
+        Wrangler::start_with(Launcher::NoInspector)
+    });
+    let base_url = match (&options.url, &owned) {
+        (Some(url), _) => url.clone(),
+        (None, Some(wrangler)) => wrangler.url().to_string(),
+        (None, None) => unreachable!("started above"),
     };
-    let client = Client::new(&base_url);
+    let measured = std::panic::catch_unwind(|| run(&options, &base_url));
+    if measured.is_err() {
+        if let Some(wrangler) = &owned {
+            eprintln!(
+                "the benchmark failed; the Worker's output:\n{}",
+                wrangler.output_tail()
+            );
+        }
+        drop(owned);
+        std::process::exit(1);
+    }
+}
+
+fn run(options: &Options, base_url: &str) {
+    let client = Client::new(base_url);
     client.health();
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
