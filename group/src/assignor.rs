@@ -391,6 +391,19 @@ mod tests {
         }
 
         #[test]
+        fn sticky_is_stable_when_nothing_changed(
+            (members, counts) in group_strategy(),
+            (prev_members, prev_counts) in group_strategy(),
+        ) {
+            // Whatever the sticky assignor produced, recomputing it with the same members and
+            // counts moves nothing, so refreshing partition counts never causes a rebalance.
+            let previous = assign(Assignor::Sticky, &prev_members, &prev_counts, &Assignment::new());
+            let once = assign(Assignor::Sticky, &members, &counts, &previous);
+            let twice = assign(Assignor::Sticky, &members, &counts, &once);
+            prop_assert_eq!(once, twice);
+        }
+
+        #[test]
         fn balanced_assignors_are_balanced_for_equal_subscriptions(
             n_members in 1..10usize,
             partitions in proptest::collection::vec(0..30i32, 1..4),
