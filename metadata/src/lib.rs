@@ -30,6 +30,8 @@
 
 #![warn(missing_docs)]
 
+pub mod groups;
+
 use std::ops::Range;
 
 use kafdo_sql::{Param, Row, Sql, SqlError, MAX_SAFE_INTEGER};
