@@ -13,18 +13,20 @@
 
 mod perf;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use kafdo_client::{
-    Client, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, Error, Format, GroupConsumer,
-    GroupConsumerConfig, Isolation, OffsetReset, ProduceRecord, Producer, ProducerConfig,
-    TopicConfig, TopicPartition,
+    Client, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, DeliveryFuture, Error, Format,
+    GroupConsumer, GroupConsumerConfig, Isolation, OffsetReset, ProduceRecord, Producer,
+    ProducerConfig, TopicConfig, TopicPartition,
 };
 use kafdo_types::api::CleanupPolicy;
 use kafdo_types::limits::MAX_RECORDS_PER_REQUEST;
+use tokio::sync::mpsc;
 
 /// The command-line tool for Kafdo, Kafka's semantics on Cloudflare Workers.
 #[derive(Parser, Debug)]
@@ -336,16 +338,6 @@ fn cleanup_name(policy: CleanupPolicy) -> &'static str {
     }
 }
 
-/// Splits stdin into lines: `\n` ends a line (a `\r` before it stays in the value, so a file
-/// round-trips byte for byte); a last line without `\n` is a record too.
-fn lines(input: &[u8]) -> Vec<&[u8]> {
-    let mut lines: Vec<&[u8]> = input.split(|b| *b == b'\n').collect();
-    if lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
-    }
-    lines
-}
-
 fn record(line: &[u8], separator: Option<&[u8]>, partition: Option<i32>) -> ProduceRecord {
     let (key, value) = match separator {
         Some(sep) if !sep.is_empty() => match line.windows(sep.len()).position(|w| w == sep) {
@@ -362,31 +354,78 @@ fn record(line: &[u8], separator: Option<&[u8]>, partition: Option<i32>) -> Prod
     }
 }
 
+/// Reads stdin on its own thread, one line at a time, into a bounded channel (so a large file
+/// streams through the producer's back-pressure instead of being read whole).
+fn stdin_lines() -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (lines, receiver) = mpsc::channel(10_000);
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for_each_line(stdin.lock(), |line| lines.blocking_send(line).is_ok());
+    });
+    receiver
+}
+
+/// Calls `each` with every line of `reader` without its `\n` (a `\r` before it stays, so a
+/// file round-trips byte for byte; a last line without `\n` is a line too); stops early when
+/// `each` returns false.
+fn for_each_line(mut reader: impl BufRead, mut each: impl FnMut(std::io::Result<Vec<u8>>) -> bool) {
+    loop {
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                if !each(Ok(line)) {
+                    return;
+                }
+            }
+            Err(e) => {
+                each(Err(e));
+                return;
+            }
+        }
+    }
+}
+
 async fn produce(client: &Client, args: ProduceArgs) -> Result<(), Error> {
-    let mut input = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut input)
-        .map_err(|e| Error::InvalidArgument(format!("reading stdin: {e}")))?;
-    let separator = args.key_separator.as_deref().map(str::as_bytes);
-    let records: Vec<ProduceRecord> = lines(&input)
-        .into_iter()
-        .map(|line| record(line, separator, args.partition))
-        .collect();
-    let count = records.len();
+    let separator = args.key_separator.clone().map(String::into_bytes);
+    let mut input = stdin_lines();
+    let read_error = |e: std::io::Error| Error::InvalidArgument(format!("reading stdin: {e}"));
+    let mut count: u64 = 0;
 
     if let Some(key) = &args.idempotency_key {
-        let chunks: Vec<Vec<ProduceRecord>> = records
-            .chunks(MAX_RECORDS_PER_REQUEST)
-            .map(<[ProduceRecord]>::to_vec)
-            .collect();
-        let single = chunks.len() <= 1;
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            let chunk_key = if single {
+        // One request per 10,000 lines; the key alone when one request holds everything, so
+        // `--idempotency-key K` means exactly the header `Idempotency-Key: K` for small inputs.
+        let mut chunks: Vec<Vec<ProduceRecord>> = vec![Vec::new()];
+        let mut sent_chunks = 0usize;
+        while let Some(line) = input.recv().await {
+            let line = line.map_err(read_error)?;
+            count += 1;
+            if chunks.last().expect("one chunk").len() == MAX_RECORDS_PER_REQUEST {
+                // There is more than one chunk: send every full one under KEY:i.
+                for chunk in chunks.drain(..) {
+                    let chunk_key = format!("{key}:{sent_chunks}");
+                    client.produce(&args.topic, chunk, Some(&chunk_key)).await?;
+                    sent_chunks += 1;
+                }
+                chunks.push(Vec::new());
+            }
+            chunks.last_mut().expect("one chunk").push(record(
+                &line,
+                separator.as_deref(),
+                args.partition,
+            ));
+        }
+        let last = chunks.pop().expect("one chunk");
+        if !last.is_empty() {
+            let chunk_key = if sent_chunks == 0 {
                 key.clone()
             } else {
-                format!("{key}:{i}")
+                format!("{key}:{sent_chunks}")
             };
-            client.produce(&args.topic, chunk, Some(&chunk_key)).await?;
+            client.produce(&args.topic, last, Some(&chunk_key)).await?;
         }
         eprintln!("produced {count} records to {}", args.topic);
         return Ok(());
@@ -400,19 +439,46 @@ async fn produce(client: &Client, args: ProduceArgs) -> Result<(), Error> {
             ..ProducerConfig::default()
         },
     );
-    let mut deliveries = Vec::with_capacity(count);
-    for record in records {
-        deliveries.push(producer.send_record(&args.topic, record).await?);
-    }
-    producer.flush().await?;
-    let mut failed = 0;
-    let mut first_error = None;
-    for delivery in deliveries {
-        if let Err(e) = delivery.await {
-            failed += 1;
-            first_error.get_or_insert(e);
+    // Deliveries are awaited as they complete, so memory stays bounded by the producer's
+    // buffer however long the input is.
+    let (deliveries, mut acks) = mpsc::unbounded_channel::<DeliveryFuture>();
+    let collector = tokio::spawn(async move {
+        let mut pending = FuturesUnordered::new();
+        let mut failed: u64 = 0;
+        let mut first_error = None;
+        let mut open = true;
+        while open || !pending.is_empty() {
+            tokio::select! {
+                next = acks.recv(), if open => match next {
+                    Some(delivery) => pending.push(delivery),
+                    None => open = false,
+                },
+                Some(result) = pending.next(), if !pending.is_empty() => {
+                    if let Err(e) = result {
+                        failed += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
         }
+        (failed, first_error)
+    });
+    while let Some(line) = input.recv().await {
+        let line = line.map_err(read_error)?;
+        count += 1;
+        let delivery = producer
+            .send_record(
+                &args.topic,
+                record(&line, separator.as_deref(), args.partition),
+            )
+            .await?;
+        let _ = deliveries.send(delivery);
     }
+    drop(deliveries);
+    producer.flush().await?;
+    let (failed, first_error) = collector
+        .await
+        .map_err(|e| Error::Closed(format!("the delivery collector failed: {e}")))?;
     match first_error {
         None => {
             eprintln!("produced {count} records to {}", args.topic);
@@ -618,7 +684,13 @@ async fn consume(client: &Client, args: ConsumeArgs) -> Result<(), Error> {
                 Isolation::ReadUncommitted => info.high_watermark,
             };
             while printed < max && consumer.position(tp).is_none_or(|p| p < end) {
+                let before = consumer.position(tp);
                 let records = consumer.poll(Duration::ZERO).await?;
+                if records.is_empty() && consumer.position(tp) == before {
+                    // The partition ends earlier than it said (records deleted meanwhile):
+                    // the live phase below takes it from here.
+                    break;
+                }
                 printed += print(&mut out, &records, args.format, max - printed)?;
             }
         } else {
@@ -745,8 +817,19 @@ mod tests {
 
     #[test]
     fn lines_keep_everything_but_the_newline() {
-        assert_eq!(lines(b"a\n\nb\r\nc"), vec![&b"a"[..], b"", b"b\r", b"c"]);
-        assert_eq!(lines(b"a\n"), vec![&b"a"[..]]);
+        let lines = |input: &[u8]| {
+            let mut out = Vec::new();
+            for_each_line(input, |line| {
+                out.push(line.unwrap());
+                true
+            });
+            out
+        };
+        assert_eq!(
+            lines(b"a\n\nb\r\nc"),
+            vec![b"a".to_vec(), vec![], b"b\r".to_vec(), b"c".to_vec()]
+        );
+        assert_eq!(lines(b"a\n"), vec![b"a".to_vec()]);
         assert!(lines(b"").is_empty());
     }
 
