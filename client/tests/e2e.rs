@@ -618,3 +618,104 @@ fn group_members_share_partitions() {
         b.close().await.unwrap();
     });
 }
+
+/// Committed transactions are visible to read_committed readers, aborted ones never, and a
+/// newer instance fences the older one.
+#[test]
+#[ignore = "until the Worker routes /v1/transactions"]
+fn transactions_commit_abort_and_fence() {
+    use kafdo_client::{ErrorClass, TransactionalProducer};
+    let url = url!("transactions_commit_abort_and_fence");
+    runtime().block_on(async {
+        let client = Client::connect(&url).unwrap();
+        let topic = unique_topic("client-txn");
+        client
+            .create_topic(&topic, 2, TopicConfig::default())
+            .await
+            .unwrap();
+        let tid = unique_topic("client-txn-id");
+        let producer =
+            TransactionalProducer::init(client.clone(), &tid, None, ProducerConfig::default())
+                .await
+                .unwrap();
+        producer.begin_transaction().unwrap();
+        for i in 0..10 {
+            producer
+                .send(
+                    &topic,
+                    Some(format!("k{i}").into_bytes()),
+                    b"committed".to_vec(),
+                )
+                .await
+                .unwrap();
+        }
+        producer.commit_transaction().await.unwrap();
+        producer.begin_transaction().unwrap();
+        for i in 0..10 {
+            producer
+                .send(
+                    &topic,
+                    Some(format!("k{i}").into_bytes()),
+                    b"aborted".to_vec(),
+                )
+                .await
+                .unwrap();
+        }
+        producer.abort_transaction().await.unwrap();
+
+        // A newer instance fences this one.
+        let newer =
+            TransactionalProducer::init(client.clone(), &tid, None, ProducerConfig::default())
+                .await
+                .unwrap();
+        producer.begin_transaction().unwrap();
+        let zombie = async {
+            producer
+                .send(&topic, None, b"zombie".to_vec())
+                .await?
+                .await?;
+            producer.commit_transaction().await
+        };
+        let error = zombie.await.unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Fatal, "{error}");
+        newer.begin_transaction().unwrap();
+        newer.send(&topic, None, b"newer".to_vec()).await.unwrap();
+        newer.commit_transaction().await.unwrap();
+
+        for (isolation, expected) in [
+            (Isolation::ReadCommitted, 11),
+            (Isolation::ReadUncommitted, 21),
+        ] {
+            let mut consumer = Consumer::new(
+                client.clone(),
+                ConsumerConfig {
+                    isolation,
+                    auto_offset_reset: OffsetReset::Earliest,
+                    ..ConsumerConfig::default()
+                },
+            );
+            consumer.assign_topic(&topic).await.unwrap();
+            let mut values = Vec::new();
+            loop {
+                let records = consumer.poll(Duration::from_millis(300)).await.unwrap();
+                if records.is_empty() {
+                    break;
+                }
+                values.extend(
+                    records
+                        .into_iter()
+                        .map(|r| String::from_utf8(r.value.unwrap()).unwrap()),
+                );
+            }
+            if isolation == Isolation::ReadCommitted {
+                assert_eq!(values.len(), expected, "{values:?}");
+                assert!(
+                    values.iter().all(|v| v == "committed" || v == "newer"),
+                    "{values:?}"
+                );
+            } else {
+                assert!(values.len() >= expected, "{values:?}");
+            }
+        }
+    });
+}
