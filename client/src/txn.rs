@@ -117,6 +117,23 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/admin/transactions/{id}/abort`: an administrator aborts the open transaction
+    /// of a transactional id (which fences its producer too). Answers the new epoch.
+    pub async fn admin_abort_transaction(
+        &self,
+        transactional_id: &str,
+    ) -> Result<EndTxnResponse, Error> {
+        self.call(Call::new(
+            Method::Post,
+            format!(
+                "/v1/admin/transactions/{}/abort",
+                encode_path_segment(transactional_id)
+            ),
+            Safety::Idempotent,
+        ))
+        .await
+    }
+
     /// `GET /v1/admin/transactions`: the open transactions, oldest first.
     pub async fn list_transactions(&self) -> Result<OpenTransactionList, Error> {
         self.call(Call::new(

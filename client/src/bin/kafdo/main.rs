@@ -97,9 +97,9 @@ enum TxnCommand {
         /// The transactional id.
         transactional_id: String,
     },
-    /// Ends a transactional id's open transaction by fencing its producer: a new epoch is
-    /// taken (as a new instance would), which aborts an ongoing transaction (a transaction
-    /// already past its commit point completes). The fenced producer gets PRODUCER_FENCED.
+    /// Aborts a transactional id's open transaction (`POST /v1/admin/transactions/{id}/abort`),
+    /// which also fences its producer: its next call gets PRODUCER_FENCED. A transaction already
+    /// past its commit point completes instead.
     Abort {
         /// The transactional id.
         transactional_id: String,
@@ -566,16 +566,29 @@ async fn txn(client: &Client, command: TxnCommand) -> Result<(), Error> {
             }
         }
         TxnCommand::Abort { transactional_id } => {
-            let answer = client
-                .init_producer(&kafdo_types::api::InitProducerRequest {
-                    transactional_id: Some(transactional_id.clone()),
-                    transaction_timeout_ms: None,
-                })
-                .await?;
-            println!(
-                "fenced {transactional_id}: producer_id={} producer_epoch={}",
-                answer.producer_id, answer.producer_epoch
-            );
+            match client.admin_abort_transaction(&transactional_id).await {
+                Ok(answer) => println!(
+                    "{transactional_id}: {} (producer_epoch={})",
+                    answer.state, answer.producer_epoch
+                ),
+                // A Worker without the admin route: fence the id as a new instance would,
+                // which aborts an ongoing transaction too.
+                Err(Error::Api {
+                    status: 404, code, ..
+                }) if code != kafdo_client::ErrorCode::UnknownTopicOrPartition => {
+                    let answer = client
+                        .init_producer(&kafdo_types::api::InitProducerRequest {
+                            transactional_id: Some(transactional_id.clone()),
+                            transaction_timeout_ms: None,
+                        })
+                        .await?;
+                    println!(
+                        "fenced {transactional_id}: producer_id={} producer_epoch={}",
+                        answer.producer_id, answer.producer_epoch
+                    );
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())
