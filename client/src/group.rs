@@ -773,9 +773,14 @@ mod tests {
         assert_eq!(consumer.generation_id(), 1);
         let records = consumer.poll(Duration::ZERO).await.unwrap();
         assert!(records.iter().any(|r| r.partition == 0 && r.offset == 5));
-        // Wait for a heartbeat answer that releases partition 0.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        consumer.poll(Duration::ZERO).await.unwrap();
+        // Poll until a heartbeat answer releases partition 0 (bounded: 5 s).
+        for _ in 0..500 {
+            if consumer.generation_id() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            consumer.poll(Duration::ZERO).await.unwrap();
+        }
         assert_eq!(
             consumer.assignment(),
             &[TopicPartition {
@@ -799,13 +804,20 @@ mod tests {
             .any(|o| o["partition"] == json!(0) && o["offset"] == json!(6))
             && c["generation_id"] == json!(1)));
         // Later heartbeats echo the applied generation.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let last = transport
-            .requests()
-            .into_iter()
-            .rfind(|r| r.path.ends_with("/heartbeat"))
-            .unwrap();
-        assert_eq!(body(&last)["generation_id"], json!(2));
+        let echoed = |transport: &FakeTransport| {
+            transport
+                .requests()
+                .into_iter()
+                .rfind(|r| r.path.ends_with("/heartbeat"))
+                .map(|r| body(&r)["generation_id"].clone())
+        };
+        for _ in 0..500 {
+            if echoed(&transport) == Some(json!(2)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(echoed(&transport), Some(json!(2)));
         consumer.close().await.unwrap();
         assert!(transport
             .requests()
@@ -826,8 +838,13 @@ mod tests {
         .unwrap();
         let events = Events::default();
         consumer.set_rebalance_listener(events.clone());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        consumer.poll(Duration::ZERO).await.unwrap();
+        for _ in 0..500 {
+            if consumer.generation_id() == 9 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            consumer.poll(Duration::ZERO).await.unwrap();
+        }
         assert_eq!(consumer.generation_id(), 9, "rejoined");
         assert_eq!(
             events.0.lock().unwrap().as_slice(),
