@@ -42,7 +42,8 @@ tools:
 		cargo install worker-build --version $(WORKER_BUILD_VERSION) --force; fi
 	@if [ "$$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$(WASM_BINDGEN_VERSION)" ]; then \
 		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; fi
-	@if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then \
+	@# A symlinked node_modules belongs to another checkout: npm ci would empty its target.
+	@if [ ! -L node_modules ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; }; then \
 		npm ci --no-audit --no-fund && touch node_modules; fi
 
 build: tools
