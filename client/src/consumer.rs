@@ -256,6 +256,9 @@ impl Consumer {
     /// arrive (an empty answer after that). See the module docs.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
         if self.assignment.is_empty() {
+            // Nothing to read (a group member without partitions): wait as a poll would, so a
+            // poll loop does not spin.
+            self.client.sleep(timeout).await;
             return Ok(Vec::new());
         }
         self.resolve_positions().await?;
