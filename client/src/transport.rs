@@ -146,6 +146,12 @@ pub fn encode_path_segment(segment: &str) -> String {
     out
 }
 
+/// Percent-encodes one query value. Like [`encode_path_segment`], but a `,` stays as it is:
+/// lists such as `partitions=0,3,7` read as lists in logs and to every URL parser.
+pub fn encode_query_value(value: &str) -> String {
+    encode_path_segment(value).replace("%2C", ",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +161,7 @@ mod tests {
         assert_eq!(encode_path_segment("orders-1.v2_x"), "orders-1.v2_x");
         assert_eq!(encode_path_segment("a b/c%"), "a%20b%2Fc%25");
         assert_eq!(encode_path_segment("é"), "%C3%A9");
+        assert_eq!(encode_query_value("0,3,7"), "0,3,7");
+        assert_eq!(encode_query_value("a&b=c"), "a%26b%3Dc");
     }
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::{
-    encode_path_segment, BoxFuture, HttpRequest, HttpResponse, Method, Transport, TransportError,
+    encode_query_value, BoxFuture, HttpRequest, HttpResponse, Method, Transport, TransportError,
 };
 
 /// A [`Transport`] over reqwest, for native programs running on a tokio runtime.
@@ -47,7 +47,7 @@ impl NativeTransport {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(name);
             url.push('=');
-            url.push_str(&encode_path_segment(value));
+            url.push_str(&encode_query_value(value));
         }
         url
     }

@@ -16,7 +16,7 @@ use worker::js_sys;
 use worker::wasm_bindgen::{JsCast, JsValue};
 
 use super::{
-    encode_path_segment, BoxFuture, HttpRequest, HttpResponse, Method, Transport, TransportError,
+    encode_query_value, BoxFuture, HttpRequest, HttpResponse, Method, Transport, TransportError,
 };
 
 /// Where requests go.
@@ -59,7 +59,7 @@ impl WorkerTransport {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(name);
             url.push('=');
-            url.push_str(&encode_path_segment(value));
+            url.push_str(&encode_query_value(value));
         }
         let invalid = |e: worker::Error| TransportError::Invalid(e.to_string());
         let headers = worker::Headers::new();
