@@ -18,6 +18,7 @@ pub mod api;
 pub mod bytes;
 mod error;
 pub mod group;
+pub mod group_list;
 pub mod limits;
 pub mod partitioner;
 pub mod record;

@@ -164,6 +164,8 @@ pub enum Route {
     /// `POST /debug/sql-rollback`: proves on the real runtime that a failed
     /// `Sql::transaction` leaves nothing behind.
     DebugSqlRollback,
+    /// A route under `/v1/groups` (see `crate::group_http`).
+    Group(crate::group_http::GroupRoute),
 }
 
 /// Why a path did not match a route.
@@ -229,6 +231,11 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             (Route::BenchBareAppend(n), method == "POST")
         }
         ["debug", "sql-rollback"] => (Route::DebugSqlRollback, method == "POST"),
+        ["v1", "groups", rest @ ..] => match crate::group_http::group_route(method, rest) {
+            Ok(Some((g, allowed))) => (Route::Group(g), allowed),
+            Ok(None) => return Err(RouteError::NotFound),
+            Err(e) => return Err(RouteError::Invalid(e)),
+        },
         _ => return Err(RouteError::NotFound),
     };
     if allowed {

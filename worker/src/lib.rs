@@ -11,6 +11,8 @@
 //! | `sql` | wasm | `kafdo_sql::Sql` over the Durable Object's SQLite, bound by hand |
 //! | `guard` | wasm | a panic becomes an error answer, not a request that never answers |
 //! | `objects` | wasm | the classes `Partition`, `Metadata`, `BenchAppend` |
+//! | [`group_http`] | native and wasm | the group routes' calls, path and query parsing |
+//! | `group_routes` | wasm | consumer groups (`/v1/groups`) over the `Group` objects |
 //! | `router` | wasm | the `fetch` entry point: API v1 over the objects |
 //!
 //! The pure part builds and tests natively, so `cargo test --workspace` covers it without a
@@ -19,9 +21,12 @@
 
 #![warn(missing_docs)]
 
+pub mod group_http;
 pub mod http;
 pub mod internal;
 
+#[cfg(target_arch = "wasm32")]
+mod group_routes;
 #[cfg(target_arch = "wasm32")]
 mod guard;
 #[cfg(target_arch = "wasm32")]

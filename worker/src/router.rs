@@ -153,7 +153,7 @@ fn server_error(context: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 /// Reads and decodes the request body, refusing bodies over [`MAX_REQUEST_BYTES`].
-async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
+pub(crate) async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
     let too_large = |n: usize| {
         ApiError::new(
             ErrorCode::MessageTooLarge,
@@ -305,6 +305,13 @@ async fn serve(
             .await?;
             Ok(Answer::ok(format, &report))
         }
+        Route::Group(g) => {
+            let mut answer = Answer::no_content();
+            if let Some(bytes) = crate::group_routes::serve(g, req, env, format).await? {
+                (answer.status, answer.body) = (200, Some(bytes));
+            }
+            Ok(answer)
+        }
     }
 }
 
@@ -336,6 +343,18 @@ fn check_partition(topic: &TopicMetadata, p: i32) -> Result<(), ApiError> {
     } else {
         Err(unknown_partition(&topic.name, p))
     }
+}
+
+/// Calls a Durable Object (for the other modules of the Worker): see [`call`].
+pub(crate) async fn call_object<Req: Serialize, Resp: DeserializeOwned>(
+    env: &Env,
+    binding: &str,
+    name: &str,
+    path: &str,
+    req: &Req,
+    timeout_ms: u32,
+) -> Result<Resp, ApiError> {
+    call(env, binding, name, path, req, timeout_ms).await
 }
 
 /// Calls a Durable Object: a `POST` of a CBOR body to `path`, a CBOR answer back.
@@ -394,7 +413,7 @@ async fn call<Req: Serialize, Resp: DeserializeOwned>(
     }
 }
 
-async fn metadata<Req: Serialize, Resp: DeserializeOwned>(
+pub(crate) async fn metadata<Req: Serialize, Resp: DeserializeOwned>(
     env: &Env,
     path: &str,
     req: &Req,
@@ -448,7 +467,11 @@ fn forget(name: &str) {
 
 /// A topic's metadata, from the isolate's cache when `fresh` is false and the entry is young.
 /// The flag says whether it came from the cache.
-async fn topic(env: &Env, name: &str, fresh: bool) -> Result<(TopicMetadata, bool), ApiError> {
+pub(crate) async fn topic(
+    env: &Env,
+    name: &str,
+    fresh: bool,
+) -> Result<(TopicMetadata, bool), ApiError> {
     if !fresh {
         let now = js_sys::Date::now();
         let cached = TOPICS.with(|cache| {

@@ -13,6 +13,7 @@ use worker::worker_sys::DurableObjectState;
 use worker::{web_sys, Env, Response, State};
 
 use super::{cbor_answer, no_such_call, now_ms, serve, storage_error};
+use crate::group_http::{GroupIdCall, ListGroupsCall};
 use crate::http::from_cbor;
 use crate::internal::{AllocateProducerIds, ProducerIdBlock, TopicName};
 use crate::sql::DoSql;
@@ -70,6 +71,17 @@ impl MetadataObject {
                             start: ids.start,
                             end: ids.end,
                         })
+                }))
+            }
+            // The registry of consumer groups (`crate::group_http`, `kafdo_metadata::groups`).
+            "/metadata/register-group" => {
+                cbor_answer(from_cbor::<GroupIdCall>(body).and_then(|req| {
+                    self.with_core(|core| core.register_group(&req.group_id, now_ms()))
+                }))
+            }
+            "/metadata/list-groups" => {
+                cbor_answer(from_cbor::<ListGroupsCall>(body).and_then(|req| {
+                    self.with_core(|core| core.list_groups(req.after.as_deref(), req.limit))
                 }))
             }
             _ => cbor_answer::<()>(Err(no_such_call(path))),

@@ -8,6 +8,7 @@
 //! no other request can interleave with it.
 
 pub mod bench;
+pub mod group;
 pub mod metadata;
 pub mod partition;
 
