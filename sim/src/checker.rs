@@ -790,9 +790,17 @@ impl<'a> Checker<'a> {
                     producer_epoch,
                     ..
                 },
-                Some(Reply::EndTxn { state, .. }),
+                Some(Reply::EndTxn {
+                    state,
+                    producer_epoch: next,
+                }),
             ) = (op.request, op.reply())
             {
+                if next == producer_epoch {
+                    // Ending a transaction that never began changes nothing and keeps the
+                    // epoch: it is no evidence about the next transaction of that epoch.
+                    continue;
+                }
                 let result = match state {
                     TransactionState::CompleteCommit => TxnResult::Commit,
                     TransactionState::CompleteAbort => TxnResult::Abort,
@@ -1157,11 +1165,11 @@ impl<'a> Checker<'a> {
                         ..
                     }),
                 ) => {
-                    if next <= producer_epoch {
+                    if next < producer_epoch {
                         self.violation(
                             Invariant::EpochsRise,
                             format!(
-                                "ending transaction {:?} answered epoch {next}, not a higher one",
+                                "ending transaction {:?} answered the older epoch {next}",
                                 (producer_id, producer_epoch)
                             ),
                             vec![op.complete],
@@ -1366,10 +1374,13 @@ impl<'a> Checker<'a> {
         let ops = self.ops.clone();
         let mut owners: HashMap<(&str, i32, Tp), (&str, u64)> = HashMap::new();
         for op in &ops {
-            let group_id = match op.request {
-                Request::JoinGroup { group_id, .. } | Request::Heartbeat { group_id, .. } => {
-                    group_id.as_str()
-                }
+            let (group_id, asked_member) = match op.request {
+                Request::JoinGroup { group_id, .. } => (group_id.as_str(), None),
+                Request::Heartbeat {
+                    group_id,
+                    member_id,
+                    ..
+                } => (group_id.as_str(), Some(member_id.as_str())),
                 _ => continue,
             };
             let Some(Reply::Member {
@@ -1380,10 +1391,12 @@ impl<'a> Checker<'a> {
             else {
                 continue;
             };
+            // A heartbeat's answer is about the member that sent it.
+            let member_id = asked_member.unwrap_or(member_id.as_str());
             for tp in assignment {
                 let key = (group_id, *generation_id, tp.clone());
                 match owners.get(&key) {
-                    Some((other, at)) if *other != member_id.as_str() => {
+                    Some((other, at)) if *other != member_id => {
                         let (other, at) = (other.to_string(), *at);
                         self.violation(
                             Invariant::GroupOwnership,

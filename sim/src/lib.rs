@@ -2,6 +2,7 @@
 //!
 //! - [`history`]: the JSON-lines history format (Jepsen style) and a [`history::Recorder`].
 //! - [`checker`]: proves the exactly-once invariants on a history.
+//! - [`e2e`]: records end-to-end runs (against `wrangler dev`) in the same format.
 //! - [`sim`]: the simulator: the real cores on real SQLite, simulated clients, a faulty
 //!   network, restarts and alarm chaos, all driven by one seed ([`rng`]).
 //! - [`run_seed`]: one seed, simulated and checked.
@@ -11,22 +12,24 @@
 #![warn(missing_docs)]
 
 pub mod checker;
+pub mod e2e;
 pub mod history;
 pub mod rng;
+#[cfg(feature = "simulator")]
 pub mod sim;
 
-use checker::Report;
-use history::History;
+#[cfg(feature = "simulator")]
 pub use sim::{Bugs, Config};
 
 /// One seed, simulated and checked.
+#[cfg(feature = "simulator")]
 pub struct SeedOutcome {
     /// The configuration the seed drew.
     pub config: Config,
     /// What the checker found.
-    pub report: Report,
+    pub report: checker::Report,
     /// The history.
-    pub history: History,
+    pub history: history::History,
     /// Events the simulator processed.
     pub steps: u64,
     /// Logical time at the end.
@@ -37,6 +40,7 @@ pub struct SeedOutcome {
 ///
 /// Panics if a core asserts (a broken invariant inside a core is a bug too) or if the history
 /// is malformed (a simulator bug).
+#[cfg(feature = "simulator")]
 pub fn run_seed(seed: u64, bugs: Bugs) -> SeedOutcome {
     let mut config = Config::for_seed(seed);
     config.bugs = bugs;

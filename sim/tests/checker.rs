@@ -667,7 +667,7 @@ fn a_coordinator_epoch_going_back_is_caught() {
 }
 
 #[test]
-fn an_end_that_does_not_bump_the_epoch_is_caught() {
+fn an_end_that_lowers_the_epoch_is_caught() {
     let mut h = H::default();
     h.init(1, "t", 1, 0);
     h.end(1, T0, false);
@@ -675,7 +675,7 @@ fn an_end_that_does_not_bump_the_epoch_is_caught() {
         1,
         Reply::EndTxn {
             state: TransactionState::CompleteAbort,
-            producer_epoch: 0,
+            producer_epoch: -1,
         },
     );
     assert_caught(h, Invariant::EpochsRise);

@@ -10,8 +10,14 @@ use std::collections::{BTreeMap, VecDeque};
 
 use kafdo_txn_coordinator::Answer;
 use kafdo_types::api::{Isolation, PartitionProduceResponse};
+use kafdo_types::group::{
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, OffsetFetchQuery,
+    OffsetFetchResponse,
+};
+use kafdo_types::rpc::TopicPartitionOffset;
 use kafdo_types::rpc::{AppendRequest, PartitionRef, ProducerBatch, ReadRequest, TxnResult};
-use kafdo_types::txn::{CoordinatorAddPartitions, EndTxnRequest};
+use kafdo_types::txn::{AddOffsetsRequest, CoordinatorAddPartitions, EndTxnRequest};
+use kafdo_types::ErrorCode;
 use kafdo_types::{ApiError, ProduceRecord};
 
 use crate::history::{Process, Request, Tp};
@@ -50,6 +56,36 @@ pub enum ClientReq {
         /// Commit or abort.
         result: TxnResult,
     },
+    /// `POST /v1/transactions/{id}/offsets`.
+    AddOffsets {
+        /// The transactional id.
+        transactional_id: String,
+        /// The offsets, fenced by generation and member.
+        req: AddOffsetsRequest,
+    },
+    /// `POST /v1/groups/{g}/members`.
+    Join {
+        /// The group.
+        group_id: String,
+        /// The join.
+        req: JoinGroupRequest,
+    },
+    /// `POST /v1/groups/{g}/members/{m}/heartbeat`.
+    Heartbeat {
+        /// The group.
+        group_id: String,
+        /// The member.
+        member_id: String,
+        /// The heartbeat.
+        req: HeartbeatRequest,
+    },
+    /// `GET /v1/groups/{g}/offsets`.
+    FetchOffsets {
+        /// The group.
+        group_id: String,
+        /// The query.
+        query: OffsetFetchQuery,
+    },
 }
 
 /// A successful answer to a [`ClientReq`].
@@ -63,6 +99,12 @@ pub enum ClientAns {
     Fetched(kafdo_types::api::FetchResponse),
     /// A coordinator's answer.
     Coordinator(Answer),
+    /// A join's answer.
+    Joined(JoinGroupResponse),
+    /// A heartbeat's answer.
+    Heartbeat(HeartbeatResponse),
+    /// A group's committed offsets.
+    Offsets(OffsetFetchResponse),
 }
 
 /// What a client wants to do next.
@@ -144,6 +186,8 @@ pub enum Client {
     Transactional(TransactionalProducer),
     /// A read_committed consumer of one partition.
     Consumer(Consumer),
+    /// A read-process-write processor.
+    Processor(Box<Processor>),
 }
 
 impl Client {
@@ -153,6 +197,7 @@ impl Client {
             Client::Idempotent(c) => c.next(rng, env),
             Client::Transactional(c) => c.next(rng, env),
             Client::Consumer(c) => c.next(rng, env),
+            Client::Processor(c) => c.next(rng, env),
         }
     }
 
@@ -162,6 +207,7 @@ impl Client {
             Client::Idempotent(c) => c.on_result(answered),
             Client::Transactional(c) => c.on_result(answered, rng),
             Client::Consumer(c) => c.on_result(answered, rng),
+            Client::Processor(c) => c.on_result(answered),
         }
     }
 
@@ -177,6 +223,7 @@ impl Client {
                 c.txn = None;
             }
             Client::Consumer(c) => c.rewind(),
+            Client::Processor(c) => c.crash(),
         }
     }
 }
@@ -531,6 +578,491 @@ impl Consumer {
             if rng.chance(20) {
                 self.rewind();
             }
+        }
+    }
+}
+
+/// The stage of a processor's transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    AddPartitions,
+    Produce,
+    AddOffsets,
+    End(TxnResult),
+}
+
+/// A processor's transaction: the outputs of a few input records of one partition, and the
+/// input offset to commit with them.
+#[derive(Debug)]
+struct ProcessTxn {
+    input: Tp,
+    next_offset: i64,
+    partitions: Vec<Tp>,
+    outputs: VecDeque<(Tp, Vec<String>, Vec<String>)>,
+    sequences: BTreeMap<Tp, i32>,
+    stage: Stage,
+}
+
+/// Which request a processor has outstanding, to read its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    None,
+    Join,
+    Heartbeat,
+    Init,
+    FetchOffsets,
+    Read,
+    Txn,
+}
+
+/// A read-process-write processor (KIP-447): a member of the pipeline's group and a
+/// transactional producer. It reads committed input from the partitions it owns, writes one
+/// output per input record (naming its source) and commits the input offsets in the same
+/// transaction, fenced by its generation and member id.
+#[derive(Debug)]
+pub struct Processor {
+    process: Process,
+    transactional_id: String,
+    group_id: String,
+    input_topic: String,
+    output_topic: String,
+    output_partitions: i32,
+    transaction_timeout_ms: i64,
+    session_timeout_ms: i64,
+    member: Option<(String, i32)>,
+    assignment: Vec<Tp>,
+    producer: Option<(i64, i32)>,
+    positions: Option<BTreeMap<Tp, i64>>,
+    txn: Option<ProcessTxn>,
+    pending: Pending,
+    since_heartbeat: u32,
+    next_input: usize,
+    idle: BTreeMap<Tp, bool>,
+    reads: u64,
+    outputs: u64,
+    txns_left: u32,
+    /// Actions left before the processor winds down (it may find no input for a long time).
+    actions_left: u32,
+}
+
+/// How a processor is wired.
+pub struct ProcessorSetup {
+    /// The transactional id.
+    pub transactional_id: String,
+    /// The group.
+    pub group_id: String,
+    /// The input topic.
+    pub input_topic: String,
+    /// The output topic and its partition count.
+    pub output: (String, i32),
+    /// Transaction timeout.
+    pub transaction_timeout_ms: i64,
+    /// Group session timeout.
+    pub session_timeout_ms: i64,
+    /// Transactions to run.
+    pub txns: u32,
+}
+
+impl Processor {
+    /// A processor.
+    pub fn new(process: Process, setup: ProcessorSetup) -> Self {
+        Self {
+            process,
+            transactional_id: setup.transactional_id,
+            group_id: setup.group_id,
+            input_topic: setup.input_topic,
+            output_topic: setup.output.0,
+            output_partitions: setup.output.1,
+            transaction_timeout_ms: setup.transaction_timeout_ms,
+            session_timeout_ms: setup.session_timeout_ms,
+            member: None,
+            assignment: Vec::new(),
+            producer: None,
+            positions: None,
+            txn: None,
+            pending: Pending::None,
+            since_heartbeat: 0,
+            next_input: 0,
+            idle: BTreeMap::new(),
+            reads: 0,
+            outputs: 0,
+            txns_left: setup.txns,
+            actions_left: setup.txns * 12,
+        }
+    }
+
+    fn crash(&mut self) {
+        self.member = None;
+        self.assignment.clear();
+        self.producer = None;
+        self.positions = None;
+        self.txn = None;
+    }
+
+    fn send(&mut self, pending: Pending, req: ClientReq, op: Request) -> Action {
+        self.pending = pending;
+        Action::Send(Box::new((req, op)))
+    }
+
+    fn next(&mut self, rng: &mut Rng, env: &Env<'_>) -> Action {
+        self.actions_left = self.actions_left.saturating_sub(1);
+        if self.actions_left == 0 && self.txn.is_none() {
+            return Action::Done;
+        }
+        let Some((member_id, generation_id)) = self.member.clone() else {
+            if env.settling || self.txns_left == 0 {
+                return Action::Done;
+            }
+            let req = JoinGroupRequest {
+                member_id: None,
+                group_instance_id: None,
+                topics: vec![self.input_topic.clone()],
+                session_timeout_ms: Some(self.session_timeout_ms),
+                assignor: None,
+            };
+            let op = Request::JoinGroup {
+                group_id: self.group_id.clone(),
+                member_id: None,
+                topics: vec![self.input_topic.clone()],
+            };
+            let group_id = self.group_id.clone();
+            return self.send(Pending::Join, ClientReq::Join { group_id, req }, op);
+        };
+        let tid = self.transactional_id.clone();
+        let Some((producer_id, producer_epoch)) = self.producer else {
+            let req = ClientReq::InitProducer {
+                transactional_id: tid.clone(),
+                transaction_timeout_ms: self.transaction_timeout_ms,
+            };
+            let op = Request::InitProducer {
+                transactional_id: Some(tid),
+            };
+            return self.send(Pending::Init, req, op);
+        };
+        if let Some(txn) = self.txn.as_mut() {
+            let (req, op) = match txn.stage {
+                Stage::AddPartitions => (
+                    ClientReq::AddPartitions {
+                        transactional_id: tid.clone(),
+                        req: CoordinatorAddPartitions {
+                            producer_id,
+                            producer_epoch,
+                            partitions: txn
+                                .partitions
+                                .iter()
+                                .map(|tp| env.partitions[tp].clone())
+                                .collect(),
+                        },
+                    },
+                    Request::AddPartitions {
+                        transactional_id: tid,
+                        producer_id,
+                        producer_epoch,
+                        partitions: txn.partitions.clone(),
+                    },
+                ),
+                Stage::Produce => {
+                    let (tp, values, sources) = txn.outputs.front().expect("an output batch");
+                    let producer = ProducerBatch {
+                        producer_id,
+                        producer_epoch,
+                        base_sequence: txn.sequences.get(tp).copied().unwrap_or(0),
+                    };
+                    let mut op = produce_op(tp, producer, Some(&tid), values);
+                    if let Request::Produce { sources: s, .. } = &mut op {
+                        s.clone_from(sources);
+                    }
+                    let req = AppendRequest {
+                        partition: env.partitions[tp].clone(),
+                        producer: Some(producer),
+                        transactional: true,
+                        records: values_to_records(values),
+                    };
+                    (ClientReq::Append(req), op)
+                }
+                Stage::AddOffsets => {
+                    let offsets = vec![TopicPartitionOffset {
+                        topic: txn.input.topic.clone(),
+                        partition: txn.input.partition,
+                        offset: txn.next_offset,
+                        metadata: None,
+                    }];
+                    let op = Request::AddOffsets {
+                        transactional_id: tid.clone(),
+                        producer_id,
+                        producer_epoch,
+                        group_id: self.group_id.clone(),
+                        generation_id,
+                        member_id: member_id.clone(),
+                        offsets: vec![crate::history::GroupOffset {
+                            topic: txn.input.topic.clone(),
+                            partition: txn.input.partition,
+                            offset: txn.next_offset,
+                        }],
+                    };
+                    let req = AddOffsetsRequest {
+                        producer_id,
+                        producer_epoch,
+                        group_id: self.group_id.clone(),
+                        generation_id,
+                        member_id,
+                        offsets,
+                    };
+                    (
+                        ClientReq::AddOffsets {
+                            transactional_id: tid,
+                            req,
+                        },
+                        op,
+                    )
+                }
+                Stage::End(result) => (
+                    ClientReq::EndTxn {
+                        transactional_id: tid.clone(),
+                        req: EndTxnRequest {
+                            producer_id,
+                            producer_epoch,
+                        },
+                        result,
+                    },
+                    Request::EndTxn {
+                        transactional_id: tid,
+                        producer_id,
+                        producer_epoch,
+                        commit: result == TxnResult::Commit,
+                    },
+                ),
+            };
+            return self.send(Pending::Txn, req, op);
+        }
+        let all_idle =
+            !self.assignment.is_empty() && self.assignment.iter().all(|tp| self.idle[tp]);
+        if self.txns_left == 0 || (env.settling && (all_idle || self.assignment.is_empty())) {
+            return Action::Done;
+        }
+        if self.since_heartbeat >= 3 || self.assignment.is_empty() || all_idle {
+            self.since_heartbeat = 0;
+            if self.assignment.is_empty() || all_idle {
+                for v in self.idle.values_mut() {
+                    *v = false;
+                }
+                if rng.chance(700) {
+                    return Action::Sleep(rng.range(100, 500));
+                }
+            }
+            let req = ClientReq::Heartbeat {
+                group_id: self.group_id.clone(),
+                member_id: member_id.clone(),
+                req: HeartbeatRequest { generation_id },
+            };
+            let op = Request::Heartbeat {
+                group_id: self.group_id.clone(),
+                member_id,
+                generation_id,
+            };
+            return self.send(Pending::Heartbeat, req, op);
+        }
+        self.since_heartbeat += 1;
+        let Some(positions) = self.positions.as_ref() else {
+            let req = ClientReq::FetchOffsets {
+                group_id: self.group_id.clone(),
+                query: OffsetFetchQuery {
+                    require_stable: true,
+                    topic: None,
+                    partitions: None,
+                },
+            };
+            let op = Request::FetchOffsets {
+                group_id: self.group_id.clone(),
+                require_stable: true,
+            };
+            return self.send(Pending::FetchOffsets, req, op);
+        };
+        self.next_input = (self.next_input + 1) % self.assignment.len();
+        self.reads += 1;
+        let tp = self.assignment[self.next_input].clone();
+        let offset = positions.get(&tp).copied().unwrap_or(0);
+        let req = ReadRequest {
+            partition: env.partitions[&tp].clone(),
+            offset,
+            max_records: rng.range(1, 4) as u32,
+            max_bytes: 1 << 20,
+            isolation: Isolation::ReadCommitted,
+            wait_ms: 0,
+        };
+        let op = Request::Fetch {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            offset,
+            isolation: Isolation::ReadCommitted,
+            // Each read starts from the group's committed position: a pass of its own.
+            reader: format!("p{}.r{}", self.process, self.reads),
+        };
+        self.send(Pending::Read, ClientReq::Read(req), op)
+    }
+
+    fn set_assignment(&mut self, assignment: &[kafdo_types::txn::TopicPartition]) {
+        let new: Vec<Tp> = assignment
+            .iter()
+            .map(|tp| Tp::new(tp.topic.clone(), tp.partition))
+            .collect();
+        if new != self.assignment {
+            self.assignment = new;
+            self.positions = None;
+        }
+        self.idle = self
+            .assignment
+            .iter()
+            .map(|tp| (tp.clone(), false))
+            .collect();
+    }
+
+    /// The transaction is over for this instance: a new init aborts whatever is left.
+    fn reset_producer(&mut self) {
+        self.producer = None;
+        self.txn = None;
+        self.positions = None;
+    }
+
+    fn on_result(&mut self, answered: Answered<'_>) {
+        let pending = std::mem::replace(&mut self.pending, Pending::None);
+        match (pending, answered) {
+            (_, Answered::Timeout) => {}
+            (Pending::Join, Answered::Ok(ClientAns::Joined(j))) => {
+                self.member = Some((j.member_id.clone(), j.generation_id));
+                self.set_assignment(&j.assignment);
+                self.positions = None;
+            }
+            (Pending::Heartbeat, Answered::Ok(ClientAns::Heartbeat(h))) => {
+                if let Some((_, generation)) = self.member.as_mut() {
+                    *generation = h.generation_id;
+                }
+                self.set_assignment(&h.assignment);
+            }
+            (Pending::Join | Pending::Heartbeat, Answered::Fail(e)) => {
+                if matches!(
+                    e.code,
+                    ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration
+                ) {
+                    self.member = None;
+                    self.assignment.clear();
+                    self.positions = None;
+                }
+            }
+            (Pending::Init, Answered::Ok(ClientAns::Coordinator(Answer::Producer(p)))) => {
+                self.producer = Some((p.producer_id, p.producer_epoch));
+                self.txn = None;
+                self.positions = None;
+            }
+            (Pending::Init, Answered::Fail(_)) => {}
+            (Pending::FetchOffsets, Answered::Ok(ClientAns::Offsets(o))) => {
+                self.positions = Some(
+                    o.offsets
+                        .iter()
+                        .map(|o| (Tp::new(o.topic.clone(), o.partition), o.offset))
+                        .collect(),
+                );
+            }
+            (Pending::FetchOffsets, Answered::Fail(_)) => {}
+            (Pending::Read, Answered::Ok(ClientAns::Fetched(f))) => {
+                let tp = self.assignment[self.next_input].clone();
+                if f.records.is_empty() {
+                    self.idle.insert(tp.clone(), true);
+                    if let Some(positions) = self.positions.as_mut() {
+                        // Skip what read_committed skipped (markers, aborted records).
+                        positions.insert(tp, f.next_offset);
+                    }
+                    return;
+                }
+                let mut partitions = Vec::new();
+                let mut outputs: BTreeMap<Tp, (Vec<String>, Vec<String>)> = BTreeMap::new();
+                for record in &f.records {
+                    let value =
+                        String::from_utf8_lossy(record.value.as_deref().unwrap_or_default())
+                            .into_owned();
+                    let bucket =
+                        value.bytes().map(u64::from).sum::<u64>() % self.output_partitions as u64;
+                    let out = Tp::new(self.output_topic.clone(), bucket as i32);
+                    if !partitions.contains(&out) {
+                        partitions.push(out.clone());
+                    }
+                    let entry = outputs.entry(out).or_default();
+                    // Unique per attempt: a reprocessed input gets a new output value.
+                    self.outputs += 1;
+                    entry
+                        .0
+                        .push(format!("o{}.{}-{value}", self.process, self.outputs));
+                    entry.1.push(value);
+                }
+                self.txn = Some(ProcessTxn {
+                    input: tp,
+                    next_offset: f.next_offset,
+                    partitions,
+                    outputs: outputs.into_iter().map(|(tp, (v, s))| (tp, v, s)).collect(),
+                    sequences: BTreeMap::new(),
+                    stage: Stage::AddPartitions,
+                });
+            }
+            (Pending::Read, Answered::Fail(_)) => {}
+            (Pending::Txn, Answered::Ok(ans)) => {
+                let txn = self.txn.as_mut().expect("a transaction");
+                match (txn.stage, ans) {
+                    (Stage::AddPartitions, ClientAns::Coordinator(Answer::PartitionsAdded)) => {
+                        txn.stage = Stage::Produce;
+                    }
+                    (Stage::Produce, ClientAns::Produced(_)) => {
+                        let (tp, values, _) = txn.outputs.pop_front().expect("a batch");
+                        let seq = txn.sequences.entry(tp).or_insert(0);
+                        *seq = seq.wrapping_add(values.len() as i32);
+                        if txn.outputs.is_empty() {
+                            txn.stage = Stage::AddOffsets;
+                        }
+                    }
+                    (Stage::AddOffsets, ClientAns::Coordinator(Answer::OffsetsAdded)) => {
+                        txn.stage = Stage::End(TxnResult::Commit);
+                    }
+                    (Stage::End(result), ClientAns::Coordinator(Answer::Ended(end))) => {
+                        let (producer_id, _) = self.producer.expect("a producer");
+                        self.producer = Some((producer_id, end.producer_epoch));
+                        let txn = self.txn.take().expect("a transaction");
+                        match (result, self.positions.as_mut()) {
+                            (TxnResult::Commit, Some(positions)) => {
+                                positions.insert(txn.input, txn.next_offset);
+                            }
+                            _ => self.positions = None,
+                        }
+                        self.txns_left = self.txns_left.saturating_sub(1);
+                    }
+                    (stage, ans) => panic!("a processor in {stage:?} got {ans:?}"),
+                }
+            }
+            (Pending::Txn, Answered::Fail(e)) => {
+                let stage = self.txn.as_ref().map(|t| t.stage);
+                let group_refused = matches!(
+                    e.code,
+                    ErrorCode::IllegalGeneration
+                        | ErrorCode::UnknownMemberId
+                        | ErrorCode::RebalanceInProgress
+                );
+                match stage {
+                    // The group fenced the offsets: abort, then rejoin or heartbeat.
+                    Some(Stage::AddOffsets) if group_refused => {
+                        if let Some(txn) = self.txn.as_mut() {
+                            txn.stage = Stage::End(TxnResult::Abort);
+                        }
+                        if e.code == ErrorCode::UnknownMemberId {
+                            self.member = None;
+                        }
+                        self.since_heartbeat = 3;
+                    }
+                    _ if e.code.is_retriable() => {}
+                    _ => self.reset_producer(),
+                }
+            }
+            (pending, Answered::Ok(ans)) => {
+                panic!("a processor waiting for {pending:?} got {ans:?}")
+            }
+            (Pending::None, Answered::Fail(_)) => {}
         }
     }
 }

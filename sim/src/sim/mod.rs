@@ -40,6 +40,7 @@ pub mod clients;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use kafdo_group::GroupCoordinator;
 use kafdo_metadata::Metadata;
 use kafdo_partition::Partition;
 use kafdo_sql::{Param, Sql, Sqlite};
@@ -47,15 +48,18 @@ use kafdo_txn_coordinator::{
     Answer, Call, CallError, CallId, CallReply, Output, RequestId, TxnCoordinator,
 };
 use kafdo_types::api::{CreateTopicRequest, InitProducerRequest, Isolation, TopicConfig};
+use kafdo_types::group::{OffsetFetchQuery, TopicPartitionCount};
 use kafdo_types::rpc::{PartitionRef, ReadRequest, TxnResult, WriteMarkerRequest};
 use kafdo_types::txn::TransactionState;
 use kafdo_types::ApiError;
 
-use crate::history::{History, Observation, Process, ReadRecord, Recorder, Reply, Request, Tp};
+use crate::history::{
+    GroupOffset, History, Observation, Process, ReadRecord, Recorder, Reply, Request, Tp,
+};
 use crate::rng::Rng;
 use clients::{
-    Action, Answered, Client, ClientAns, ClientReq, Consumer, Env, IdempotentProducer,
-    TransactionalProducer,
+    Action, Answered, Client, ClientAns, ClientReq, Consumer, Env, IdempotentProducer, Processor,
+    ProcessorSetup, TransactionalProducer,
 };
 
 /// Bugs the simulator can plant from outside the cores, to show the checker catches them.
@@ -90,6 +94,15 @@ pub struct Config {
     pub instances_per_id: u32,
     /// read_committed consumers (one per partition, round robin).
     pub consumers: u32,
+    /// Read-process-write processors (each its own transactional id, one group), and the
+    /// idempotent producers that feed their input.
+    pub processors: u32,
+    /// See [`Config::processors`].
+    pub input_producers: u32,
+    /// Partitions of the pipeline's input and output topics.
+    pub pipeline_partitions: (i32, i32),
+    /// The processors' group session timeout.
+    pub session_timeout_ms: i64,
     /// Batches per idempotent producer, transactions per transactional producer.
     pub ops_per_client: u32,
     /// Per mille chance a message is dropped.
@@ -121,7 +134,11 @@ impl Config {
             transactional_ids: rng.range(1, 2) as u32,
             instances_per_id: rng.range(1, 2) as u32,
             consumers: rng.range(1, 3) as u32,
-            ops_per_client: rng.range(3, 10) as u32,
+            processors: rng.range(0, 3) as u32,
+            input_producers: rng.range(1, 2) as u32,
+            pipeline_partitions: (rng.range(1, 3) as i32, rng.range(1, 2) as i32),
+            session_timeout_ms: *rng.pick(&[1_000, 3_000, 10_000]),
+            ops_per_client: rng.range(2, 8) as u32,
             drop_per_mille: *rng.pick(&[0, 10, 50, 100]),
             duplicate_per_mille: *rng.pick(&[0, 20, 100]),
             slow_per_mille: *rng.pick(&[0, 20, 100]),
@@ -149,6 +166,7 @@ enum Target {
     Metadata,
     Partition(Tp),
     Coordinator(String),
+    Group(String),
     Client(Process),
 }
 
@@ -183,6 +201,7 @@ enum Msg {
 enum Event {
     Deliver { to: Target, msg: Msg },
     Alarm { tid: String, generation: u64 },
+    GroupAlarm { group_id: String, generation: u64 },
     Wake { process: Process, generation: u64 },
     Fault,
 }
@@ -209,6 +228,12 @@ struct PartitionSlot {
     stale_producers: BTreeMap<i64, Option<kafdo_sql::Row>>,
 }
 
+struct GroupSlot {
+    db: Db,
+    core: Option<GroupCoordinator<Db>>,
+    alarm_generation: u64,
+}
+
 struct ClientSlot {
     client: Client,
     outstanding: Option<u64>,
@@ -231,6 +256,8 @@ pub struct World {
     metadata: Option<Metadata<Db>>,
     partitions: BTreeMap<Tp, PartitionSlot>,
     coordinators: BTreeMap<String, CoordinatorSlot>,
+    groups: BTreeMap<String, GroupSlot>,
+    partition_counts: BTreeMap<String, i32>,
     clients: BTreeMap<Process, ClientSlot>,
     next_request: u64,
     next_fake_call: u32,
@@ -241,6 +268,12 @@ pub const FINAL_PROCESS: Process = 0;
 
 /// The topic producers write to.
 pub const TOPIC: &str = "events";
+/// The pipeline's input topic.
+pub const INPUT_TOPIC: &str = "in";
+/// The pipeline's output topic.
+pub const OUTPUT_TOPIC: &str = "out";
+/// The pipeline's group.
+pub const PIPELINE_GROUP: &str = "pipeline";
 
 /// Logical time the run may take before the world stops waiting for it to settle.
 const MAX_RUN_MS: i64 = 30 * 60 * 1000;
@@ -251,33 +284,42 @@ impl World {
         let rng = Rng::new(config.seed);
         let metadata_db: Db = Rc::new(Sqlite::memory());
         let mut metadata = Metadata::open(metadata_db.clone()).expect("open metadata");
-        let topic = metadata
-            .create_topic(
-                &CreateTopicRequest {
-                    name: TOPIC.into(),
-                    partitions: config.partitions,
-                    config: TopicConfig {
-                        retention_ms: -1,
-                        ..TopicConfig::default()
-                    },
-                },
-                0,
-            )
-            .expect("create the topic");
+        let mut topics = vec![(TOPIC, config.partitions)];
+        if config.processors > 0 {
+            topics.push((INPUT_TOPIC, config.pipeline_partitions.0));
+            topics.push((OUTPUT_TOPIC, config.pipeline_partitions.1));
+        }
         let mut partition_refs = BTreeMap::new();
         let mut partitions = BTreeMap::new();
-        for p in 0..config.partitions {
-            let tp = Tp::new(TOPIC, p);
-            partition_refs.insert(tp.clone(), topic.partition(p));
-            partitions.insert(
-                tp,
-                PartitionSlot {
-                    db: Rc::new(Sqlite::memory()),
-                    core: None,
-                    last_observed: None,
-                    stale_producers: BTreeMap::new(),
-                },
-            );
+        let mut partition_counts = BTreeMap::new();
+        for (name, count) in topics {
+            let topic = metadata
+                .create_topic(
+                    &CreateTopicRequest {
+                        name: name.into(),
+                        partitions: count,
+                        config: TopicConfig {
+                            retention_ms: -1,
+                            ..TopicConfig::default()
+                        },
+                    },
+                    0,
+                )
+                .expect("create a topic");
+            partition_counts.insert(name.to_owned(), count);
+            for p in 0..count {
+                let tp = Tp::new(name, p);
+                partition_refs.insert(tp.clone(), topic.partition(p));
+                partitions.insert(
+                    tp,
+                    PartitionSlot {
+                        db: Rc::new(Sqlite::memory()),
+                        core: None,
+                        last_observed: None,
+                        stale_producers: BTreeMap::new(),
+                    },
+                );
+            }
         }
         let mut world = Self {
             rng,
@@ -292,6 +334,8 @@ impl World {
             metadata: Some(metadata),
             partitions,
             coordinators: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            partition_counts,
             clients: BTreeMap::new(),
             next_request: 0,
             next_fake_call: 0,
@@ -302,7 +346,12 @@ impl World {
     }
 
     fn place_clients(&mut self) {
-        let tps: Vec<Tp> = self.partition_refs.keys().cloned().collect();
+        let tps: Vec<Tp> = self
+            .partition_refs
+            .keys()
+            .filter(|tp| tp.topic == TOPIC)
+            .cloned()
+            .collect();
         let ops = self.config.ops_per_client;
         let mut process: Process = 1;
         for _ in 0..self.config.idempotent_producers {
@@ -312,16 +361,7 @@ impl World {
         }
         for t in 0..self.config.transactional_ids {
             let tid = format!("txn-{t}");
-            self.coordinators.insert(
-                tid.clone(),
-                CoordinatorSlot {
-                    db: Rc::new(Sqlite::memory()),
-                    core: None,
-                    waiting: BTreeMap::new(),
-                    alarm_generation: 0,
-                    last_observed: None,
-                },
-            );
+            self.add_coordinator(&tid);
             for _ in 0..self.config.instances_per_id {
                 let c = TransactionalProducer::new(
                     process,
@@ -340,6 +380,65 @@ impl World {
             self.add_client(process, Client::Consumer(c));
             process += 1;
         }
+        if self.config.processors == 0 {
+            return;
+        }
+        self.rec.observe(
+            0,
+            Observation::Pipeline {
+                group_id: PIPELINE_GROUP.into(),
+                input_topic: INPUT_TOPIC.into(),
+                output_topic: OUTPUT_TOPIC.into(),
+            },
+        );
+        self.groups.insert(
+            PIPELINE_GROUP.into(),
+            GroupSlot {
+                db: Rc::new(Sqlite::memory()),
+                core: None,
+                alarm_generation: 0,
+            },
+        );
+        let inputs: Vec<Tp> = self
+            .partition_refs
+            .keys()
+            .filter(|tp| tp.topic == INPUT_TOPIC)
+            .cloned()
+            .collect();
+        for _ in 0..self.config.input_producers {
+            let c = IdempotentProducer::new(process, inputs.clone(), ops * 2);
+            self.add_client(process, Client::Idempotent(c));
+            process += 1;
+        }
+        for k in 0..self.config.processors {
+            let tid = format!("proc-{k}");
+            self.add_coordinator(&tid);
+            let setup = ProcessorSetup {
+                transactional_id: tid,
+                group_id: PIPELINE_GROUP.into(),
+                input_topic: INPUT_TOPIC.into(),
+                output: (OUTPUT_TOPIC.into(), self.config.pipeline_partitions.1),
+                transaction_timeout_ms: self.config.transaction_timeout_ms,
+                session_timeout_ms: self.config.session_timeout_ms,
+                txns: ops,
+            };
+            let c = Processor::new(process, setup);
+            self.add_client(process, Client::Processor(Box::new(c)));
+            process += 1;
+        }
+    }
+
+    fn add_coordinator(&mut self, tid: &str) {
+        self.coordinators.insert(
+            tid.to_owned(),
+            CoordinatorSlot {
+                db: Rc::new(Sqlite::memory()),
+                core: None,
+                waiting: BTreeMap::new(),
+                alarm_generation: 0,
+                last_observed: None,
+            },
+        );
     }
 
     fn add_client(&mut self, process: Process, client: Client) {
@@ -433,6 +532,17 @@ impl World {
                 let slot = &self.coordinators[&tid];
                 if generation == slot.alarm_generation || generation == u64::MAX {
                     self.coordinator_step(&tid, |core, now| core.on_alarm(now));
+                }
+            }
+            Event::GroupAlarm {
+                group_id,
+                generation,
+            } => {
+                let slot = &self.groups[&group_id];
+                if generation == slot.alarm_generation || generation == u64::MAX {
+                    let now_ms = self.now_ms;
+                    self.group(&group_id).on_alarm(now_ms).expect("group alarm");
+                    self.set_group_alarm(&group_id);
                 }
             }
             Event::Wake {
@@ -564,7 +674,72 @@ impl World {
                 .read(&req, now_ms)
                 .map(ClientAns::Fetched)
                 .map_err(|e| ApiError::new(e.code(), e.to_string())),
+            (Target::Group(group_id), req) => {
+                let result = self.group_request(group_id, req);
+                self.set_group_alarm(group_id);
+                result
+            }
             (target, req) => panic!("{req:?} cannot go to {target:?}"),
+        }
+    }
+
+    fn group(&mut self, group_id: &str) -> &mut GroupCoordinator<Db> {
+        let slot = self.groups.get_mut(group_id).expect("a known group");
+        if slot.core.is_none() {
+            slot.core = Some(GroupCoordinator::open(slot.db.clone()).expect("open a group"));
+        }
+        slot.core.as_mut().expect("open")
+    }
+
+    fn counts(&self) -> Vec<TopicPartitionCount> {
+        self.partition_counts
+            .iter()
+            .map(|(topic, partitions)| TopicPartitionCount {
+                topic: topic.clone(),
+                partitions: *partitions,
+            })
+            .collect()
+    }
+
+    fn group_request(&mut self, group_id: &str, req: ClientReq) -> Result<ClientAns, ApiError> {
+        let now_ms = self.now_ms;
+        let counts = self.counts();
+        let group = self.group(group_id);
+        let err = |e: kafdo_group::GroupError| ApiError::new(e.code(), e.to_string());
+        match req {
+            ClientReq::Join { req, .. } => group
+                .join(&req, &counts, now_ms)
+                .map(ClientAns::Joined)
+                .map_err(err),
+            ClientReq::Heartbeat { member_id, req, .. } => group
+                .heartbeat(&member_id, &req, &counts, now_ms)
+                .map(ClientAns::Heartbeat)
+                .map_err(err),
+            ClientReq::FetchOffsets { query, .. } => group
+                .fetch_offsets(&query)
+                .map(ClientAns::Offsets)
+                .map_err(err),
+            other => panic!("{other:?} is not a group request"),
+        }
+    }
+
+    fn set_group_alarm(&mut self, group_id: &str) {
+        let next = self.group(group_id).next_alarm_ms().expect("group alarm");
+        let slot = self.groups.get_mut(group_id).expect("group");
+        slot.alarm_generation += 1;
+        let generation = slot.alarm_generation;
+        if let Some(at_ms) = next {
+            let mut delay = (at_ms - self.now_ms).max(0);
+            if self.faults_on() && self.rng.chance(100) {
+                delay += self.rng.range(1, 3_000);
+            }
+            self.schedule(
+                delay,
+                Event::GroupAlarm {
+                    group_id: group_id.to_owned(),
+                    generation,
+                },
+            );
         }
     }
 
@@ -604,6 +779,33 @@ impl World {
                 self.observe_partition(tp);
                 result.map(CallReply::Marker).map_err(refused)
             }
+            (Target::Group(group_id), Call::TxnOffsetCommit(req)) => {
+                let result = self
+                    .group(group_id)
+                    .txn_offset_commit(&req, now_ms)
+                    .map(|()| CallReply::Done)
+                    .map_err(|e| CallError::Refused(ApiError::new(e.code(), e.to_string())));
+                self.set_group_alarm(group_id);
+                result
+            }
+            (Target::Group(group_id), Call::GroupTxnMarker(req)) => {
+                let result = self.group(group_id).txn_marker(&req, now_ms);
+                if result.is_ok() {
+                    self.rec.observe(
+                        now_ms,
+                        Observation::GroupMarker {
+                            group_id: group_id.clone(),
+                            producer_id: req.producer_id,
+                            producer_epoch: req.producer_epoch,
+                            result: req.result,
+                        },
+                    );
+                }
+                self.set_group_alarm(group_id);
+                result
+                    .map(CallReply::Marker)
+                    .map_err(|e| CallError::Refused(ApiError::new(e.code(), e.to_string())))
+            }
             (target, call) => panic!("{call:?} cannot go to {target:?}"),
         }
     }
@@ -614,9 +816,8 @@ impl World {
             Call::AllocateProducerId => Target::Metadata,
             Call::RegisterTxn(r) => Target::Partition(tp_of(&r.partition)),
             Call::WriteMarker(r) => Target::Partition(tp_of(&r.partition)),
-            Call::TxnOffsetCommit(_) | Call::GroupTxnMarker(_) => {
-                panic!("the simulator has no group object yet: {call:?}")
-            }
+            Call::TxnOffsetCommit(r) => Target::Group(r.group_id.clone()),
+            Call::GroupTxnMarker(r) => Target::Group(r.group_id.clone()),
         }
     }
 
@@ -659,6 +860,7 @@ impl World {
             ),
             ClientReq::AddPartitions { req, .. } => core.add_partitions(request, req, now),
             ClientReq::EndTxn { req, result, .. } => core.end_txn(request, req, *result, now),
+            ClientReq::AddOffsets { req, .. } => core.add_offsets(request, req, now),
             other => panic!("{other:?} is not a coordinator request"),
         });
     }
@@ -820,7 +1022,13 @@ impl World {
                     }
                     | ClientReq::EndTxn {
                         transactional_id, ..
+                    }
+                    | ClientReq::AddOffsets {
+                        transactional_id, ..
                     } => Target::Coordinator(transactional_id.clone()),
+                    ClientReq::Join { group_id, .. }
+                    | ClientReq::Heartbeat { group_id, .. }
+                    | ClientReq::FetchOffsets { group_id, .. } => Target::Group(group_id.clone()),
                 };
                 let timeout = self.config.client_timeout_ms;
                 self.schedule(
@@ -901,8 +1109,15 @@ impl World {
                 }
             }
             7 => {
-                self.metadata = None;
-                self.note("restart metadata".into());
+                let groups: Vec<String> = self.groups.keys().cloned().collect();
+                if groups.is_empty() || self.rng.chance(300) {
+                    self.metadata = None;
+                    self.note("restart metadata".into());
+                } else {
+                    let group_id = self.rng.pick(&groups).clone();
+                    self.groups.get_mut(&group_id).expect("group").core = None;
+                    self.note(format!("restart group {group_id}"));
+                }
             }
             _ => {
                 let processes: Vec<Process> = self
@@ -1090,6 +1305,37 @@ impl World {
                 self.rec.ok(self.now_ms, FINAL_PROCESS, reply);
             }
         }
+        let groups: Vec<String> = self.groups.keys().cloned().collect();
+        for group_id in groups {
+            self.rec.invoke(
+                self.now_ms,
+                FINAL_PROCESS,
+                Request::FetchOffsets {
+                    group_id: group_id.clone(),
+                    require_stable: true,
+                },
+            );
+            let query = OffsetFetchQuery {
+                require_stable: true,
+                topic: None,
+                partitions: None,
+            };
+            match self.group_request(
+                &group_id,
+                ClientReq::FetchOffsets {
+                    group_id: group_id.clone(),
+                    query,
+                },
+            ) {
+                Ok(ans) => {
+                    let reply = history_reply(&ans);
+                    self.rec.ok(self.now_ms, FINAL_PROCESS, reply);
+                }
+                Err(e) => {
+                    self.rec.fail(self.now_ms, FINAL_PROCESS, e.code, e.message);
+                }
+            }
+        }
     }
 
     fn scan(&mut self, tp: &Tp, isolation: Isolation) -> Reply {
@@ -1166,7 +1412,36 @@ fn history_reply(ans: &ClientAns) -> Reply {
             state: e.state,
             producer_epoch: e.producer_epoch,
         },
+        ClientAns::Joined(j) => Reply::Member {
+            member_id: j.member_id.clone(),
+            generation_id: j.generation_id,
+            assignment: tps(&j.assignment),
+        },
+        ClientAns::Heartbeat(h) => Reply::Member {
+            // The heartbeat's member id is the request's; the checker reads it from there.
+            member_id: String::new(),
+            generation_id: h.generation_id,
+            assignment: tps(&h.assignment),
+        },
+        ClientAns::Offsets(o) => Reply::Offsets {
+            offsets: o
+                .offsets
+                .iter()
+                .map(|o| GroupOffset {
+                    topic: o.topic.clone(),
+                    partition: o.partition,
+                    offset: o.offset,
+                })
+                .collect(),
+        },
     }
+}
+
+fn tps(assignment: &[kafdo_types::txn::TopicPartition]) -> Vec<Tp> {
+    assignment
+        .iter()
+        .map(|tp| Tp::new(tp.topic.clone(), tp.partition))
+        .collect()
 }
 
 /// Puts a producer's state row back as it was (the `skip_duplicate_check` bug).

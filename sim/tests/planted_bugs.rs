@@ -1,0 +1,68 @@
+//! Planted bugs: each must be caught by the checker within a bounded number of seeds.
+//!
+//! The bugs are planted from outside the cores (see `kafdo_sim::Bugs`): the production code
+//! carries no test-only paths.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use kafdo_sim::checker::Invariant;
+use kafdo_sim::{run_seed, Bugs};
+
+/// How many seeds a planted bug may take to be caught.
+const BOUND: u64 = 50;
+
+/// Runs seeds from 0 until the checker (or a core assertion) catches the bug; returns how many
+/// seeds it took and what caught it.
+fn seeds_to_catch(bugs: Bugs) -> (u64, Vec<Invariant>) {
+    for seed in 0..BOUND {
+        match catch_unwind(AssertUnwindSafe(|| run_seed(seed, bugs))) {
+            Ok(outcome) if outcome.report.is_valid() => {}
+            Ok(outcome) => {
+                let mut caught: Vec<Invariant> = outcome
+                    .report
+                    .violations
+                    .iter()
+                    .map(|v| v.invariant)
+                    .collect();
+                caught.dedup();
+                println!("{bugs:?}: seed {seed}: {}", outcome.report);
+                return (seed + 1, caught);
+            }
+            Err(_) => return (seed + 1, Vec::new()),
+        }
+    }
+    panic!("{bugs:?} was not caught within {BOUND} seeds");
+}
+
+#[test]
+fn skipping_the_duplicate_check_is_caught() {
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        skip_duplicate_check: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    assert!(caught.contains(&Invariant::DuplicateWrite), "{caught:?}");
+}
+
+#[test]
+fn markers_before_prepare_commit_are_caught() {
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        markers_before_prepare: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    assert!(caught.contains(&Invariant::TxnAtomicity), "{caught:?}");
+}
+
+#[test]
+fn forgetting_to_fence_an_old_epoch_is_caught() {
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        no_epoch_fence: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    assert!(
+        caught.contains(&Invariant::Fencing) || caught.contains(&Invariant::TxnAtomicity),
+        "{caught:?}"
+    );
+}
