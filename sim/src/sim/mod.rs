@@ -18,7 +18,7 @@
 //!
 //! # The network
 //!
-//! Every request, answer, call and call result travels through [`World::send`]: with faults on
+//! Every request, answer, call and call result travels through `World::send`: with faults on
 //! it may be dropped, delayed (usually a few ms, sometimes seconds: reordering comes from
 //! random delays), or duplicated. Clients give up on a request after a timeout (an `info`
 //! completion: unknown outcome) and behave as real clients must.
