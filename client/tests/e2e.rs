@@ -512,25 +512,73 @@ fn processor_is_exactly_once_across_kills() {
                 let _ = task.await;
             }
         }
-        // A last, uninterrupted run to the end of the input.
-        let mut processor = Processor::new(
-            client.clone(),
-            &group,
-            vec![input.clone()],
-            "rpw-a",
-            config.clone(),
-        )
-        .await
-        .unwrap();
-        let mut f = transform.clone();
-        let mut idle = 0;
-        while idle < 20 {
-            match processor.step(&mut f).await.unwrap() {
-                kafdo_client::StepOutcome::Idle => idle += 1,
-                _ => idle = 0,
-            }
+        // Restart both instances (each init fences its killed predecessor and aborts its open
+        // transaction, as a restarted service does) and run them until the group's committed
+        // offsets reach the end of the input.
+        let mut tasks = Vec::new();
+        for instance in ["a", "b"] {
+            let client = client.clone();
+            let (group, input, config, transform) = (
+                group.clone(),
+                input.clone(),
+                config.clone(),
+                transform.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut processor = Processor::new(
+                    client,
+                    &group,
+                    vec![input],
+                    &format!("rpw-{instance}"),
+                    config,
+                )
+                .await
+                .unwrap();
+                let mut f = transform;
+                loop {
+                    processor.step(&mut f).await.unwrap();
+                }
+            }));
         }
-        processor.close().await.unwrap();
+        let mut ends = BTreeMap::new();
+        for p in 0..4 {
+            ends.insert(
+                p,
+                client
+                    .partition_info(&input, p)
+                    .await
+                    .unwrap()
+                    .high_watermark,
+            );
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let committed: BTreeMap<i32, i64> = client
+                .fetch_offsets(&group, Some(&input), None, true)
+                .await
+                .map(|offsets| {
+                    offsets
+                        .into_iter()
+                        .map(|o| (o.partition, o.offset))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if committed == ends {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the processors did not finish: committed {committed:?}, ends {ends:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // Both are idle now (no input, so no open transaction): stopping them loses nothing.
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
         assert!(kills > 0);
 
         let mut consumer = Consumer::new(
