@@ -159,6 +159,20 @@ pub enum Route {
     ProducePartition(String, i32),
     /// `GET /v1/topics/{t}/partitions/{p}/records`.
     Fetch(String, i32),
+    /// `POST /v1/producers`.
+    InitProducer,
+    /// `POST /v1/transactions/{id}/partitions` (the id percent-decoded).
+    AddPartitionsToTxn(String),
+    /// `POST /v1/transactions/{id}/offsets`.
+    AddOffsetsToTxn(String),
+    /// `POST /v1/transactions/{id}/commit` (true) or `/abort` (false).
+    EndTxn(String, bool),
+    /// `GET /v1/transactions/{id}`.
+    DescribeTxn(String),
+    /// `GET /v1/admin/transactions`: the open transactions.
+    ListOpenTxns,
+    /// `POST /v1/admin/transactions/{id}/abort`.
+    AdminAbortTxn(String),
     /// `POST /bench/bare-append/{n}`: the benchmark's baseline, a bare multi-row INSERT.
     BenchBareAppend(u32),
     /// `POST /debug/sql-rollback`: proves on the real runtime that a failed
@@ -199,6 +213,26 @@ fn partition_number(segment: &str) -> Result<i32, RouteError> {
         .map_err(|_| RouteError::Invalid(invalid(format!("partition {segment:?} is not a number"))))
 }
 
+/// Percent-decodes a path segment (a transactional id may hold any character but controls).
+pub fn path_segment(segment: &str) -> Result<String, RouteError> {
+    let bad = || RouteError::Invalid(invalid(format!("malformed path segment {segment:?}")));
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
 /// Matches a method and path to a route.
 pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
@@ -223,6 +257,23 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
                 "POST" => (Route::ProducePartition(t.to_string(), p), true),
                 _ => (Route::Fetch(t.to_string(), p), method == "GET"),
             }
+        }
+        ["v1", "producers"] => (Route::InitProducer, method == "POST"),
+        ["v1", "transactions", id] => (Route::DescribeTxn(path_segment(id)?), method == "GET"),
+        ["v1", "transactions", id, step] => {
+            let id = path_segment(id)?;
+            let route = match *step {
+                "partitions" => Route::AddPartitionsToTxn(id),
+                "offsets" => Route::AddOffsetsToTxn(id),
+                "commit" => Route::EndTxn(id, true),
+                "abort" => Route::EndTxn(id, false),
+                _ => return Err(RouteError::NotFound),
+            };
+            (route, method == "POST")
+        }
+        ["v1", "admin", "transactions"] => (Route::ListOpenTxns, method == "GET"),
+        ["v1", "admin", "transactions", id, "abort"] => {
+            (Route::AdminAbortTxn(path_segment(id)?), method == "POST")
         }
         ["bench", "bare-append", n] => {
             let n = n.parse::<u32>().map_err(|_| {
@@ -578,5 +629,54 @@ mod tests {
         };
         let e = plan_produce("t", vec![ok, out_of_range], 2, 0).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnknownTopicOrPartition);
+    }
+
+    #[test]
+    fn transaction_routes() {
+        assert_eq!(route("POST", "/v1/producers"), Ok(Route::InitProducer));
+        assert_eq!(
+            route("POST", "/v1/transactions/a%2Fb%20c/commit"),
+            Ok(Route::EndTxn("a/b c".into(), true))
+        );
+        assert_eq!(
+            route("POST", "/v1/transactions/t/abort"),
+            Ok(Route::EndTxn("t".into(), false))
+        );
+        assert_eq!(
+            route("POST", "/v1/transactions/t/partitions"),
+            Ok(Route::AddPartitionsToTxn("t".into()))
+        );
+        assert_eq!(
+            route("POST", "/v1/transactions/t/offsets"),
+            Ok(Route::AddOffsetsToTxn("t".into()))
+        );
+        assert_eq!(
+            route("GET", "/v1/transactions/t"),
+            Ok(Route::DescribeTxn("t".into()))
+        );
+        assert_eq!(
+            route("GET", "/v1/admin/transactions"),
+            Ok(Route::ListOpenTxns)
+        );
+        assert_eq!(
+            route("POST", "/v1/admin/transactions/t/abort"),
+            Ok(Route::AdminAbortTxn("t".into()))
+        );
+        assert_eq!(
+            route("GET", "/v1/transactions/t/commit"),
+            Err(RouteError::MethodNotAllowed)
+        );
+        assert_eq!(
+            route("POST", "/v1/transactions/t/nope"),
+            Err(RouteError::NotFound)
+        );
+        assert!(matches!(
+            route("GET", "/v1/transactions/%zz"),
+            Err(RouteError::Invalid(_))
+        ));
+        assert!(matches!(
+            route("GET", "/v1/transactions/%ff"),
+            Err(RouteError::Invalid(_))
+        ));
     }
 }

@@ -10,7 +10,8 @@
 //! | [`internal`] | native and wasm | the CBOR calls to the `Metadata` object |
 //! | `sql` | wasm | `kafdo_sql::Sql` over the Durable Object's SQLite, bound by hand |
 //! | `guard` | wasm | a panic becomes an error answer, not a request that never answers |
-//! | `objects` | wasm | the classes `Partition`, `Metadata`, `BenchAppend` |
+//! | `objects` | wasm | the classes `Partition`, `Metadata`, `BenchAppend`, `TxnCoordinator`, `IdempotencyKey` |
+//! | `txn_routes` | wasm | producers, transactions, `Idempotency-Key` produce, the transaction admin |
 //! | [`group_http`] | native and wasm | the group routes' calls, path and query parsing |
 //! | `group_routes` | wasm | consumer groups (`/v1/groups`) over the `Group` objects |
 //! | `router` | wasm | the `fetch` entry point: API v1 over the objects |
@@ -35,3 +36,5 @@ mod objects;
 mod router;
 #[cfg(target_arch = "wasm32")]
 pub mod sql;
+#[cfg(target_arch = "wasm32")]
+mod txn_routes;

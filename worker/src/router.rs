@@ -84,13 +84,15 @@ pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Promise {
 }
 
 /// An answer ready to send.
-struct Answer {
+pub(crate) struct Answer {
     status: u16,
     body: Option<Vec<u8>>,
+    /// A `Retry-After` header, in seconds (a 409 `IDEMPOTENCY_KEY_IN_FLIGHT`).
+    retry_after_s: Option<i64>,
 }
 
 impl Answer {
-    fn ok<T: Serialize>(format: Format, value: &T) -> Self {
+    pub(crate) fn ok<T: Serialize>(format: Format, value: &T) -> Self {
         Self::with_status(format, 200, value)
     }
 
@@ -98,6 +100,7 @@ impl Answer {
         Self {
             status,
             body: Some(encode(format, value)),
+            retry_after_s: None,
         }
     }
 
@@ -105,6 +108,7 @@ impl Answer {
         Self {
             status: 204,
             body: None,
+            retry_after_s: None,
         }
     }
 
@@ -112,11 +116,15 @@ impl Answer {
         Self {
             status,
             body: Some(error_body(format, error)),
+            retry_after_s: None,
         }
     }
 
     fn into_response(self, format: Format) -> Response {
         let headers = Headers::new();
+        if let Some(s) = self.retry_after_s {
+            let _ = headers.set("retry-after", &s.to_string());
+        }
         let builder = ResponseBuilder::new().with_status(self.status);
         match self.body {
             Some(body) => {
@@ -232,10 +240,37 @@ async fn serve(
             Ok(Answer::ok(format, &info))
         }
         Route::ProduceTopic(name) => {
+            let key = req.headers().get("idempotency-key").ok().flatten();
             let produce: ProduceRequest = body(req).await?;
-            let answer = produce_topic(env, name, &produce.records).await?;
+            let answer = match key {
+                Some(key) => {
+                    match crate::txn_routes::keyed_produce(env, name, &key, &produce).await? {
+                        Ok(answer) => answer,
+                        Err(retry_after_ms) => {
+                            let e = ApiError::new(
+                                ErrorCode::IdempotencyKeyInFlight,
+                                format!(
+                                    "a request with this Idempotency-Key is still in flight; \
+                                 retry after {retry_after_ms} ms"
+                                ),
+                            );
+                            let mut answer = Answer::error(format, e.code.http_status(), &e);
+                            answer.retry_after_s = Some((retry_after_ms + 999) / 1000);
+                            return Ok(answer);
+                        }
+                    }
+                }
+                None => produce_topic(env, name, &produce.records).await?,
+            };
             Ok(Answer::ok(format, &answer))
         }
+        Route::InitProducer
+        | Route::AddPartitionsToTxn(_)
+        | Route::AddOffsetsToTxn(_)
+        | Route::EndTxn(..)
+        | Route::DescribeTxn(_)
+        | Route::ListOpenTxns
+        | Route::AdminAbortTxn(_) => crate::txn_routes::serve(route, req, env, format).await,
         Route::ProducePartition(name, p) => {
             let produce: PartitionProduceRequest = body(req).await?;
             let answer = produce_partition(env, name, *p, produce).await?;

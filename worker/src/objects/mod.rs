@@ -9,8 +9,10 @@
 
 pub mod bench;
 pub mod group;
+pub mod ingest;
 pub mod metadata;
 pub mod partition;
+pub mod txn;
 
 use std::future::Future;
 use std::rc::Rc;

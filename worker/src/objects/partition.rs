@@ -21,7 +21,9 @@ use js_sys::Promise;
 use kafdo_partition::{Partition as PartitionCore, PartitionError};
 use kafdo_types::api::FetchResponse;
 use kafdo_types::limits::MAX_FETCH_WAIT_MS;
-use kafdo_types::rpc::{AppendRequest, PartitionCall, ReadRequest};
+use kafdo_types::rpc::{
+    AppendRequest, PartitionCall, ReadRequest, RegisterTxnRequest, WriteMarkerRequest,
+};
 use kafdo_types::ApiError;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::worker_sys::DurableObjectState;
@@ -115,6 +117,28 @@ impl PartitionObject {
                 from_cbor::<PartitionCall>(body)
                     .and_then(|req| self.with_core(|core| core.info(&req.partition))),
             ),
+            "/partition/register-txn" => cbor_answer(
+                from_cbor::<RegisterTxnRequest>(body)
+                    .and_then(|req| self.with_core(|core| core.register_txn(&req, now_ms()))),
+            ),
+            "/partition/write-marker" => {
+                let result = from_cbor::<WriteMarkerRequest>(body)
+                    .and_then(|req| self.with_core(|core| core.write_marker(&req, now_ms())));
+                // A marker moves the last stable offset: read_committed readers parked at the
+                // old one may now have records to see.
+                if result.is_ok() {
+                    self.wake_waiters();
+                }
+                cbor_answer(result)
+            }
+            "/partition/open-transactions" => {
+                cbor_answer(from_cbor::<PartitionCall>(body).and_then(|req| {
+                    self.with_core(|core| {
+                        core.info(&req.partition)?;
+                        Ok(core.open_transactions())
+                    })
+                }))
+            }
             "/partition/delete" => {
                 let result = from_cbor::<PartitionCall>(body)
                     .and_then(|req| self.with_core(|core| core.delete(&req.partition)));
