@@ -212,7 +212,6 @@ fn check_exactly_once(client: &Client, topic: &str, partitions: i32, batches: &[
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn init_producer_allocates_distinct_ids() {
     let client = client!("init_producer_allocates_distinct_ids");
     let mut seen = std::collections::BTreeSet::new();
@@ -229,7 +228,6 @@ fn init_producer_allocates_distinct_ids() {
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn replayed_batches_are_written_exactly_once() {
     let client = client!("replayed_batches_are_written_exactly_once");
     let mut rng = rng("replayed_batches_are_written_exactly_once");
@@ -245,7 +243,6 @@ fn replayed_batches_are_written_exactly_once() {
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn two_producers_interleave_on_one_partition() {
     let client = client!("two_producers_interleave_on_one_partition");
     let topic = unique_topic("two-producers");
@@ -272,7 +269,6 @@ fn two_producers_interleave_on_one_partition() {
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn a_sequence_gap_is_out_of_order_and_writes_nothing() {
     let client = client!("a_sequence_gap_is_out_of_order_and_writes_nothing");
     let topic = unique_topic("gap");
@@ -299,7 +295,6 @@ fn a_sequence_gap_is_out_of_order_and_writes_nothing() {
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn an_unknown_producer_must_start_at_sequence_zero() {
     let client = client!("an_unknown_producer_must_start_at_sequence_zero");
     let topic = unique_topic("unknown-producer");
@@ -326,7 +321,6 @@ fn an_unknown_producer_must_start_at_sequence_zero() {
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn an_older_epoch_is_fenced() {
     let client = client!("an_older_epoch_is_fenced");
     let topic = unique_topic("fenced");
@@ -357,7 +351,6 @@ fn an_older_epoch_is_fenced() {
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn incomplete_producer_fields_are_invalid() {
     let client = client!("incomplete_producer_fields_are_invalid");
     let topic = unique_topic("incomplete");
@@ -412,7 +405,6 @@ fn total_records(client: &Client, topic: &str, partitions: i32) -> Vec<Vec<u8>> 
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn idempotency_key_same_body_answers_the_same_offsets() {
     let client = client!("idempotency_key_same_body_answers_the_same_offsets");
     let topic = unique_topic("idem-key");
@@ -447,7 +439,6 @@ fn idempotency_key_same_body_answers_the_same_offsets() {
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn idempotency_key_reused_with_another_body_is_rejected() {
     let client = client!("idempotency_key_reused_with_another_body_is_rejected");
     let topic = unique_topic("idem-reuse");
@@ -465,7 +456,6 @@ fn idempotency_key_reused_with_another_body_is_rejected() {
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn idempotency_keys_replayed_in_random_order_write_each_record_once() {
     let test = "idempotency_keys_replayed_in_random_order_write_each_record_once";
     let client = client!(test);
@@ -536,7 +526,6 @@ fn idempotency_keys_replayed_in_random_order_write_each_record_once() {
 }
 
 #[test]
-#[ignore = "needs issue 3"]
 fn idempotency_key_is_judged_on_the_decoded_body_and_routes_null_keys_the_same() {
     let test = "idempotency_key_is_judged_on_the_decoded_body_and_routes_null_keys_the_same";
     let client = client!(test);
@@ -591,7 +580,6 @@ fn idempotency_key_is_judged_on_the_decoded_body_and_routes_null_keys_the_same()
 /// records in order per partition. Then the same for `Idempotency-Key` requests replayed
 /// across a restart. Owns its instance because it restarts it.
 #[test]
-#[ignore = "needs issue 3"]
 fn ten_thousand_records_with_retries_across_restarts() {
     let test = "ten_thousand_records_with_retries_across_restarts";
     if !should_run(test) {
