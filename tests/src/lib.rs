@@ -198,6 +198,8 @@ pub struct Wrangler {
     /// Whether the watchdog removes `dir` when the test process is gone (the shared instance,
     /// which is never dropped).
     watchdog_cleans_up: bool,
+    /// Extra arguments for `wrangler dev` (such as `--var NAME:VALUE`), kept across restarts.
+    extra_args: Vec<String>,
 }
 
 impl Wrangler {
@@ -210,15 +212,21 @@ impl Wrangler {
     /// Starts `wrangler dev` for an instance kept in a `static` (never dropped): when the test
     /// process is gone, the watchdog stops it and removes its directory.
     pub fn start_for_static() -> Wrangler {
-        Wrangler::launch_new(Launcher::WranglerDev, true)
+        Wrangler::launch_new(Launcher::WranglerDev, true, &[])
+    }
+
+    /// [`Wrangler::start_for_static`] with extra `wrangler dev` arguments, such as
+    /// `["--var", "KAFDO_DEBUG_PANIC:1"]`.
+    pub fn start_for_static_with(extra_args: &[&str]) -> Wrangler {
+        Wrangler::launch_new(Launcher::WranglerDev, true, extra_args)
     }
 
     /// Starts the Worker with the given launcher on a fresh state directory.
     pub fn start_with(launcher: Launcher) -> Wrangler {
-        Wrangler::launch_new(launcher, false)
+        Wrangler::launch_new(launcher, false, &[])
     }
 
-    fn launch_new(launcher: Launcher, watchdog_cleans_up: bool) -> Wrangler {
+    fn launch_new(launcher: Launcher, watchdog_cleans_up: bool, extra_args: &[&str]) -> Wrangler {
         check_built();
         let dir = TempDir::new("kafdo-e2e");
         fs::create_dir_all(dir.path().join("state")).expect("mkdir state");
@@ -231,6 +239,7 @@ impl Wrangler {
             dir,
             starts: 0,
             watchdog_cleans_up,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         wrangler.launch();
         wrangler
@@ -295,7 +304,10 @@ impl Wrangler {
                 "--persist-to".into(),
                 state.display().to_string(),
                 "--show-interactive-dev-session=false".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(self.extra_args.iter().cloned())
+            .collect(),
             Launcher::NoInspector => vec![
                 "node".into(),
                 "tests/bench/start-worker.mjs".into(),

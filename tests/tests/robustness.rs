@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 use kafdo_e2e::{should_run, unique_topic, Wrangler};
 use kafdo_types::{ErrorCode, ProduceRecord};
 
-/// This binary's own instance (not the one other test binaries share).
+/// This binary's own instance (not the one other test binaries share), with the Worker's
+/// deliberate panic armed (`--var KAFDO_DEBUG_PANIC:1`: bench object 666 panics).
 fn instance(test: &str) -> Option<&'static Wrangler> {
     static OWN: OnceLock<Wrangler> = OnceLock::new();
     if !should_run(test) {
         return None;
     }
-    Some(OWN.get_or_init(Wrangler::start_for_static))
+    Some(OWN.get_or_init(|| Wrangler::start_for_static_with(&["--var", "KAFDO_DEBUG_PANIC:1"])))
 }
 
 #[test]
@@ -52,7 +53,6 @@ fn storage_transactions_roll_back_on_the_runtime() {
 }
 
 #[test]
-#[ignore = "Worker bug: a panic inside a Durable Object answers 500 text/plain \"Cannot perform I/O on behalf of a different request\" (miniflare), not an API error"]
 fn a_panicking_object_answers_an_error_and_the_worker_keeps_serving() {
     let Some(wrangler) =
         instance("a_panicking_object_answers_an_error_and_the_worker_keeps_serving")
