@@ -344,6 +344,22 @@ fn fencing_errors() {
     client
         .delete(&format!("/v1/groups/{group}/members/nobody"))
         .expect_error(409, ErrorCode::UnknownMemberId);
+    client
+        .post(
+            &format!("/v1/groups/{group}/offsets"),
+            &OffsetCommitRequest {
+                generation_id: 1,
+                member_id: "nobody".into(),
+                offsets: vec![TopicPartitionOffset {
+                    topic: topic.clone(),
+                    partition: 0,
+                    offset: 1,
+                    metadata: None,
+                }],
+            },
+            &[],
+        )
+        .expect_error(409, ErrorCode::UnknownMemberId);
     // Probing left nothing behind.
     client
         .get(&format!("/v1/groups/{group}"))

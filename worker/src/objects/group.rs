@@ -19,10 +19,10 @@
 //!
 //! # Unknown groups
 //!
-//! The core's storage is created on the first call that needs it. Describe, offset fetch,
-//! heartbeat and leave of a group whose storage was never created answer without creating it
-//! (`GROUP_ID_NOT_FOUND`, no offsets, `UNKNOWN_MEMBER_ID`), so probing names leaves nothing
-//! behind.
+//! The core's storage is created by the first join (or an administrator's commit). Every
+//! other call to a group whose storage was never created answers without creating it
+//! (describe `GROUP_ID_NOT_FOUND`, no offsets, `UNKNOWN_MEMBER_ID` for heartbeats, leaves and
+//! commits, a marker with nothing to settle), so probing names leaves nothing behind.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -33,7 +33,7 @@ use kafdo_sql::Sql;
 use kafdo_types::group::{
     GroupHeartbeatCall, GroupJoinCall, OffsetCommitRequest, OffsetFetchQuery, OffsetFetchResponse,
 };
-use kafdo_types::rpc::{GroupTxnMarkerRequest, TxnOffsetCommitRequest};
+use kafdo_types::rpc::{GroupTxnMarkerRequest, MarkerAck, TxnOffsetCommitRequest};
 use kafdo_types::{ApiError, ErrorCode};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
@@ -169,10 +169,16 @@ impl GroupObject {
                 }
                 self.with_core(|core| core.leave(&call.member_id, now_ms()))
             })),
-            "/group/commit" => cbor_answer(
-                from_cbor::<OffsetCommitRequest>(body)
-                    .and_then(|req| self.with_core(|core| core.commit_offsets(&req, now_ms()))),
-            ),
+            "/group/commit" => {
+                cbor_answer(from_cbor::<OffsetCommitRequest>(body).and_then(|req| {
+                    // A member's commit to a group that never existed: refused without creating
+                    // storage (an administrator's commit, `member_id` empty, creates the group).
+                    if !req.member_id.is_empty() && !self.exists()? {
+                        return Err(unknown_member(&req.member_id));
+                    }
+                    self.with_core(|core| core.commit_offsets(&req, now_ms()))
+                }))
+            }
             "/group/offsets" => cbor_answer(from_cbor::<OffsetFetchQuery>(body).and_then(|q| {
                 if !self.exists()? {
                     return Ok(OffsetFetchResponse {
@@ -203,14 +209,26 @@ impl GroupObject {
                 }
                 Ok(description)
             })()),
-            "/group/txn-offsets" => cbor_answer(
-                from_cbor::<TxnOffsetCommitRequest>(body)
-                    .and_then(|req| self.with_core(|core| core.txn_offset_commit(&req, now_ms()))),
-            ),
-            "/group/txn-marker" => cbor_answer(
-                from_cbor::<GroupTxnMarkerRequest>(body)
-                    .and_then(|req| self.with_core(|core| core.txn_marker(&req, now_ms()))),
-            ),
+            "/group/txn-offsets" => {
+                cbor_answer(from_cbor::<TxnOffsetCommitRequest>(body).and_then(|req| {
+                    if !self.exists()? {
+                        return Err(unknown_member(&req.member_id));
+                    }
+                    self.with_core(|core| core.txn_offset_commit(&req, now_ms()))
+                }))
+            }
+            "/group/txn-marker" => {
+                cbor_answer(from_cbor::<GroupTxnMarkerRequest>(body).and_then(|req| {
+                    // A group that never existed holds no offsets of the transaction, and a
+                    // late transactional commit to it finds no member: nothing to settle.
+                    if !self.exists()? {
+                        return Ok(MarkerAck {
+                            marker_offset: None,
+                        });
+                    }
+                    self.with_core(|core| core.txn_marker(&req, now_ms()))
+                }))
+            }
             _ => cbor_answer::<()>(Err(no_such_call(path))),
         };
         self.arm_alarm().await;
