@@ -478,15 +478,17 @@ impl World {
             self.schedule(at, Event::Fault);
         }
         while let Some(((at, _), event)) = self.queue.pop_first() {
+            if at > MAX_RUN_MS {
+                // What is left is housekeeping far in the future (a group forgetting ended
+                // producer epochs after days); an open transaction would have timed out long
+                // before, and the final scans show any that did not.
+                break;
+            }
             self.now_ms = at;
             self.steps += 1;
             self.step(event);
             if !self.settling && self.clients.values().all(|c| c.done) {
                 self.begin_settling();
-            }
-            if self.now_ms > MAX_RUN_MS {
-                self.note(format!("gave up waiting at {} ms", self.now_ms));
-                break;
             }
         }
         if !self.settling {
