@@ -528,15 +528,15 @@ fn a_thousand_random_transactions_leave_exactly_the_committed_records() {
     let partitions = 3;
     client.create_topic(&topic, partitions);
     let started = Instant::now();
-    // Four writers of 250 transactions each, concurrently, on the same partitions.
+    // Eight writers of 125 transactions each, concurrently, on the same partitions.
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
+    let writers: Vec<_> = (0..8)
         .map(|w| {
             let (client, topic, stop) = (client.clone(), topic.clone(), Arc::clone(&stop));
             let seed = rng.u64(..);
             std::thread::spawn(move || {
                 let id = format!("{}-w{w}", unique_topic("tx-thousand"));
-                random_writer(&client, &topic, partitions, &id, 250, seed, &stop)
+                random_writer(&client, &topic, partitions, &id, 125, seed, &stop)
             })
         })
         .collect();
@@ -568,4 +568,94 @@ fn a_thousand_random_transactions_leave_exactly_the_committed_records() {
             "partition {p}: exactly the committed records"
         );
     }
+}
+
+fn group_offsets(client: &Client, group: &str) -> Vec<(String, i32, i64)> {
+    let answer: kafdo_types::group::OffsetFetchResponse = client
+        .get(&format!("/v1/groups/{group}/offsets"))
+        .expect(200);
+    answer
+        .offsets
+        .into_iter()
+        .map(|o| (o.topic, o.partition, o.offset))
+        .collect()
+}
+
+fn add_offsets_reply(
+    txn: &Txn,
+    group: &str,
+    member: &kafdo_types::group::JoinGroupResponse,
+    topic: &str,
+    offset: i64,
+) -> Reply {
+    txn.client.post(
+        &txn.path("/offsets"),
+        &kafdo_types::txn::AddOffsetsRequest {
+            producer_id: txn.producer_id,
+            producer_epoch: txn.producer_epoch,
+            group_id: group.to_owned(),
+            generation_id: member.generation_id,
+            member_id: member.member_id.clone(),
+            offsets: vec![kafdo_types::rpc::TopicPartitionOffset {
+                topic: topic.to_owned(),
+                partition: 0,
+                offset,
+                metadata: None,
+            }],
+        },
+        &[],
+    )
+}
+
+#[test]
+fn offsets_commit_with_the_transaction_and_vanish_on_abort() {
+    let client = client!("offsets_commit_with_the_transaction_and_vanish_on_abort");
+    let (input, output) = (unique_topic("txn-in"), unique_topic("txn-out"));
+    client.create_topic(&input, 1);
+    client.create_topic(&output, 2);
+    let group = unique_topic("txn-group");
+    let member: kafdo_types::group::JoinGroupResponse = client
+        .post(
+            &format!("/v1/groups/{group}/members"),
+            &serde_json::json!({ "topics": [input] }),
+            &[],
+        )
+        .expect(200);
+    let mut txn = Txn::init(&client, &unique_topic("tx-offsets"), None);
+
+    // Commit: records in two partitions of the output topic and the input offset, together.
+    txn.add(&[(&output, 0), (&output, 1)]);
+    txn.produce(&output, 0, &values("out0", 2));
+    txn.produce(&output, 1, &values("out1", 1));
+    add_offsets_reply(&txn, &group, &member, &input, 5).expect_status(200);
+    assert!(
+        group_offsets(&client, &group).is_empty(),
+        "pending until the marker"
+    );
+    let stable = client.get(&format!("/v1/groups/{group}/offsets?require_stable=true"));
+    assert!(
+        stable.status == 503 || stable.status == 200,
+        "require_stable waits or answers a retriable error: {}",
+        stable.describe_body()
+    );
+    txn.end(true);
+    assert_eq!(group_offsets(&client, &group), vec![(input.clone(), 0, 5)]);
+    assert_eq!(committed(&client, &output, 0), values("out0", 2));
+    assert_eq!(committed(&client, &output, 1), values("out1", 1));
+
+    // Abort: neither the records nor the offset.
+    txn.add(&[(&output, 0)]);
+    txn.produce(&output, 0, &values("dropped", 2));
+    add_offsets_reply(&txn, &group, &member, &input, 9).expect_status(200);
+    txn.end(false);
+    assert_eq!(group_offsets(&client, &group), vec![(input.clone(), 0, 5)]);
+    assert_eq!(committed(&client, &output, 0), values("out0", 2));
+
+    // A stale generation is refused (KIP-447 fencing) and the group keeps its offsets.
+    let stale = kafdo_types::group::JoinGroupResponse {
+        generation_id: member.generation_id + 100,
+        ..member.clone()
+    };
+    let reply = add_offsets_reply(&txn, &group, &stale, &input, 7);
+    assert_eq!(reply.error().code, ErrorCode::IllegalGeneration);
 }
