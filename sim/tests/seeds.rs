@@ -6,7 +6,52 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use kafdo_sim::history::{Entry, Observation, Reply};
 use kafdo_sim::{run_seed, Bugs, SeedOutcome};
+use kafdo_types::ErrorCode;
+
+/// What a batch of seeds exercised, so a simulator that silently stops doing something fails.
+#[derive(Debug, Default)]
+struct Coverage {
+    committed: usize,
+    aborted: usize,
+    duplicates_answered: usize,
+    fenced: usize,
+    unknown_outcomes: usize,
+    restarts: usize,
+    pipeline_offsets_committed: usize,
+}
+
+impl Coverage {
+    fn add(&mut self, outcome: &SeedOutcome) {
+        self.committed += outcome.report.committed_txns;
+        self.aborted += outcome.report.aborted_txns;
+        for event in &outcome.history.events {
+            match &event.entry {
+                Entry::Ok {
+                    reply:
+                        Reply::Produce {
+                            duplicate: true, ..
+                        },
+                    ..
+                } => self.duplicates_answered += 1,
+                Entry::Ok {
+                    process: 0,
+                    reply: Reply::Offsets { offsets },
+                } => self.pipeline_offsets_committed += offsets.len(),
+                Entry::Fail {
+                    code: ErrorCode::ProducerFenced,
+                    ..
+                } => self.fenced += 1,
+                Entry::Info { .. } => self.unknown_outcomes += 1,
+                Entry::Observe {
+                    observation: Observation::Note { text },
+                } if text.starts_with("restart") => self.restarts += 1,
+                _ => {}
+            }
+        }
+    }
+}
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
@@ -42,6 +87,7 @@ fn seeds_pass_with_all_faults_on() {
     let from = env_u64("SIM_FROM").unwrap_or(0);
     let count = env_u64("SIM_SEEDS").unwrap_or(300);
     let mut ops = 0;
+    let mut coverage = Coverage::default();
     for seed in from..from + count {
         let outcome = catch_unwind(AssertUnwindSafe(|| run_seed(seed, Bugs::default())));
         let outcome = match outcome {
@@ -58,8 +104,21 @@ fn seeds_pass_with_all_faults_on() {
             explain(&outcome)
         );
         ops += outcome.report.ops;
+        coverage.add(&outcome);
     }
-    println!("{count} seeds from {from}: all valid, {ops} operations checked");
+    println!("{count} seeds from {from}: all valid, {ops} operations checked; {coverage:?}");
+    if count >= 100 {
+        assert!(
+            coverage.committed > 0
+                && coverage.aborted > 0
+                && coverage.duplicates_answered > 0
+                && coverage.fenced > 0
+                && coverage.unknown_outcomes > 0
+                && coverage.restarts > 0
+                && coverage.pipeline_offsets_committed > 0,
+            "the seeds did not exercise everything: {coverage:?}"
+        );
+    }
 }
 
 #[test]
