@@ -25,7 +25,7 @@ OFFLINE_ENV := WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 # The crates the Worker is built from: linted for wasm32 as well as natively.
 WASM_CRATES := -p kafdo-worker -p kafdo-types -p kafdo-sql -p kafdo-partition -p kafdo-metadata
 
-.PHONY: help tools build dev test lint clean
+.PHONY: help tools build dev test lint bench soak clean
 
 help:
 	@echo "make dev    build the Worker and run it on http://127.0.0.1:$(PORT) (state in .state/)"
@@ -33,6 +33,8 @@ help:
 	@echo "make tools  install the wasm32 target, worker-build, wasm-bindgen-cli, node_modules"
 	@echo "make build  build the Worker into worker/build/"
 	@echo "make lint   rustfmt, clippy (native and wasm32), rustdoc"
+	@echo "make bench  produce and transaction benchmarks (ratios against a bare append)"
+	@echo "make soak   thousands of simulation seeds (SEEDS=10000), reports seeds/s"
 
 # Idempotent and fast once done: each step checks before it installs.
 tools:
@@ -64,6 +66,8 @@ lint: tools
 	cargo clippy $(WASM_CRATES) --target wasm32-unknown-unknown -- -D warnings
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 	RUSTDOCFLAGS=-Dwarnings cargo doc -p kafdo-worker --no-deps --target wasm32-unknown-unknown
+	cargo clippy -p kafdo-client --no-default-features --features worker \
+		--target wasm32-unknown-unknown -- -D warnings
 
 # The end-to-end tests (tests/) start `wrangler dev` themselves from the repo root with
 # wrangler.toml; KAFDO_E2E=1 turns them on.
@@ -71,6 +75,16 @@ test: lint build
 	KAFDO_E2E=1 KAFDO_WRANGLER_CONFIG="$(ROOT)/wrangler.toml" \
 		KAFDO_WORKER_ENTRY="$(ROOT)/worker/build/worker/shim.mjs" \
 		cargo test --workspace
+
+# Benchmarks, not tests: they start the Worker themselves (inspector off), send traffic only
+# to 127.0.0.1, stop by themselves and print ratios measured side by side in one run.
+bench: build
+	cargo run --release -p kafdo-e2e --bin bench-produce -- $(BENCH_ARGS)
+	cargo run --release -p kafdo-e2e --bin bench-txn -- $(BENCH_ARGS)
+
+# Thousands of simulated seeds with every fault on; reports seeds/s.
+soak:
+	cargo run --release -p kafdo-sim --bin soak -- --seeds $${SEEDS:-10000}
 
 clean:
 	rm -rf worker/build
