@@ -363,7 +363,6 @@ fn cli_perf_produce_reports_records_per_second() {
 
 /// `kafdo produce --idempotency-key` twice writes the lines once.
 #[test]
-#[ignore = "until the Worker implements Idempotency-Key (issue 3)"]
 fn cli_idempotency_key_writes_once() {
     let url = url!("cli_idempotency_key_writes_once");
     let topic = unique_topic("client-idem");
@@ -395,7 +394,6 @@ fn cli_idempotency_key_writes_once() {
 
 /// With producer ids, the producer writes idempotently.
 #[test]
-#[ignore = "until the Worker implements POST /v1/producers (issue 3)"]
 fn producer_is_idempotent_when_the_server_has_producer_ids() {
     let url = url!("producer_is_idempotent_when_the_server_has_producer_ids");
     runtime().block_on(async {
@@ -416,7 +414,6 @@ fn producer_is_idempotent_when_the_server_has_producer_ids() {
 /// The read-process-write promise: processors killed mid-transaction and restarted, yet every
 /// input yields exactly one output in the committed output topic.
 #[test]
-#[ignore = "until the Worker routes /v1/groups and /v1/transactions"]
 fn processor_is_exactly_once_across_kills() {
     use kafdo_client::{OutputRecord, Processor, ProcessorConfig};
     let url = url!("processor_is_exactly_once_across_kills");
@@ -608,7 +605,6 @@ fn processor_is_exactly_once_across_kills() {
 
 /// Two group members split a topic's partitions and together read every record once.
 #[test]
-#[ignore = "until the Worker routes /v1/groups"]
 fn group_members_share_partitions() {
     use kafdo_client::{GroupConsumer, GroupConsumerConfig};
     let url = url!("group_members_share_partitions");
@@ -670,7 +666,6 @@ fn group_members_share_partitions() {
 /// Committed transactions are visible to read_committed readers, aborted ones never, and a
 /// newer instance fences the older one.
 #[test]
-#[ignore = "until the Worker routes /v1/transactions"]
 fn transactions_commit_abort_and_fence() {
     use kafdo_client::{ErrorClass, TransactionalProducer};
     let url = url!("transactions_commit_abort_and_fence");

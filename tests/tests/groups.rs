@@ -229,8 +229,19 @@ fn three_members_join_one_dies_one_leaves_offsets_resume() {
 
     // c dies silently: it stops heartbeating. Its session times out and the others get its
     // partitions, never while c may still believe it owns them.
-    c.gone = true;
+    // The clock starts before c's last heartbeat is sent, so the server's 1 s session timeout,
+    // counted from when that heartbeat arrives, is a lower bound on the time measured here.
     let died = Instant::now();
+    client
+        .post(
+            &format!("/v1/groups/{group}/members/{}/heartbeat", c.member_id),
+            &HeartbeatRequest {
+                generation_id: c.generation_id,
+            },
+            &[],
+        )
+        .expect_status(200);
+    c.gone = true;
     rounds_until(
         &client,
         &group,
