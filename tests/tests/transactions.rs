@@ -65,6 +65,17 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// A producer that already holds an id and epoch (a client that outlived a restart).
+    fn init_from(client: &'a Client, id: &str, producer_id: i64, producer_epoch: i32) -> Txn<'a> {
+        Txn {
+            client,
+            id: id.to_owned(),
+            producer_id,
+            producer_epoch,
+            sequences: BTreeMap::new(),
+        }
+    }
+
     fn path(&self, rest: &str) -> String {
         format!("/v1/transactions/{}{rest}", self.id)
     }
@@ -658,4 +669,47 @@ fn offsets_commit_with_the_transaction_and_vanish_on_abort() {
     };
     let reply = add_offsets_reply(&txn, &group, &stale, &input, 7);
     assert_eq!(reply.error().code, ErrorCode::IllegalGeneration);
+}
+
+/// The runtime restarts (every object loses its memory, SQLite is kept) with transactions
+/// open: one is committed after the restart, the other is aborted by a fencing init. Owns its
+/// instance because it restarts it.
+#[test]
+fn transactions_survive_a_restart_of_every_object() {
+    let test = "transactions_survive_a_restart_of_every_object";
+    if !kafdo_e2e::should_run(test) {
+        return;
+    }
+    let mut wrangler = kafdo_e2e::Wrangler::start();
+    let client = wrangler.client();
+    let topic = unique_topic("txn-restart");
+    client.create_topic(&topic, 2);
+    let (kept_id, fenced_id) = (unique_topic("tx-kept"), unique_topic("tx-fenced"));
+    let mut kept = Txn::init(&client, &kept_id, None);
+    kept.add(&[(&topic, 0), (&topic, 1)]);
+    kept.produce(&topic, 0, &values("kept0", 2));
+    kept.produce(&topic, 1, &values("kept1", 1));
+    let mut fenced = Txn::init(&client, &fenced_id, None);
+    fenced.add(&[(&topic, 0)]);
+    fenced.produce(&topic, 0, &values("fenced", 3));
+    let (kept_pid, kept_epoch) = (kept.producer_id, kept.producer_epoch);
+
+    wrangler.restart();
+    let client = wrangler.client();
+    let mut kept = Txn::init_from(&client, &kept_id, kept_pid, kept_epoch);
+    kept.end(true);
+    let fresh = Txn::init(&client, &fenced_id, None);
+    assert_eq!(fresh.producer_id, fenced.producer_id);
+    fenced.client = &client;
+    assert_eq!(
+        fenced.end_reply(true).error().code,
+        ErrorCode::ProducerFenced
+    );
+    assert_eq!(committed(&client, &topic, 0), values("kept0", 2));
+    assert_eq!(committed(&client, &topic, 1), values("kept1", 1));
+    let info = client.partition_info(&topic, 0);
+    assert_eq!(
+        info.last_stable_offset, info.high_watermark,
+        "nothing left open"
+    );
 }
