@@ -6,8 +6,8 @@
 //! # Long polling
 //!
 //! A read with `wait_ms > 0` that finds no records registers a waiter (a oneshot channel) and
-//! sleeps until an append to this object completes or the wait elapses, whichever comes
-//! first, then reads once more. The core never waits: it answers what is there now. The
+//! sleeps until an append or a transaction marker (which moves the last stable offset) completes
+//! on this object, or the wait elapses, whichever comes first, then reads once more. The core never waits: it answers what is there now. The
 //! number of parked readers is bounded ([`MAX_WAITERS`]); past it a read answers at once.
 
 use std::cell::RefCell;
