@@ -3,9 +3,9 @@
 //! - [`history`]: the JSON-lines history format (Jepsen style) and a [`history::Recorder`].
 //! - [`checker`]: proves the exactly-once invariants on a history.
 //! - [`e2e`]: records end-to-end runs (against `wrangler dev`) in the same format.
-//! - [`sim`]: the simulator: the real cores on real SQLite, simulated clients, a faulty
+//! - `sim` (feature `simulator`, on by default): the simulator: the real cores on real SQLite, simulated clients, a faulty
 //!   network, restarts and alarm chaos, all driven by one seed ([`rng`]).
-//! - [`run_seed`]: one seed, simulated and checked.
+//! - `run_seed`: one seed, simulated and checked.
 //!
 //! See `design/simulation.md`.
 
