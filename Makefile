@@ -23,7 +23,8 @@ OFFLINE_ENV := WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 	WRANGLER_HIDE_BANNER=true
 
 # The crates the Worker is built from: linted for wasm32 as well as natively.
-WASM_CRATES := -p kafdo-worker -p kafdo-types -p kafdo-sql -p kafdo-partition -p kafdo-metadata
+WASM_CRATES := -p kafdo-worker -p kafdo-types -p kafdo-sql -p kafdo-partition -p kafdo-metadata \
+	-p kafdo-ingest -p kafdo-txn-coordinator -p kafdo-group
 
 .PHONY: help tools build dev test lint bench soak clean
 
