@@ -103,28 +103,15 @@ pub struct ListGroupsCall {
 /// `encode_path_segment`). A malformed escape or invalid UTF-8 is `INVALID_REQUEST`; an empty
 /// id too.
 pub fn decode_segment(segment: &str) -> Result<String, ApiError> {
-    let bad = || {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("malformed path segment {segment:?}"),
-        )
-    };
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3).ok_or_else(bad)?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let decoded = String::from_utf8(out).map_err(|_| bad())?;
+    let decoded = crate::http::path_segment(segment).map_err(|e| match e {
+        crate::http::RouteError::Invalid(e) => e,
+        other => unreachable!("path_segment only fails as invalid input, not {other:?}"),
+    })?;
     if decoded.is_empty() {
-        return Err(bad());
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("malformed path segment {segment:?}: an id cannot be empty"),
+        ));
     }
     Ok(decoded)
 }
