@@ -152,6 +152,24 @@ impl Client {
         Ok(answer.offsets)
     }
 
+    /// `GET /v1/groups`, every page: the ids of every group ever used, in byte order.
+    pub async fn list_groups(&self) -> Result<Vec<String>, Error> {
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut call = Call::new(Method::Get, "/v1/groups".into(), Safety::Idempotent);
+            if let Some(after) = after.take() {
+                call.query.push(("after", after));
+            }
+            let page: kafdo_types::group_list::GroupList = self.call(call).await?;
+            ids.extend(page.groups.into_iter().map(|g| g.group_id));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(ids),
+            }
+        }
+    }
+
     /// `GET /v1/groups/{g}`: state, generation, members and their partitions.
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription, Error> {
         self.call(Call::new(

@@ -660,6 +660,10 @@ fn group_members_share_partitions() {
         assert_eq!(values.len(), 200);
         a.close().await.unwrap();
         b.close().await.unwrap();
+        // The group is listed, by the SDK and by `kafdo groups list`.
+        assert!(client.list_groups().await.unwrap().contains(&group));
+        let listed = String::from_utf8(kafdo(&url, &["groups", "list"], b"")).unwrap();
+        assert!(listed.lines().any(|line| line == group), "{listed}");
     });
 }
 

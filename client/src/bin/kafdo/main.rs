@@ -81,6 +81,8 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum GroupsCommand {
+    /// The ids of every consumer group, one per line.
+    List,
     /// A group's state, generation, members, their partitions, and its committed offsets.
     Describe {
         /// The group id.
@@ -493,6 +495,11 @@ async fn produce(client: &Client, args: ProduceArgs) -> Result<(), Error> {
 
 async fn groups(client: &Client, command: GroupsCommand) -> Result<(), Error> {
     match command {
+        GroupsCommand::List => {
+            for group in client.list_groups().await? {
+                println!("{group}");
+            }
+        }
         GroupsCommand::Describe { group } => {
             let description = client.describe_group(&group).await?;
             println!(
