@@ -1133,9 +1133,25 @@ impl<S: Sql> Partition<S> {
             start_ms: now_ms,
             updated_ms: now_ms,
         };
+        self.store_txn_entry(&req.partition, bind, forget, id, entry)?;
+        self.assert_offsets();
+        Ok(())
+    }
+
+    /// Stores a producer's transaction row (binding the partition first if this is its first
+    /// call, and dropping the row `forget` to stay under the cap) in one storage transaction,
+    /// then mirrors it in memory once committed.
+    fn store_txn_entry(
+        &mut self,
+        partition: &PartitionRef,
+        bind: bool,
+        forget: Option<i64>,
+        id: i64,
+        entry: TxnEntry,
+    ) -> Result<(), PartitionError> {
         self.sql.transaction(|| {
             if bind {
-                self.bind_sql(&req.partition, false)?;
+                self.bind_sql(partition, false)?;
             }
             if let Some(f) = forget {
                 self.sql.run(
@@ -1146,13 +1162,12 @@ impl<S: Sql> Partition<S> {
             self.upsert_txn(id, &entry)
         })?;
         if bind {
-            self.bind_memory(&req.partition);
+            self.bind_memory(partition);
         }
         if let Some(f) = forget {
             self.transactions.remove(&f);
         }
         self.transactions.insert(id, entry);
-        self.assert_offsets();
         Ok(())
     }
 
@@ -1248,25 +1263,7 @@ impl<S: Sql> Partition<S> {
                 start_ms: now_ms,
                 updated_ms: now_ms,
             };
-            self.sql.transaction(|| {
-                if bind {
-                    self.bind_sql(&req.partition, false)?;
-                }
-                if let Some(f) = forget {
-                    self.sql.run(
-                        "DELETE FROM transactions WHERE producer_id = ?",
-                        &[f.into()],
-                    )?;
-                }
-                self.upsert_txn(id, &entry)
-            })?;
-            if bind {
-                self.bind_memory(&req.partition);
-            }
-            if let Some(f) = forget {
-                self.transactions.remove(&f);
-            }
-            self.transactions.insert(id, entry);
+            self.store_txn_entry(&req.partition, bind, forget, id, entry)?;
             return Ok(MarkerAck {
                 marker_offset: None,
             });
