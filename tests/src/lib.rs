@@ -610,11 +610,7 @@ impl Reply {
     /// Decodes the body (JSON or CBOR by its `Content-Type`); panics on a body that does not
     /// match `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> T {
-        let decoded = match self.format() {
-            Format::Json => serde_json::from_slice(&self.body).map_err(|e| e.to_string()),
-            Format::Cbor => ciborium::from_reader(&self.body[..]).map_err(|e| e.to_string()),
-        };
-        decoded.unwrap_or_else(|e| {
+        self.try_decode().unwrap_or_else(|e| {
             panic!(
                 "{}: cannot decode the {} answer as {}: {e}; body: {}",
                 self.request,
@@ -623,6 +619,14 @@ impl Reply {
                 self.describe_body()
             )
         })
+    }
+
+    /// Decodes the body (JSON or CBOR by its `Content-Type`), or says why it does not match `T`.
+    pub fn try_decode<T: DeserializeOwned>(&self) -> Result<T, String> {
+        match self.format() {
+            Format::Json => serde_json::from_slice(&self.body).map_err(|e| e.to_string()),
+            Format::Cbor => ciborium::from_reader(&self.body[..]).map_err(|e| e.to_string()),
+        }
     }
 
     /// Asserts the status and decodes the body.
