@@ -10,9 +10,9 @@
 //! LSO <= high watermark, and every committed input of the pipeline with exactly one committed
 //! output.
 //!
-//! The history is written to `target/tmp/e2e-history-<run>.jsonl` as it happens, so a failure (or a
-//! run that dies) leaves the evidence (it is removed when the test passes); the failure message
-//! prints the report and the readable trace too.
+//! The history is written to `target/tmp/e2e-history-<run>.jsonl` as it happens, so a failure
+//! (or a run that dies) leaves the evidence (it is removed when the test passes); the failure
+//! message prints the report and the readable trace too.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
