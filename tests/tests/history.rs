@@ -467,8 +467,9 @@ fn reader(p: &Proc, tps: &[Tp], done: &AtomicBool) {
 }
 
 /// A read-process-write pipeline: consumes `input` as the only member of `group`, writes one
-/// output record per input record (`out-<input>-e<epoch>`, unique per attempt, to the same partition number of `output`) and
-/// commits the consumed offsets in the same transaction; about a third of the transactions
+/// output record per input record (`out-<input>-e<epoch>`, unique per attempt, to the same
+/// partition number of `output`) and commits the consumed offsets in the same transaction;
+/// about a third of the transactions
 /// abort, after which it rewinds to the group's committed offsets (a new reader session). Once,
 /// it crashes with a transaction open: a new instance inits the same transactional id (which
 /// aborts it), rejoins as the same member, resumes from the committed offsets, and the old
