@@ -581,6 +581,8 @@ pub struct Reply {
     pub status: u16,
     /// The `Content-Type` header, or empty.
     pub content_type: String,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -779,6 +781,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        let retry_after = answer
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = answer
             .body_mut()
             .with_config()
@@ -789,6 +796,7 @@ impl Client {
             request: request_name,
             status,
             content_type,
+            retry_after,
             body,
         }
     }
@@ -1009,6 +1017,7 @@ mod tests {
                 request: "POST /x".into(),
                 status: 413,
                 content_type: format.media_type().into(),
+                retry_after: None,
                 body: format.encode(&body),
             };
             assert_eq!(reply.format(), format);
@@ -1023,6 +1032,7 @@ mod tests {
             request: "GET /x".into(),
             status: 404,
             content_type: "application/json".into(),
+            retry_after: None,
             body: br#"{"error":{"code":"INVALID_REQUEST","message":"no route"}}"#.to_vec(),
         };
         reply.expect_error(404, ErrorCode::UnknownTopicOrPartition);
