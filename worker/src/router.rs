@@ -246,16 +246,20 @@ async fn serve(
                 Some(key) => {
                     match crate::txn_routes::keyed_produce(env, name, &key, &produce).await? {
                         Ok(answer) => answer,
-                        Err(retry_after_ms) => {
+                        Err(lease_left_ms) => {
                             let e = ApiError::new(
                                 ErrorCode::IdempotencyKeyInFlight,
                                 format!(
                                     "a request with this Idempotency-Key is still in flight; \
-                                 retry after {retry_after_ms} ms"
+                                     retry in a second (if it died, its lease ends in \
+                                     {lease_left_ms} ms)"
                                 ),
                             );
                             let mut answer = Answer::error(format, e.code.http_status(), &e);
-                            answer.retry_after_s = Some((retry_after_ms + 999) / 1000);
+                            // A live attempt ends within its own request (milliseconds); the
+                            // lease only bounds one that died. Asking for the whole lease would
+                            // make every concurrent retry wait up to 30 s for nothing.
+                            answer.retry_after_s = Some(1);
                             return Ok(answer);
                         }
                     }
