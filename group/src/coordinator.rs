@@ -98,6 +98,7 @@ const SCHEMA: &[&str] = &[
         producer_epoch INTEGER NOT NULL,
         committed_offset INTEGER NOT NULL,
         metadata TEXT,
+        sequence INTEGER NOT NULL,
         PRIMARY KEY (producer_id, topic, partition)
     )",
     "CREATE INDEX IF NOT EXISTS pending_offset_partition ON pending_offset (topic, partition)",
@@ -483,7 +484,9 @@ impl<S: Sql> GroupCoordinator<S> {
 
     /// Stores offsets of an open transaction as pending for (producer_id, producer_epoch)
     /// (KIP-447), fenced by generation and member id like a plain commit. They become committed
-    /// only with the commit marker ([`GroupCoordinator::txn_marker`]).
+    /// only with the commit marker ([`GroupCoordinator::txn_marker`]). Per partition, the
+    /// offset of the highest `sequence` wins: a late or duplicated earlier call is accepted and
+    /// changes nothing there.
     pub fn txn_offset_commit(
         &mut self,
         req: &TxnOffsetCommitRequest,
@@ -494,6 +497,12 @@ impl<S: Sql> GroupCoordinator<S> {
             return Err(GroupError::InvalidRequest(
                 "producer_id and producer_epoch must be non-negative".into(),
             ));
+        }
+        if !(1..=MAX_SAFE_INTEGER).contains(&req.sequence) {
+            return Err(GroupError::InvalidRequest(format!(
+                "sequence must be positive, got {}",
+                req.sequence
+            )));
         }
         self.sql.transaction(|| {
             self.expire(now_ms)?;
@@ -550,12 +559,15 @@ impl<S: Sql> GroupCoordinator<S> {
             for o in &req.offsets {
                 self.sql.run(
                     "INSERT INTO pending_offset
-                     (producer_id, topic, partition, producer_epoch, committed_offset, metadata)
-                     VALUES (?, ?, ?, ?, ?, ?)
+                     (producer_id, topic, partition, producer_epoch, committed_offset, metadata,
+                      sequence)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
                      ON CONFLICT (producer_id, topic, partition) DO UPDATE SET
                      producer_epoch = excluded.producer_epoch,
                      committed_offset = excluded.committed_offset,
-                     metadata = excluded.metadata",
+                     metadata = excluded.metadata,
+                     sequence = excluded.sequence
+                     WHERE excluded.sequence >= pending_offset.sequence",
                     &[
                         req.producer_id.into(),
                         o.topic.as_str().into(),
@@ -563,6 +575,7 @@ impl<S: Sql> GroupCoordinator<S> {
                         req.producer_epoch.into(),
                         o.offset.into(),
                         o.metadata.as_deref().into(),
+                        req.sequence.into(),
                     ],
                 )?;
             }

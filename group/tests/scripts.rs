@@ -293,6 +293,7 @@ impl Harness {
                     generation_id: gen_opt(alias, self),
                     member_id: self.id(alias),
                     offsets: offsets(),
+                    sequence: opts.get("seq").map_or(1, |s| s.parse().unwrap()),
                 };
                 match self.group.txn_offset_commit(&req, self.now_ms) {
                     Ok(()) => "ok".into(),

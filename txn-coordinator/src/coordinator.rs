@@ -442,6 +442,7 @@ impl<S: Sql> TxnCoordinator<S> {
                 let participant = Participant {
                     partition: Some((*p).clone()),
                     offsets: OffsetsCall::Settled,
+                    offsets_sequence: 0,
                 };
                 (key.clone(), participant)
             })
@@ -567,8 +568,9 @@ impl<S: Sql> TxnCoordinator<S> {
                     req.group_id
                 )));
             }
-            Some(OffsetsCall::Unknown) => return Err(self.offsets_unknown(&req.group_id)),
-            Some(OffsetsCall::Settled) => {}
+            // A new call, numbered after the unknown one: if that one lands late, the group
+            // keeps this one's offsets.
+            Some(OffsetsCall::Unknown | OffsetsCall::Settled) => {}
             None => {
                 let groups = if begin {
                     0
@@ -588,9 +590,11 @@ impl<S: Sql> TxnCoordinator<S> {
         self.check_not_busy()?;
         // Persisted before the call goes out: the group gets a marker whatever happens next,
         // and a restart finds the call's outcome unknown.
+        let sequence = existing.as_ref().map_or(0, |p| p.offsets_sequence) + 1;
         let participant = Participant {
             partition: None,
             offsets: OffsetsCall::InFlight,
+            offsets_sequence: sequence,
         };
         self.begin_and_add(begin, &[(key, participant)], now_ms)?;
         let txn_epoch = self.row.txn_epoch;
@@ -602,6 +606,7 @@ impl<S: Sql> TxnCoordinator<S> {
             generation_id: req.generation_id,
             member_id: req.member_id.clone(),
             offsets: req.offsets.clone(),
+            sequence,
         });
         let kind = CallKind::Offsets {
             group_id: req.group_id.clone(),
@@ -1380,8 +1385,8 @@ impl<S: Sql> TxnCoordinator<S> {
 
     fn offsets_unknown(&self, group_id: &str) -> TxnError {
         TxnError::InvalidTxnState(format!(
-            "an offset commit to group {group_id:?} got no answer and may still land with older \
-             offsets: the transaction of epoch {} can only abort",
+            "the last offset commit to group {group_id:?} got no answer and may never land: send \
+             the offsets again before committing the transaction of epoch {}, or abort it",
             self.row.txn_epoch
         ))
     }

@@ -50,10 +50,11 @@
 //!
 //! # Ordering of offset commits
 //!
-//! A group keeps the last offsets it received for a transaction, so the coordinator sends one
-//! offset commit per group at a time; once one has an unknown outcome (no answer, or a restart
-//! while it was in flight) the transaction can only abort, because the stale offsets could still
-//! land after newer ones.
+//! The coordinator sends one offset commit per group at a time, numbered (`sequence`, persisted
+//! before the call goes out); the group keeps the offsets of the highest number, so a late call
+//! never overwrites newer offsets. Once the latest call has an unknown outcome (no answer, or a
+//! restart while it was in flight) the transaction cannot commit until the client sends its
+//! offsets again and that call is answered; it may always abort.
 //!
 //! # Errors
 //!

@@ -113,17 +113,19 @@ impl std::fmt::Display for Key {
 
 /// Where a group's transactional offset commits stand.
 ///
-/// The group keeps the last offsets it received for a transaction, so an offset commit that
-/// lands late could overwrite newer ones. The coordinator therefore sends one at a time per
-/// group, and once the outcome of one is unknown (no answer, or the coordinator restarted while
-/// it was in flight) the transaction may still abort but no longer commit.
+/// Calls to a group are numbered ([`Participant::offsets_sequence`]) and the group keeps the
+/// offsets of the highest number, so a call that lands late never overwrites newer offsets.
+/// The coordinator sends one at a time per group; once the outcome of the latest is unknown (no
+/// answer, or the coordinator restarted while it was in flight) the transaction cannot commit
+/// until a new offset commit to that group is answered (the client re-sends its offsets), since
+/// the unknown one may never land.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum OffsetsCall {
     /// No offset commit in flight; every one sent was answered.
     Settled,
     /// One offset commit is in flight.
     InFlight,
-    /// An offset commit got no answer: it may still land, with older offsets.
+    /// The latest offset commit got no answer: it may land later, or never.
     Unknown,
 }
 
@@ -153,6 +155,9 @@ pub(crate) struct Participant {
     pub partition: Option<PartitionRef>,
     /// Groups only: the transactional offset commits.
     pub offsets: OffsetsCall,
+    /// Groups only: the number of the latest offset commit sent in this transaction (0 before
+    /// the first). Persisted before the call goes out, so numbers only rise across restarts.
+    pub offsets_sequence: i64,
 }
 
 impl Participant {
@@ -188,6 +193,7 @@ const SCHEMA: [&str; 2] = [
         retention_ms INTEGER,
         cleanup_policy TEXT,
         offsets_call INTEGER NOT NULL,
+        offsets_sequence INTEGER NOT NULL,
         PRIMARY KEY (kind, name)
     )",
 ];
@@ -258,7 +264,7 @@ pub(crate) fn save_row(sql: &impl Sql, row: &TxnRow) -> Result<(), SqlError> {
 pub(crate) fn load_participants(sql: &impl Sql) -> Result<Vec<(Key, Participant)>, SqlError> {
     let rows = sql.exec(
         "SELECT kind, name, topic, topic_id, partition, retention_ms, cleanup_policy,
-                offsets_call
+                offsets_call, offsets_sequence
          FROM txn_participant ORDER BY kind, name",
         &[],
     )?;
@@ -266,6 +272,7 @@ pub(crate) fn load_participants(sql: &impl Sql) -> Result<Vec<(Key, Participant)
         .into_iter()
         .map(|row| {
             let offsets = OffsetsCall::from_int(row.int(7));
+            let offsets_sequence = row.int(8);
             match row.text(0) {
                 "partition" => {
                     let partition = PartitionRef {
@@ -285,6 +292,7 @@ pub(crate) fn load_participants(sql: &impl Sql) -> Result<Vec<(Key, Participant)
                     let participant = Participant {
                         partition: Some(partition),
                         offsets,
+                        offsets_sequence,
                     };
                     (key, participant)
                 }
@@ -293,6 +301,7 @@ pub(crate) fn load_participants(sql: &impl Sql) -> Result<Vec<(Key, Participant)
                     Participant {
                         partition: None,
                         offsets,
+                        offsets_sequence,
                     },
                 ),
                 other => panic!("unknown participant kind {other:?} in storage"),
@@ -316,8 +325,8 @@ pub(crate) fn save_participant(
     let p = participant.partition.as_ref();
     sql.run(
         "INSERT OR REPLACE INTO txn_participant (kind, name, topic, topic_id, partition,
-             retention_ms, cleanup_policy, offsets_call)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             retention_ms, cleanup_policy, offsets_call, offsets_sequence)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             kind.into(),
             Param::from(&name),
@@ -331,6 +340,7 @@ pub(crate) fn save_participant(
             })
             .into(),
             participant.offsets.to_int().into(),
+            participant.offsets_sequence.into(),
         ],
     )
 }

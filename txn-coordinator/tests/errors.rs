@@ -712,12 +712,25 @@ fn storage_failure_is_returned_and_changes_nothing() {
     assert_eq!(d.commit(e0), e0 + 1);
 }
 
+/// The sequence number of the latest offset commit sent to a group.
+fn last_offsets_sequence<S: Sql>(d: &Driver<S>) -> i64 {
+    d.calls
+        .iter()
+        .rev()
+        .find_map(|(_, call)| match call {
+            Call::TxnOffsetCommit(r) => Some(r.sequence),
+            _ => None,
+        })
+        .expect("an offset commit call")
+}
+
 #[test]
-fn invalid_txn_state_when_an_offset_commit_has_an_unknown_outcome() {
+fn an_offset_commit_of_unknown_outcome_is_sent_again_before_the_commit() {
     let mut d = Driver::new();
     let e0 = d.init();
     d.begin(e0);
     assert!(d.offsets(&offsets(1, "g", e0)).is_empty());
+    assert_eq!(last_offsets_sequence(&d), 1);
     // A second commit to the same group waits for the first: they must land in order.
     assert_eq!(
         code(d.offsets(&offsets(1, "g", e0))),
@@ -727,32 +740,44 @@ fn invalid_txn_state_when_an_offset_commit_has_an_unknown_outcome() {
         code(d.answer_first(Err(CallError::NoAnswer("reset".into())))),
         ErrorCode::RequestTimedOut
     );
-    assert_eq!(
-        code(d.offsets(&offsets(1, "g", e0))),
-        ErrorCode::InvalidTxnState
-    );
+    // The unknown call may never land: no commit until a new one is answered.
     assert_eq!(
         code(d.end(e0, TxnResult::Commit)),
         ErrorCode::InvalidTxnState
     );
-    let mut replies = d.end(e0, TxnResult::Abort);
+    // The client sends its offsets again: a new call, numbered after the unknown one, so the
+    // group keeps the new offsets even if the old call lands late.
+    assert!(d.offsets(&offsets(1, "g", e0)).is_empty());
+    assert_eq!(last_offsets_sequence(&d), 2);
+    assert_eq!(ok(d.ack_all()), Answer::OffsetsAdded);
+    let mut replies = d.end(e0, TxnResult::Commit);
     replies.extend(d.ack_all());
     let Answer::Ended(r) = ok(replies) else {
         panic!()
     };
-    assert_eq!(r.state, TransactionState::CompleteAbort);
+    assert_eq!(r.state, TransactionState::CompleteCommit);
 
-    // A restart while an offset commit is in flight has the same effect.
+    // A restart while an offset commit is in flight leaves it unknown; the numbers continue
+    // from storage, and a new transaction starts again at 1.
     let e1 = r.producer_epoch;
     d.begin(e1);
     assert!(d.offsets(&offsets(1, "g", e1)).is_empty());
+    assert_eq!(last_offsets_sequence(&d), 1);
     let mut d = Driver::on(d.core.into_sql());
     assert_eq!(
         code(d.end(e1, TxnResult::Commit)),
         ErrorCode::InvalidTxnState
     );
-    // Its late answer (to the old incarnation) is ignored.
-    assert!(d.end(e1, TxnResult::Abort).is_empty());
+    assert!(d.offsets(&offsets(1, "g", e1)).is_empty());
+    assert_eq!(last_offsets_sequence(&d), 2);
+    assert_eq!(ok(d.ack_all()), Answer::OffsetsAdded);
+    // Or it aborts, which is always allowed.
+    let mut replies = d.end(e1, TxnResult::Abort);
+    replies.extend(d.ack_all());
+    let Answer::Ended(r) = ok(replies) else {
+        panic!()
+    };
+    assert_eq!(r.state, TransactionState::CompleteAbort);
 }
 
 /// Real SQLite whose `fail_at`-th write statement fails (once).

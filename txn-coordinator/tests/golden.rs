@@ -97,12 +97,13 @@ fn format_call(call: &Call) -> String {
                 .map(|o| format!("{}/{}={}", o.topic, o.partition, o.offset))
                 .collect();
             format!(
-                "TxnOffsetCommit {} pid={} epoch={} gen={} member={} {}",
+                "TxnOffsetCommit {} pid={} epoch={} gen={} member={} seq={} {}",
                 r.group_id,
                 r.producer_id,
                 r.producer_epoch,
                 r.generation_id,
                 r.member_id,
+                r.sequence,
                 offsets.join(" ")
             )
         }

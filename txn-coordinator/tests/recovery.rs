@@ -59,7 +59,8 @@ struct PartitionModel {
 
 #[derive(Default)]
 struct GroupModel {
-    pending: BTreeMap<i32, i64>,
+    /// Per epoch: the sequence number and offset of the highest-numbered call received.
+    pending: BTreeMap<i32, (i64, i64)>,
     committed: BTreeMap<i32, i64>,
     ended: BTreeMap<i32, TxnResult>,
 }
@@ -232,7 +233,12 @@ impl World {
                     let e = ApiError::new(ErrorCode::InvalidProducerEpoch, "epoch ended");
                     return Err(CallError::Refused(e));
                 }
-                g.pending.insert(r.producer_epoch, r.offsets[0].offset);
+                // A late or duplicated earlier call changes nothing (the group keeps the
+                // offsets of the highest sequence).
+                let newest = g.pending.entry(r.producer_epoch).or_insert((0, 0));
+                if r.sequence >= newest.0 {
+                    *newest = (r.sequence, r.offsets[0].offset);
+                }
                 Ok(CallReply::Done)
             }
             Call::GroupTxnMarker(r) => {
@@ -240,7 +246,7 @@ impl World {
                 let g = &mut self.group;
                 let first = *g.ended.entry(r.producer_epoch).or_insert(r.result);
                 assert_eq!(first, r.result);
-                if let Some(offset) = g.pending.remove(&r.producer_epoch) {
+                if let Some((_, offset)) = g.pending.remove(&r.producer_epoch) {
                     if r.result == TxnResult::Commit {
                         g.committed.insert(r.producer_epoch, offset);
                     }
@@ -627,7 +633,9 @@ fn random_run(seed: u64, stats: &mut Stats) {
                                     }
                                 }
                                 ErrorCode::InvalidTxnState => {
-                                    // The transaction can only abort (or already ended).
+                                    // A commit after an offset commit of unknown outcome
+                                    // (sending the offsets again would also do), or the
+                                    // transaction already ended: abort.
                                     let end = ClientRequest::End(
                                         client.pid,
                                         client.epoch,

@@ -187,6 +187,11 @@ pub struct TxnOffsetCommitRequest {
     pub member_id: String,
     /// The offsets.
     pub offsets: Vec<TopicPartitionOffset>,
+    /// This call's number among the transaction's offset commits to this group, from 1. The
+    /// group keeps, per partition, the offset of the highest number it received, so a late or
+    /// duplicated earlier call never overwrites newer offsets, and a call of unknown outcome
+    /// can be followed by a new one.
+    pub sequence: i64,
 }
 
 /// `POST /group/txn-marker`: makes the producer's pending offsets committed, or drops them.
