@@ -303,7 +303,10 @@ mod tests {
                     } else {
                         "CompleteAbort"
                     };
-                    json(200, json!({"state": state, "producer_epoch": next}))
+                    json(
+                        200,
+                        json!({"state": state, "producer_id": 3, "producer_epoch": next}),
+                    )
                 }
                 _ => api_error(ErrorCode::InvalidRequest),
             }

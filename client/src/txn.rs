@@ -429,6 +429,8 @@ impl TransactionalProducer {
         let mut state = self.txn().state.lock().unwrap();
         match result {
             Ok(answer) => {
+                // A new producer id (at epoch 0) once the old one's epochs are spent.
+                state.identity.producer_id = answer.producer_id;
                 state.identity.producer_epoch = answer.producer_epoch;
                 state.registered.clear();
                 state.failure = None;
@@ -458,9 +460,18 @@ mod tests {
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::sync::Arc;
 
-    /// A coordinator and partitions as the API describes them; `fence_after` commits later,
-    /// every call answers PRODUCER_FENCED.
+    /// A coordinator and partitions as the API describes them; a batch whose first value is
+    /// `fail_value` is refused.
     fn server(fail_value: Option<&'static str>) -> FakeTransport {
+        server_with_roll(fail_value, None)
+    }
+
+    /// [`server`], whose producer id 7 moves to 8 (epoch 0) when an end reaches `roll_epoch`.
+    fn server_with_roll(
+        fail_value: Option<&'static str>,
+        roll_epoch: Option<i64>,
+    ) -> FakeTransport {
+        let producer_id = Arc::new(AtomicI64::new(7));
         let epoch = Arc::new(AtomicI64::new(0));
         let offset = Arc::new(AtomicI64::new(0));
         FakeTransport::new(move |request, _| {
@@ -480,16 +491,27 @@ mod tests {
             }
             if path.ends_with("/commit") || path.ends_with("/abort") {
                 let b = body(request);
-                if b["producer_epoch"].as_i64().unwrap() != epoch.load(Ordering::SeqCst) {
+                if b["producer_epoch"].as_i64().unwrap() != epoch.load(Ordering::SeqCst)
+                    || b["producer_id"].as_i64().unwrap() != producer_id.load(Ordering::SeqCst)
+                {
                     return api_error(ErrorCode::ProducerFenced);
                 }
-                let next = epoch.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut next = epoch.fetch_add(1, Ordering::SeqCst) + 1;
+                if Some(next) == roll_epoch && producer_id.load(Ordering::SeqCst) == 7 {
+                    producer_id.store(8, Ordering::SeqCst);
+                    epoch.store(0, Ordering::SeqCst);
+                    next = 0;
+                }
+                let producer_id = producer_id.load(Ordering::SeqCst);
                 let state = if path.ends_with("/commit") {
                     "CompleteCommit"
                 } else {
                     "CompleteAbort"
                 };
-                return json(200, json!({"state": state, "producer_epoch": next}));
+                return json(
+                    200,
+                    json!({"state": state, "producer_id": producer_id, "producer_epoch": next}),
+                );
             }
             if path.starts_with("/v1/transactions/tx-1/") {
                 return json(200, json!({}));
@@ -669,6 +691,46 @@ mod tests {
             2
         );
         assert_eq!(producer.identity().producer_epoch, 2);
+    }
+
+    #[tokio::test]
+    async fn a_new_producer_id_from_a_commit_is_used_from_the_next_transaction() {
+        let transport = server_with_roll(None, Some(1));
+        let producer = TransactionalProducer::init(client(&transport), "tx-1", None, config())
+            .await
+            .unwrap();
+        for value in [b"a", b"b"] {
+            producer.begin_transaction().unwrap();
+            let record = ProduceRecord {
+                partition: Some(0),
+                ..ProduceRecord::value(value.to_vec())
+            };
+            producer.send_record("out", record).await.unwrap();
+            producer.commit_transaction().await.unwrap();
+        }
+        // The first commit spent the epochs of 7: the second transaction ran as 8, epoch 0,
+        // its sequences from 0.
+        let produces: Vec<(i64, i64, i64)> = transport
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/v1/topics/out/partitions/"))
+            .map(|r| {
+                let b = body(r);
+                (
+                    b["producer_id"].as_i64().unwrap(),
+                    b["producer_epoch"].as_i64().unwrap(),
+                    b["base_sequence"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(produces, [(7, 0, 0), (8, 0, 0)]);
+        assert_eq!(
+            producer.identity(),
+            ProducerIdentity {
+                producer_id: 8,
+                producer_epoch: 1
+            }
+        );
     }
 
     #[tokio::test]

@@ -159,8 +159,13 @@ impl Proc<'_> {
         reply.status
     }
 
-    /// Commits or aborts; the next epoch when it ended.
-    fn end(&self, id: &str, producer: &InitProducerResponse, commit: bool) -> Option<i32> {
+    /// Commits or aborts; the producer id and epoch to go on with, when it ended.
+    fn end(
+        &self,
+        id: &str,
+        producer: &InitProducerResponse,
+        commit: bool,
+    ) -> Option<InitProducerResponse> {
         self.history.invoke(
             self.process,
             Request::EndTxn {
@@ -184,9 +189,11 @@ impl Proc<'_> {
         self.history
             .complete(self.process, outcome(&reply, e2e::end_txn_reply));
         (reply.status == 200).then(|| {
-            reply
-                .decode::<kafdo_types::txn::EndTxnResponse>()
-                .producer_epoch
+            let end: kafdo_types::txn::EndTxnResponse = reply.decode();
+            InitProducerResponse {
+                producer_id: end.producer_id,
+                producer_epoch: end.producer_epoch,
+            }
         })
     }
 
@@ -445,7 +452,7 @@ fn transactional_producer(p: &Proc, id: &str, tps: &[Tp], txns: usize, rng: &mut
             }
         }
         let commit = rng.u8(..3) != 0;
-        producer.producer_epoch = p.end(id, &producer, commit).expect("the transaction ended");
+        producer = p.end(id, &producer, commit).expect("the transaction ended");
     }
 }
 
@@ -626,7 +633,7 @@ fn pipeline(
             }
             crash_at = crash_at.map(|n| n - 1);
             let commit = rng.u8(..3) != 0;
-            producer.producer_epoch = current
+            producer = current
                 .end(id, &producer, commit)
                 .expect("the transaction ended");
             if commit {

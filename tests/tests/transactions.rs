@@ -149,6 +149,8 @@ impl<'a> Txn<'a> {
             TransactionState::CompleteAbort
         };
         assert_eq!(answer.state, state);
+        // The Worker moves to a new producer id only after about 2^31 epochs.
+        assert_eq!(answer.producer_id, self.producer_id);
         assert_eq!(
             answer.producer_epoch,
             self.producer_epoch + 1,
@@ -376,6 +378,7 @@ fn a_transaction_past_its_timeout_is_aborted() {
     assert_eq!(reply.error().code, ErrorCode::TransactionTimedOut);
     // Aborting tells the producer the epoch to continue with.
     let answer: EndTxnResponse = txn.end_reply(false).expect(200);
+    txn.producer_id = answer.producer_id;
     txn.producer_epoch = answer.producer_epoch;
     txn.sequences.clear();
     txn.add(&[(&topic, 0)]);

@@ -33,8 +33,9 @@ use kafdo_types::ErrorCode;
 
 use crate::store::{self, EndReason, Key, OffsetsCall, Participant, TxnRow};
 use crate::{
-    Answer, Call, CallError, CallId, CallReply, Output, RequestId, TxnError, CALL_TIMEOUT_MS,
-    MARKER_RETRY_BASE_MS, MARKER_RETRY_MAX_MS, MAX_PENDING_REQUESTS, MAX_PRODUCER_EPOCH,
+    Answer, Call, CallError, CallId, CallReply, CoordinatorConfig, Output, RequestId, TxnError,
+    CALL_TIMEOUT_MS, MARKER_RETRY_BASE_MS, MARKER_RETRY_MAX_MS, MAX_PENDING_REQUESTS,
+    MAX_PRODUCER_EPOCH,
 };
 
 use TransactionState::*;
@@ -42,6 +43,7 @@ use TransactionState::*;
 /// The transaction coordinator of one `transactional_id`. See the crate docs.
 pub struct TxnCoordinator<S: Sql> {
     sql: S,
+    config: CoordinatorConfig,
     /// A copy of the stored row; changed only after the write that changes storage succeeded.
     row: TxnRow,
     /// A copy of the stored participants of the current or last transaction.
@@ -66,10 +68,14 @@ struct InFlight {
 #[derive(Clone, Debug)]
 enum CallKind {
     AllocateProducerId,
-    Register { key: Key, txn_epoch: i32 },
-    Offsets { group_id: String, txn_epoch: i32 },
-    Marker { key: Key, txn_epoch: i32 },
+    Register { key: Key, txn: TxnKey },
+    Offsets { group_id: String, txn: TxnKey },
+    Marker { key: Key, txn: TxnKey },
 }
+
+/// The transaction a call belongs to: (producer id, epoch). The producer id is part of it since
+/// a transactional id moves to a new one when its epochs are spent, and epochs start again.
+type TxnKey = (i64, i32);
 
 #[derive(Clone, Debug)]
 struct MarkerRetry {
@@ -80,7 +86,8 @@ struct MarkerRetry {
 
 #[derive(Clone, Debug)]
 enum Waiter {
-    /// An init waiting for the metadata object to allocate the producer id.
+    /// An init waiting for the metadata object to allocate the producer id (the first one, or
+    /// a new one once the epochs of the current one are spent).
     InitNeedsPid {
         request: RequestId,
         transaction_timeout_ms: i64,
@@ -102,6 +109,9 @@ enum Waiter {
         request: RequestId,
         producer_epoch: i32,
     },
+    /// A completed commit or abort whose requester owns the current epoch, which is spent:
+    /// waiting for the new producer id it goes on with.
+    EndNeedsPid { request: RequestId },
 }
 
 /// How a request's epoch relates to the coordinator's.
@@ -142,6 +152,15 @@ fn next_epoch(epoch: i32) -> i32 {
     epoch + 1
 }
 
+/// Moves `row` to its new producer id, if its epochs moved to one: epoch 0, nothing fenced.
+fn adopt_next_producer_id(row: &mut TxnRow) {
+    if let Some(producer_id) = row.next_producer_id.take() {
+        row.producer_id = Some(producer_id);
+        row.producer_epoch = 0;
+        row.fence_epoch = 0;
+    }
+}
+
 fn complete_state(result: TxnResult) -> TransactionState {
     match result {
         TxnResult::Commit => CompleteCommit,
@@ -168,6 +187,21 @@ impl<S: Sql> TxnCoordinator<S> {
     /// tests to model a restart: memory lost, SQLite kept). A transaction found in a Prepare
     /// state has all its unacknowledged markers due at `now_ms`: set the alarm.
     pub fn open(sql: S, transactional_id: &str, now_ms: i64) -> Result<Self, TxnError> {
+        Self::open_with_config(sql, transactional_id, now_ms, CoordinatorConfig::default())
+    }
+
+    /// [`TxnCoordinator::open`] with tunables other than the defaults.
+    pub fn open_with_config(
+        sql: S,
+        transactional_id: &str,
+        now_ms: i64,
+        config: CoordinatorConfig,
+    ) -> Result<Self, TxnError> {
+        assert!(
+            (2..=MAX_PRODUCER_EPOCH - 2).contains(&config.roll_epoch),
+            "roll_epoch {} leaves no room below {MAX_PRODUCER_EPOCH}",
+            config.roll_epoch
+        );
         assert!(
             valid_transactional_id(transactional_id),
             "the adapter checks transactional ids: {transactional_id:?}"
@@ -194,6 +228,7 @@ impl<S: Sql> TxnCoordinator<S> {
                     txn_start_ms: None,
                     state_ms: now_ms,
                     incarnation: 0,
+                    next_producer_id: None,
                 },
             };
             row.incarnation = row
@@ -214,6 +249,7 @@ impl<S: Sql> TxnCoordinator<S> {
         })?;
         let mut core = Self {
             sql,
+            config,
             row,
             participants: participants.into_iter().collect(),
             next_seq: 1,
@@ -298,19 +334,8 @@ impl<S: Sql> TxnCoordinator<S> {
             )));
         }
         self.check_not_busy()?;
-        if self.row.producer_id.is_none() {
-            let allocating = self
-                .calls
-                .values()
-                .any(|c| matches!(c.kind, CallKind::AllocateProducerId));
-            if !allocating {
-                self.send(
-                    out,
-                    now_ms,
-                    CallKind::AllocateProducerId,
-                    Call::AllocateProducerId,
-                );
-            }
+        if self.init_needs_producer_id() {
+            self.allocate_producer_id(now_ms, out);
             self.waiters.push(Waiter::InitNeedsPid {
                 request,
                 transaction_timeout_ms,
@@ -328,7 +353,10 @@ impl<S: Sql> TxnCoordinator<S> {
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<(), TxnError> {
-        let producer_id = self.row.producer_id.expect("init runs with a producer id");
+        assert!(
+            self.row.producer_id.is_some(),
+            "init runs with a producer id"
+        );
         match self.row.state {
             Ongoing => {
                 // Rule 1: fence the old instance and abort its transaction before answering.
@@ -347,6 +375,11 @@ impl<S: Sql> TxnCoordinator<S> {
                 self.start_markers(now_ms, out)?;
             }
             PrepareCommit | PrepareAbort => {
+                if self.row.producer_epoch >= MAX_PRODUCER_EPOCH {
+                    // No epoch left to fence with: the new producer id comes once this
+                    // transaction completes.
+                    return Err(self.concurrent());
+                }
                 // The outcome is already decided; fence now, answer once it is complete.
                 let mut next = self.row.clone();
                 next.producer_epoch = next_epoch(self.row.producer_epoch);
@@ -362,7 +395,12 @@ impl<S: Sql> TxnCoordinator<S> {
             }
             Empty | CompleteCommit | CompleteAbort => {
                 let mut next = self.row.clone();
-                next.producer_epoch = next_epoch(self.row.producer_epoch);
+                adopt_next_producer_id(&mut next);
+                assert!(
+                    next.producer_epoch + 1 < self.config.roll_epoch,
+                    "an init moves to a new producer id before it would hand out a spent epoch"
+                );
+                next.producer_epoch = next_epoch(next.producer_epoch);
                 next.fence_epoch = next.producer_epoch;
                 next.transaction_timeout_ms = transaction_timeout_ms;
                 next.state = Empty;
@@ -373,18 +411,14 @@ impl<S: Sql> TxnCoordinator<S> {
                     store::delete_participants(&self.sql)?;
                     Ok(())
                 })?;
-                let producer_epoch = next.producer_epoch;
+                let answer = InitProducerResponse {
+                    producer_id: next.producer_id.expect("init runs with a producer id"),
+                    producer_epoch: next.producer_epoch,
+                };
                 self.row = next;
                 self.participants.clear();
                 self.registered.clear();
-                reply(
-                    out,
-                    request,
-                    Ok(Answer::Producer(InitProducerResponse {
-                        producer_id,
-                        producer_epoch,
-                    })),
-                );
+                reply(out, request, Ok(Answer::Producer(answer)));
             }
         }
         Ok(())
@@ -465,7 +499,7 @@ impl<S: Sql> TxnCoordinator<S> {
 
         // Register every partition that has not acknowledged yet; one call per partition at a
         // time, shared by every request that waits for it.
-        let txn_epoch = self.row.txn_epoch;
+        let txn = self.current_txn();
         let mut pending = BTreeSet::new();
         for key in requested.keys() {
             if self.registered.contains(key) {
@@ -473,8 +507,7 @@ impl<S: Sql> TxnCoordinator<S> {
             }
             pending.insert(key.clone());
             let in_flight = self.calls.values().any(|c| {
-                matches!(&c.kind, CallKind::Register { key: k, txn_epoch: e }
-                    if k == key && *e == txn_epoch)
+                matches!(&c.kind, CallKind::Register { key: k, txn: t } if k == key && *t == txn)
             });
             if !in_flight {
                 let call = Call::RegisterTxn(RegisterTxnRequest {
@@ -483,12 +516,12 @@ impl<S: Sql> TxnCoordinator<S> {
                         .clone()
                         .expect("a partition participant has its reference"),
                     transactional_id: self.row.transactional_id.clone(),
-                    producer_id: self.row.producer_id.expect("checked"),
-                    producer_epoch: txn_epoch,
+                    producer_id: txn.0,
+                    producer_epoch: txn.1,
                 });
                 let kind = CallKind::Register {
                     key: key.clone(),
-                    txn_epoch,
+                    txn,
                 };
                 self.send(out, now_ms, kind, call);
             }
@@ -597,12 +630,13 @@ impl<S: Sql> TxnCoordinator<S> {
             offsets_sequence: sequence,
         };
         self.begin_and_add(begin, &[(key, participant)], now_ms)?;
-        let txn_epoch = self.row.txn_epoch;
+        let txn = self.current_txn();
+        assert_eq!(txn.0, req.producer_id, "checked");
         let call = Call::TxnOffsetCommit(TxnOffsetCommitRequest {
             group_id: req.group_id.clone(),
             transactional_id: self.row.transactional_id.clone(),
-            producer_id: req.producer_id,
-            producer_epoch: txn_epoch,
+            producer_id: txn.0,
+            producer_epoch: txn.1,
             generation_id: req.generation_id,
             member_id: req.member_id.clone(),
             offsets: req.offsets.clone(),
@@ -610,7 +644,7 @@ impl<S: Sql> TxnCoordinator<S> {
         });
         let kind = CallKind::Offsets {
             group_id: req.group_id.clone(),
-            txn_epoch,
+            txn,
         };
         let call = self.send(out, now_ms, kind, call);
         self.waiters.push(Waiter::AddOffsets { request, call });
@@ -648,8 +682,9 @@ impl<S: Sql> TxnCoordinator<S> {
         let mut next = self.row.clone();
         if begin {
             assert!(self.markers.is_empty());
+            adopt_next_producer_id(&mut next);
             next.state = Ongoing;
-            next.txn_epoch = self.row.producer_epoch;
+            next.txn_epoch = next.producer_epoch;
             next.txn_start_ms = Some(now_ms);
             next.state_ms = now_ms;
             next.end_reason = None;
@@ -701,16 +736,18 @@ impl<S: Sql> TxnCoordinator<S> {
         out: &mut Vec<Output>,
     ) -> Result<(), TxnError> {
         if let EpochCheck::Ended = self.check_producer(req.producer_id, req.producer_epoch)? {
-            return self.answer_ended(request, req.producer_epoch, result, out);
+            return self.answer_ended(request, req.producer_epoch, result, now_ms, out);
         }
         match self.row.state {
             PrepareCommit | PrepareAbort => Err(self.concurrent()),
             Empty | CompleteCommit | CompleteAbort => {
                 // Nothing was added with this epoch: there is nothing to end, so nothing is
                 // written and the epoch is not spent.
+                let (producer_id, producer_epoch) = self.next_identity();
                 let answer = EndTxnResponse {
                     state: complete_state(result),
-                    producer_epoch: self.row.producer_epoch,
+                    producer_id,
+                    producer_epoch,
                 };
                 reply(out, request, Ok(Answer::Ended(answer)));
                 Ok(())
@@ -718,10 +755,11 @@ impl<S: Sql> TxnCoordinator<S> {
             Ongoing => {
                 // A registration or offset commit still in flight could land after the marker;
                 // the client has not seen it succeed, so it must not end the transaction yet.
-                let txn_epoch = self.row.txn_epoch;
+                let txn = self.current_txn();
                 let adding = self.calls.values().any(|c| match c.kind {
-                    CallKind::Register { txn_epoch: e, .. }
-                    | CallKind::Offsets { txn_epoch: e, .. } => e == txn_epoch,
+                    CallKind::Register { txn: t, .. } | CallKind::Offsets { txn: t, .. } => {
+                        t == txn
+                    }
                     CallKind::AllocateProducerId | CallKind::Marker { .. } => false,
                 });
                 if adding {
@@ -762,6 +800,7 @@ impl<S: Sql> TxnCoordinator<S> {
         request: RequestId,
         producer_epoch: i32,
         result: TxnResult,
+        now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<(), TxnError> {
         let state = self.row.state;
@@ -780,9 +819,16 @@ impl<S: Sql> TxnCoordinator<S> {
                 Err(self.concurrent())
             }
             (CompleteCommit, TxnResult::Commit) | (CompleteAbort, TxnResult::Abort) => {
+                if self.needs_new_producer_id() {
+                    self.allocate_producer_id(now_ms, out);
+                    self.waiters.push(Waiter::EndNeedsPid { request });
+                    return Ok(());
+                }
+                let (producer_id, producer_epoch) = self.next_identity();
                 let answer = EndTxnResponse {
                     state,
-                    producer_epoch: self.row.producer_epoch,
+                    producer_id,
+                    producer_epoch,
                 };
                 reply(out, request, Ok(Answer::Ended(answer)));
                 Ok(())
@@ -839,9 +885,11 @@ impl<S: Sql> TxnCoordinator<S> {
                 Ok(())
             }
             Empty | CompleteCommit | CompleteAbort => {
+                let (producer_id, producer_epoch) = self.next_identity();
                 let answer = EndTxnResponse {
                     state: self.row.state,
-                    producer_epoch: self.row.producer_epoch,
+                    producer_id,
+                    producer_epoch,
                 };
                 reply(out, request, Ok(Answer::Ended(answer)));
                 Ok(())
@@ -962,7 +1010,7 @@ impl<S: Sql> TxnCoordinator<S> {
             };
             let kind = CallKind::Marker {
                 key: key.clone(),
-                txn_epoch,
+                txn: (producer_id, txn_epoch),
             };
             let id = self.send(out, now_ms, kind, call);
             self.markers.get_mut(&key).expect("due").in_flight = Some(id);
@@ -986,17 +1034,38 @@ impl<S: Sql> TxnCoordinator<S> {
             .row
             .producer_id
             .expect("a transaction has a producer id");
+        // Once the epochs are spent, whoever owns the current epoch (the last init, else the
+        // ender) goes on with a new producer id; the others are fenced anyway and get their
+        // epoch of the old one.
+        let spent = self.needs_new_producer_id();
+        let current = self.row.producer_epoch;
         for waiter in std::mem::take(&mut self.waiters) {
             match waiter {
+                Waiter::End {
+                    request,
+                    producer_epoch,
+                } if spent && producer_epoch == current => {
+                    self.waiters.push(Waiter::EndNeedsPid { request });
+                }
                 Waiter::End {
                     request,
                     producer_epoch,
                 } => {
                     let answer = EndTxnResponse {
                         state: self.row.state,
+                        producer_id,
                         producer_epoch,
                     };
                     reply(out, request, Ok(Answer::Ended(answer)));
+                }
+                Waiter::InitAfterEnd {
+                    request,
+                    producer_epoch,
+                } if spent && producer_epoch == current => {
+                    self.waiters.push(Waiter::InitNeedsPid {
+                        request,
+                        transaction_timeout_ms: self.row.transaction_timeout_ms,
+                    });
                 }
                 Waiter::InitAfterEnd {
                     request,
@@ -1010,6 +1079,9 @@ impl<S: Sql> TxnCoordinator<S> {
                 }
                 other => panic!("{other:?} cannot wait across the end of a transaction"),
             }
+        }
+        if !self.waiters.is_empty() {
+            self.allocate_producer_id(now_ms, out);
         }
         Ok(())
     }
@@ -1041,16 +1113,9 @@ impl<S: Sql> TxnCoordinator<S> {
         };
         match call.kind {
             CallKind::AllocateProducerId => self.on_producer_id(result, now_ms, out),
-            CallKind::Register { key, txn_epoch } => {
-                self.on_registered(key, txn_epoch, result, out)
-            }
-            CallKind::Offsets {
-                group_id,
-                txn_epoch,
-            } => self.on_offsets(id, group_id, txn_epoch, result, out),
-            CallKind::Marker { key, txn_epoch } => {
-                self.on_marker(id, key, txn_epoch, result, now_ms, out)
-            }
+            CallKind::Register { key, txn } => self.on_registered(key, txn, result, out),
+            CallKind::Offsets { group_id, txn } => self.on_offsets(id, group_id, txn, result, out),
+            CallKind::Marker { key, txn } => self.on_marker(id, key, txn, result, now_ms, out),
         }
     }
 
@@ -1062,7 +1127,7 @@ impl<S: Sql> TxnCoordinator<S> {
     ) -> Result<(), TxnError> {
         let (waiting, others): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
             .into_iter()
-            .partition(|w| matches!(w, Waiter::InitNeedsPid { .. }));
+            .partition(|w| matches!(w, Waiter::InitNeedsPid { .. } | Waiter::EndNeedsPid { .. }));
         self.waiters = others;
         match result {
             Ok(CallReply::ProducerId(producer_id)) => {
@@ -1070,12 +1135,46 @@ impl<S: Sql> TxnCoordinator<S> {
                     (0..=MAX_SAFE_INTEGER).contains(&producer_id),
                     "the metadata object allocated producer id {producer_id}"
                 );
-                assert!(self.row.producer_id.is_none(), "one allocation at a time");
                 let mut next = self.row.clone();
-                next.producer_id = Some(producer_id);
-                self.persist_row(next)?;
-                // Each waiting init gets its own epoch, in arrival order: the last one wins.
-                for waiter in waiting {
+                if self.row.producer_id.is_none() {
+                    next.producer_id = Some(producer_id);
+                    self.persist_row(next)?;
+                } else if self.init_needs_producer_id() {
+                    // The epochs of the current producer id are spent, or an init would spend
+                    // them: the owner of the current epoch goes on with this one.
+                    next.next_producer_id = Some(producer_id);
+                    self.persist_row(next)?;
+                }
+                // Else the old owner began a transaction while an init waited for this id: the
+                // init fences it the usual way, and this id is not needed (ids are plentiful).
+                // Ends first: an init that waited too fences them, as it would have without
+                // the move. Each waiting init gets its own epoch, in arrival order: the last
+                // one wins.
+                let (ends, inits): (Vec<Waiter>, Vec<Waiter>) = waiting
+                    .into_iter()
+                    .partition(|w| matches!(w, Waiter::EndNeedsPid { .. }));
+                for waiter in ends {
+                    // Nothing can begin while the epochs are spent, so the new id is there.
+                    assert!(!self.needs_new_producer_id());
+                    let Waiter::EndNeedsPid { request } = waiter else {
+                        unreachable!()
+                    };
+                    let (producer_id, producer_epoch) = self.next_identity();
+                    let answer = EndTxnResponse {
+                        state: self.row.state,
+                        producer_id,
+                        producer_epoch,
+                    };
+                    reply(out, request, Ok(Answer::Ended(answer)));
+                }
+                for waiter in inits {
+                    if self.init_needs_producer_id() {
+                        // The inits before this one spent the new producer id's epochs too
+                        // (only with a tiny roll_epoch): wait for another.
+                        self.allocate_producer_id(now_ms, out);
+                        self.waiters.push(waiter);
+                        continue;
+                    }
                     let Waiter::InitNeedsPid {
                         request,
                         transaction_timeout_ms,
@@ -1095,8 +1194,11 @@ impl<S: Sql> TxnCoordinator<S> {
             Err(error) => {
                 let error = call_error(error);
                 for waiter in waiting {
-                    if let Waiter::InitNeedsPid { request, .. } = waiter {
-                        reply(out, request, Err(error.clone()));
+                    match waiter {
+                        Waiter::InitNeedsPid { request, .. } | Waiter::EndNeedsPid { request } => {
+                            reply(out, request, Err(error.clone()));
+                        }
+                        _ => unreachable!(),
                     }
                 }
                 Ok(())
@@ -1107,11 +1209,11 @@ impl<S: Sql> TxnCoordinator<S> {
     fn on_registered(
         &mut self,
         key: Key,
-        txn_epoch: i32,
+        txn: TxnKey,
         result: Result<CallReply, CallError>,
         out: &mut Vec<Output>,
     ) -> Result<(), TxnError> {
-        if self.row.state != Ongoing || self.row.txn_epoch != txn_epoch {
+        if self.row.state != Ongoing || self.current_txn() != txn {
             // The transaction ended; its waiting requests were answered then.
             return Ok(());
         }
@@ -1151,11 +1253,11 @@ impl<S: Sql> TxnCoordinator<S> {
         &mut self,
         id: CallId,
         group_id: String,
-        txn_epoch: i32,
+        txn: TxnKey,
         result: Result<CallReply, CallError>,
         out: &mut Vec<Output>,
     ) -> Result<(), TxnError> {
-        if self.row.state == Ongoing && self.row.txn_epoch == txn_epoch {
+        if self.row.state == Ongoing && self.current_txn() == txn {
             let key = Key::Group(group_id);
             let mut participant = self.participants[&key].clone();
             assert_eq!(participant.offsets, OffsetsCall::InFlight);
@@ -1189,14 +1291,13 @@ impl<S: Sql> TxnCoordinator<S> {
         &mut self,
         id: CallId,
         key: Key,
-        txn_epoch: i32,
+        txn: TxnKey,
         result: Result<CallReply, CallError>,
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<(), TxnError> {
         assert!(
-            matches!(self.row.state, PrepareCommit | PrepareAbort)
-                && self.row.txn_epoch == txn_epoch,
+            matches!(self.row.state, PrepareCommit | PrepareAbort) && self.current_txn() == txn,
             "a marker call in flight outlives its transaction only if given up on"
         );
         let retry = self
@@ -1354,6 +1455,16 @@ impl<S: Sql> TxnCoordinator<S> {
                 self.row.transactional_id
             )));
         };
+        if Some(producer_id) == self.row.next_producer_id {
+            // The new producer id the epochs moved to: it starts at 0.
+            return match producer_epoch {
+                0 => Ok(EpochCheck::Current),
+                _ => Err(TxnError::InvalidProducerEpoch {
+                    producer_epoch,
+                    current_epoch: 0,
+                }),
+            };
+        }
         if producer_id != our_producer_id {
             return Err(TxnError::InvalidRequest(format!(
                 "producer id {producer_id} is not the producer id of transactional id {:?}",
@@ -1368,6 +1479,15 @@ impl<S: Sql> TxnCoordinator<S> {
             });
         }
         if producer_epoch == row.producer_epoch {
+            let between = matches!(row.state, Empty | CompleteCommit | CompleteAbort);
+            if between && (self.spent(row) || row.next_producer_id.is_some()) {
+                // Retired: its owner goes on with the new producer id (no correct client uses
+                // this epoch; the one that ended the transaction retries with that epoch).
+                return Err(TxnError::ProducerFenced {
+                    producer_epoch,
+                    fence_epoch: producer_epoch,
+                });
+            }
             return Ok(EpochCheck::Current);
         }
         let ended = matches!(
@@ -1405,6 +1525,59 @@ impl<S: Sql> TxnCoordinator<S> {
             )));
         }
         Ok(())
+    }
+
+    /// Whether `row`'s epochs are spent: a transaction ending now moves to a new producer id.
+    fn spent(&self, row: &TxnRow) -> bool {
+        row.producer_epoch >= self.config.roll_epoch
+    }
+
+    /// Between transactions with the epochs spent and no new producer id yet: one must be
+    /// allocated before anything else can go on.
+    fn needs_new_producer_id(&self) -> bool {
+        self.row.producer_id.is_some()
+            && self.row.next_producer_id.is_none()
+            && matches!(self.row.state, Empty | CompleteCommit | CompleteAbort)
+            && self.spent(&self.row)
+    }
+
+    /// Whether an init must first get a producer id: the first one, or a new one when between
+    /// transactions the next epoch would be spent (so an init never hands out a spent epoch).
+    fn init_needs_producer_id(&self) -> bool {
+        self.row.producer_id.is_none()
+            || (self.row.next_producer_id.is_none()
+                && matches!(self.row.state, Empty | CompleteCommit | CompleteAbort)
+                && self.row.producer_epoch + 1 >= self.config.roll_epoch)
+    }
+
+    /// The open, ending or last ended transaction.
+    fn current_txn(&self) -> TxnKey {
+        (self.row.producer_id.unwrap_or(-1), self.row.txn_epoch)
+    }
+
+    /// The producer id and epoch a client goes on with after the last transaction: the new
+    /// producer id at epoch 0 once the epochs moved, else the current ones (-1 before any).
+    fn next_identity(&self) -> (i64, i32) {
+        match self.row.next_producer_id {
+            Some(producer_id) => (producer_id, 0),
+            None => (self.row.producer_id.unwrap_or(-1), self.row.producer_epoch),
+        }
+    }
+
+    /// Asks the metadata object for a producer id, unless a request for one is in flight.
+    fn allocate_producer_id(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+        let allocating = self
+            .calls
+            .values()
+            .any(|c| matches!(c.kind, CallKind::AllocateProducerId));
+        if !allocating {
+            self.send(
+                out,
+                now_ms,
+                CallKind::AllocateProducerId,
+                Call::AllocateProducerId,
+            );
+        }
     }
 
     fn persist_row(&mut self, next: TxnRow) -> Result<(), TxnError> {
@@ -1447,10 +1620,17 @@ impl<S: Sql> TxnCoordinator<S> {
             assert_eq!(row.producer_epoch, -1);
             assert_eq!(row.state, Empty);
         }
+        if row.next_producer_id.is_some() {
+            assert!(row.producer_id.is_some());
+            assert!(matches!(row.state, Empty | CompleteCommit | CompleteAbort));
+        }
         match row.state {
             Empty => assert!(self.participants.is_empty()),
             Ongoing => {
                 assert_eq!(row.txn_epoch, row.producer_epoch);
+                // A transaction begins only with an epoch that is not spent, so its end has
+                // room for the bump.
+                assert!(row.producer_epoch < self.config.roll_epoch);
                 assert!(row.txn_start_ms.is_some());
                 assert!(!self.participants.is_empty());
             }
@@ -1486,8 +1666,8 @@ impl<S: Sql> TxnCoordinator<S> {
                 // one of its calls is.
                 Key::Group(group_id) if row.state == Ongoing => {
                     let in_flight = self.calls.values().any(|c| {
-                        matches!(&c.kind, CallKind::Offsets { group_id: g, txn_epoch }
-                            if g == group_id && *txn_epoch == row.txn_epoch)
+                        matches!(&c.kind, CallKind::Offsets { group_id: g, txn }
+                            if g == group_id && *txn == self.current_txn())
                     });
                     assert_eq!(participant.offsets == OffsetsCall::InFlight, in_flight);
                 }

@@ -45,7 +45,8 @@
 //! The epoch is bumped at every commit or abort (at the Prepare step, KIP-890 part 2) and at
 //! every init; the [`kafdo_types::txn::EndTxnResponse`] carries the new one. A transaction is
 //! identified by (producer id, epoch), so a late commit or abort can never land on a later
-//! transaction (KAFKA-17754). See `design/txn-coordinator.md` for the full argument: what is
+//! transaction (KAFKA-17754). Once the epochs are spent ([`CoordinatorConfig::roll_epoch`]) the
+//! transactional id moves to a new producer id at epoch 0, which the end's answer carries. See `design/txn-coordinator.md` for the full argument: what is
 //! persisted when, why persisting PrepareCommit is the commit point, and recovery.
 //!
 //! # Ordering of offset commits
@@ -89,10 +90,33 @@ pub const MARKER_RETRY_MAX_MS: i64 = 30_000;
 /// The most client requests the coordinator holds open at once; more answer
 /// `COORDINATOR_LOAD_IN_PROGRESS` (retriable).
 pub const MAX_PENDING_REQUESTS: usize = 256;
-/// Epochs stay below this: they are `i32` on the wire. At one transaction every 10 ms this lasts
-/// 248 days of a single transactional id; Kafka's remedy (a new producer id at overflow) is left
-/// for later, so reaching it is a loud assertion rather than a silent wrap.
+/// Epochs never pass this (they are `i32` on the wire). A transactional id moves to a new
+/// producer id well before (see [`CoordinatorConfig::roll_epoch`]); the room between is for inits
+/// that arrive while a transaction ends (each fences with one more epoch), and past it such an
+/// init waits (`CONCURRENT_TRANSACTIONS`) for the move.
 pub const MAX_PRODUCER_EPOCH: i32 = i32::MAX - 1;
+
+/// The default [`CoordinatorConfig::roll_epoch`]: at one transaction every 10 ms, a producer id
+/// lasts about 248 days.
+pub const DEFAULT_ROLL_EPOCH: i32 = MAX_PRODUCER_EPOCH - 1_000;
+
+/// Tunables of a coordinator.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    /// Once a transaction ends with the epoch at or past this, the transactional id moves to a
+    /// new producer id (allocated by the metadata object) at epoch 0, as Kafka does at epoch
+    /// overflow (KIP-890 part 2): the end's answer carries the new producer id. Tests and the
+    /// simulator set it low to exercise the move.
+    pub roll_epoch: i32,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            roll_epoch: DEFAULT_ROLL_EPOCH,
+        }
+    }
+}
 
 /// The adapter's handle on a client request it holds open (any number it likes, unique among
 /// the requests it holds).

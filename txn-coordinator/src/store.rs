@@ -84,6 +84,10 @@ pub(crate) struct TxnRow {
     pub state_ms: i64,
     /// How many times the object has been opened; it makes call ids unique across restarts.
     pub incarnation: u32,
+    /// Set once the epochs of `producer_id` are spent (see `CoordinatorConfig::roll_epoch`) and
+    /// the last transaction completed: the new producer id the owner of the current epoch goes
+    /// on with, at epoch 0. The next transaction or init moves to it (and clears this).
+    pub next_producer_id: Option<i64>,
 }
 
 /// Who takes part in a transaction.
@@ -182,7 +186,8 @@ const SCHEMA: [&str; 2] = [
         transaction_timeout_ms INTEGER NOT NULL,
         txn_start_ms INTEGER,
         state_ms INTEGER NOT NULL,
-        incarnation INTEGER NOT NULL
+        incarnation INTEGER NOT NULL,
+        next_producer_id INTEGER
     )",
     "CREATE TABLE IF NOT EXISTS txn_participant (
         kind TEXT NOT NULL,
@@ -208,7 +213,8 @@ pub(crate) fn create_schema(sql: &impl Sql) -> Result<(), SqlError> {
 pub(crate) fn load_row(sql: &impl Sql) -> Result<Option<TxnRow>, SqlError> {
     let Some(row) = sql.first(
         "SELECT transactional_id, producer_id, producer_epoch, fence_epoch, state, txn_epoch,
-                end_reason, transaction_timeout_ms, txn_start_ms, state_ms, incarnation
+                end_reason, transaction_timeout_ms, txn_start_ms, state_ms, incarnation,
+                next_producer_id
          FROM txn_coordinator WHERE id = 1",
         &[],
     )?
@@ -229,6 +235,7 @@ pub(crate) fn load_row(sql: &impl Sql) -> Result<Option<TxnRow>, SqlError> {
         txn_start_ms: row.opt_int(8),
         state_ms: row.int(9),
         incarnation: u32::try_from(row.int(10)).expect("incarnation fits in u32"),
+        next_producer_id: row.opt_int(11),
     }))
 }
 
@@ -237,14 +244,17 @@ fn epoch(row: &Row, i: usize) -> i32 {
 }
 
 pub(crate) fn save_row(sql: &impl Sql, row: &TxnRow) -> Result<(), SqlError> {
-    if let Some(producer_id) = row.producer_id {
+    for producer_id in [row.producer_id, row.next_producer_id]
+        .into_iter()
+        .flatten()
+    {
         assert!((0..=MAX_SAFE_INTEGER).contains(&producer_id));
     }
     sql.run(
         "INSERT OR REPLACE INTO txn_coordinator (id, transactional_id, producer_id,
              producer_epoch, fence_epoch, state, txn_epoch, end_reason, transaction_timeout_ms,
-             txn_start_ms, state_ms, incarnation)
-         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             txn_start_ms, state_ms, incarnation, next_producer_id)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             Param::from(&row.transactional_id),
             row.producer_id.into(),
@@ -257,6 +267,7 @@ pub(crate) fn save_row(sql: &impl Sql, row: &TxnRow) -> Result<(), SqlError> {
             row.txn_start_ms.into(),
             row.state_ms.into(),
             row.incarnation.into(),
+            row.next_producer_id.into(),
         ],
     )
 }

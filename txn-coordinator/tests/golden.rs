@@ -19,6 +19,7 @@
 //! - `tick MS`: time passes. `alarm`: fire the alarm now. `run-alarm`: move time to the next
 //!   alarm and fire it.
 //! - `restart`: drop the core and open it again on the same SQLite.
+//! - `config roll=N`: reopen with `CoordinatorConfig::roll_epoch` N (first line of a script).
 //! - `state`: the stored rows.
 
 use std::collections::BTreeMap;
@@ -27,7 +28,8 @@ use std::path::Path;
 
 use kafdo_sql::{Sql, Sqlite, Value};
 use kafdo_txn_coordinator::{
-    Answer, Call, CallError, CallId, CallReply, Output, RequestId, TxnCoordinator,
+    Answer, Call, CallError, CallId, CallReply, CoordinatorConfig, Output, RequestId,
+    TxnCoordinator,
 };
 use kafdo_types::api::{InitProducerRequest, TopicConfig};
 use kafdo_types::rpc::{MarkerAck, PartitionRef, TopicPartitionOffset, TxnResult};
@@ -44,6 +46,7 @@ struct Client {
 
 struct Harness {
     core: Option<TxnCoordinator<Sqlite>>,
+    config: CoordinatorConfig,
     now_ms: i64,
     next_request: u64,
     /// Calls asked for and not yet resolved by the script.
@@ -122,6 +125,7 @@ impl Harness {
         let core = TxnCoordinator::open(Sqlite::memory(), TXN_ID, 0).unwrap();
         let mut h = Self {
             core: Some(core),
+            config: CoordinatorConfig::default(),
             now_ms: 0,
             next_request: 1,
             outstanding: BTreeMap::new(),
@@ -186,12 +190,14 @@ impl Harness {
                         Ok(Answer::PartitionsAdded) | Ok(Answer::OffsetsAdded) => "ok".into(),
                         Ok(Answer::Ended(r)) => {
                             if op != "admin-abort" {
-                                self.clients
-                                    .entry(client.clone())
-                                    .or_default()
-                                    .producer_epoch = r.producer_epoch;
+                                let known = self.clients.entry(client.clone()).or_default();
+                                known.producer_id = r.producer_id;
+                                known.producer_epoch = r.producer_epoch;
                             }
-                            format!("ok state={} producer_epoch={}", r.state, r.producer_epoch)
+                            format!(
+                                "ok state={} producer_id={} producer_epoch={}",
+                                r.state, r.producer_id, r.producer_epoch
+                            )
                         }
                         Err(e) => format!("{}: {e}", e.code()),
                     };
@@ -358,9 +364,17 @@ impl Harness {
                 let now = self.now_ms;
                 self.core().on_alarm(now).unwrap()
             }
+            "config" => {
+                self.config.roll_epoch = opts["roll"].parse().unwrap();
+                let core =
+                    TxnCoordinator::open_with_config(Sqlite::memory(), TXN_ID, 0, self.config);
+                self.core = Some(core.unwrap());
+                Vec::new()
+            }
             "restart" => {
                 let sql = self.core.take().unwrap().into_sql();
-                self.core = Some(TxnCoordinator::open(sql, TXN_ID, now).unwrap());
+                let core = TxnCoordinator::open_with_config(sql, TXN_ID, now, self.config);
+                self.core = Some(core.unwrap());
                 // The clients' requests died with the object.
                 for (id, (client, op)) in std::mem::take(&mut self.requests) {
                     lines.push(format!("lost {id} {client} {op}"));

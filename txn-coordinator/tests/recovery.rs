@@ -19,7 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use kafdo_sql::Sqlite;
 use kafdo_txn_coordinator::{
-    Answer, Call, CallError, CallId, CallReply, Output, RequestId, TxnCoordinator, TxnError,
+    Answer, Call, CallError, CallId, CallReply, CoordinatorConfig, Output, RequestId,
+    TxnCoordinator, TxnError,
 };
 use kafdo_types::api::{InitProducerRequest, TopicConfig};
 use kafdo_types::rpc::{MarkerAck, PartitionRef, TopicPartitionOffset, TxnResult};
@@ -51,18 +52,29 @@ impl Rng {
     }
 }
 
+/// A transaction: (producer id, epoch). The producer id changes when its epochs are spent.
+type Txn = (i64, i32);
+
 #[derive(Default)]
 struct PartitionModel {
-    registered: BTreeSet<i32>,
-    ended: BTreeMap<i32, TxnResult>,
+    registered: BTreeSet<Txn>,
+    ended: BTreeMap<Txn, TxnResult>,
 }
 
 #[derive(Default)]
 struct GroupModel {
-    /// Per epoch: the sequence number and offset of the highest-numbered call received.
-    pending: BTreeMap<i32, (i64, i64)>,
-    committed: BTreeMap<i32, i64>,
-    ended: BTreeMap<i32, TxnResult>,
+    /// Per transaction: the sequence number and offset of the highest-numbered call received.
+    pending: BTreeMap<Txn, (i64, i64)>,
+    committed: BTreeMap<Txn, i64>,
+    ended: BTreeMap<Txn, TxnResult>,
+}
+
+/// The last transaction of `producer_id` that ended here, if any.
+fn last_ended<V>(ended: &BTreeMap<Txn, V>, producer_id: i64) -> Option<i32> {
+    ended
+        .range((producer_id, i32::MIN)..=(producer_id, i32::MAX))
+        .next_back()
+        .map(|((_, epoch), _)| *epoch)
 }
 
 fn partition(name: &str) -> PartitionRef {
@@ -82,21 +94,24 @@ struct World {
     in_flight: VecDeque<(CallId, Call)>,
     partitions: BTreeMap<String, PartitionModel>,
     group: GroupModel,
-    /// The outcome of every transaction epoch, as the first marker fixed it.
-    outcomes: BTreeMap<i32, TxnResult>,
+    /// The outcome of every transaction, as the first marker fixed it.
+    outcomes: BTreeMap<Txn, TxnResult>,
     next_producer_id: i64,
     next_request: u64,
     /// Replies delivered to clients, by request.
     replies: BTreeMap<RequestId, Result<Answer, TxnError>>,
     /// Requests the coordinator holds; lost when it restarts.
     held: BTreeSet<RequestId>,
-    last_init_epoch: i32,
+    last_init: Txn,
+    config: CoordinatorConfig,
 }
 
 impl World {
-    fn new() -> Self {
+    fn new(config: CoordinatorConfig) -> Self {
         Self {
-            core: Some(TxnCoordinator::open(Sqlite::memory(), TXN_ID, 0).unwrap()),
+            core: Some(
+                TxnCoordinator::open_with_config(Sqlite::memory(), TXN_ID, 0, config).unwrap(),
+            ),
             now_ms: 0,
             in_flight: VecDeque::new(),
             partitions: BTreeMap::new(),
@@ -106,7 +121,8 @@ impl World {
             next_request: 0,
             replies: BTreeMap::new(),
             held: BTreeSet::new(),
-            last_init_epoch: -1,
+            last_init: (-1, -1),
+            config,
         }
     }
 
@@ -121,8 +137,10 @@ impl World {
                 Output::Reply { request, result } => {
                     assert!(self.held.remove(&request), "one reply per request");
                     if let Ok(Answer::Producer(r)) = &result {
-                        assert!(r.producer_epoch > self.last_init_epoch, "init epochs rise");
-                        self.last_init_epoch = r.producer_epoch;
+                        // Producer ids are allocated rising, so (id, epoch) rises.
+                        let init = (r.producer_id, r.producer_epoch);
+                        assert!(init > self.last_init, "init epochs rise");
+                        self.last_init = init;
                     }
                     self.replies.insert(request, result);
                 }
@@ -183,12 +201,14 @@ impl World {
 
     /// What the participant does with a call it receives.
     fn apply(&mut self, call: &Call) -> Result<CallReply, CallError> {
-        let producer_id = self.core.as_ref().unwrap().producer_id();
-        let fix_outcome = |epoch: i32, result: TxnResult, outcomes: &mut BTreeMap<_, _>| {
-            let agreed = *outcomes.entry(epoch).or_insert(result);
+        // Every producer id the metadata model gave out (a call of an earlier one may still be
+        // on the way).
+        let allocated = 1001..=self.next_producer_id;
+        let fix_outcome = |txn: Txn, result: TxnResult, outcomes: &mut BTreeMap<_, _>| {
+            let agreed = *outcomes.entry(txn).or_insert(result);
             assert_eq!(
                 agreed, result,
-                "epoch {epoch} got both a commit and an abort marker"
+                "transaction {txn:?} got both a commit and an abort marker"
             );
         };
         match call {
@@ -197,58 +217,55 @@ impl World {
                 Ok(CallReply::ProducerId(self.next_producer_id))
             }
             Call::RegisterTxn(r) => {
-                assert_eq!(Some(r.producer_id), producer_id);
+                assert!(allocated.contains(&r.producer_id));
                 let key = format!("{}/{}", r.partition.topic, r.partition.partition);
                 let p = self.partitions.entry(key).or_default();
-                if p.ended
-                    .keys()
-                    .next_back()
-                    .is_some_and(|&e| r.producer_epoch <= e)
-                {
+                if last_ended(&p.ended, r.producer_id).is_some_and(|e| r.producer_epoch <= e) {
                     let e = ApiError::new(ErrorCode::InvalidProducerEpoch, "epoch ended");
                     return Err(CallError::Refused(e));
                 }
-                p.registered.insert(r.producer_epoch);
+                p.registered.insert((r.producer_id, r.producer_epoch));
                 Ok(CallReply::Done)
             }
             Call::WriteMarker(r) => {
-                assert_eq!(Some(r.producer_id), producer_id);
-                fix_outcome(r.producer_epoch, r.result, &mut self.outcomes);
+                assert!(allocated.contains(&r.producer_id));
+                let txn = (r.producer_id, r.producer_epoch);
+                fix_outcome(txn, r.result, &mut self.outcomes);
                 let key = format!("{}/{}", r.partition.topic, r.partition.partition);
                 let p = self.partitions.entry(key).or_default();
-                let first = *p.ended.entry(r.producer_epoch).or_insert(r.result);
+                let first = *p.ended.entry(txn).or_insert(r.result);
                 assert_eq!(first, r.result);
-                p.registered.remove(&r.producer_epoch);
+                p.registered.remove(&txn);
                 Ok(CallReply::Marker(MarkerAck {
                     marker_offset: None,
                 }))
             }
             Call::TxnOffsetCommit(r) => {
                 let g = &mut self.group;
-                if g.ended
-                    .keys()
-                    .next_back()
-                    .is_some_and(|&e| r.producer_epoch <= e)
-                {
+                if last_ended(&g.ended, r.producer_id).is_some_and(|e| r.producer_epoch <= e) {
                     let e = ApiError::new(ErrorCode::InvalidProducerEpoch, "epoch ended");
                     return Err(CallError::Refused(e));
                 }
                 // A late or duplicated earlier call changes nothing (the group keeps the
                 // offsets of the highest sequence).
-                let newest = g.pending.entry(r.producer_epoch).or_insert((0, 0));
+                let newest = g
+                    .pending
+                    .entry((r.producer_id, r.producer_epoch))
+                    .or_insert((0, 0));
                 if r.sequence >= newest.0 {
                     *newest = (r.sequence, r.offsets[0].offset);
                 }
                 Ok(CallReply::Done)
             }
             Call::GroupTxnMarker(r) => {
-                fix_outcome(r.producer_epoch, r.result, &mut self.outcomes);
+                let txn = (r.producer_id, r.producer_epoch);
+                fix_outcome(txn, r.result, &mut self.outcomes);
                 let g = &mut self.group;
-                let first = *g.ended.entry(r.producer_epoch).or_insert(r.result);
+                let first = *g.ended.entry(txn).or_insert(r.result);
                 assert_eq!(first, r.result);
-                if let Some((_, offset)) = g.pending.remove(&r.producer_epoch) {
+                if let Some((_, offset)) = g.pending.remove(&txn) {
                     if r.result == TxnResult::Commit {
-                        g.committed.insert(r.producer_epoch, offset);
+                        g.committed.insert(txn, offset);
                     }
                 }
                 Ok(CallReply::Marker(MarkerAck {
@@ -266,7 +283,8 @@ impl World {
 
     fn restart(&mut self) {
         let sql = self.core.take().unwrap().into_sql();
-        self.core = Some(TxnCoordinator::open(sql, TXN_ID, self.now_ms).unwrap());
+        let core = TxnCoordinator::open_with_config(sql, TXN_ID, self.now_ms, self.config);
+        self.core = Some(core.unwrap());
         self.held.clear();
     }
 
@@ -305,14 +323,20 @@ impl World {
             ),
             "stuck in {state}"
         );
-        let open_epoch = (state == TransactionState::Ongoing).then(|| self.core().producer_epoch());
+        let open = (state == TransactionState::Ongoing).then(|| {
+            let core = self.core();
+            (
+                core.producer_id().expect("a producer id"),
+                core.producer_epoch(),
+            )
+        });
         for (name, p) in &self.partitions {
-            for epoch in &p.registered {
+            for txn in &p.registered {
                 assert_eq!(
-                    Some(*epoch),
-                    open_epoch,
-                    "partition {name} holds a registration of epoch {epoch} that no open \
-                     transaction owns (a hanging transaction)"
+                    Some(*txn),
+                    open,
+                    "partition {name} holds a registration of {txn:?} that no open transaction \
+                     owns (a hanging transaction)"
                 );
             }
         }
@@ -394,7 +418,7 @@ fn progress(w: &mut World, deliveries: &mut usize, fault: Option<(Fault, usize)>
 /// the `at`-th call delivery. The client retries every step until it succeeds (commit with the
 /// same epoch: rule 8). Returns how many deliveries the run made.
 fn one_transaction(fault: Option<(Fault, usize)>) -> usize {
-    let mut w = World::new();
+    let mut w = World::new(CoordinatorConfig::default());
     let parts: Vec<String> = ["a/0", "a/1", "b/0"]
         .iter()
         .map(|s| s.to_string())
@@ -432,9 +456,10 @@ fn one_transaction(fault: Option<(Fault, usize)>) -> usize {
                 Ok(Answer::Ended(r)) if step == 9 => {
                     assert_eq!(r.state, TransactionState::CompleteAbort);
                     for p in &parts {
-                        assert_ne!(w.partitions[p].ended.get(&epoch), Some(&TxnResult::Commit));
+                        let ended = w.partitions[p].ended.get(&(pid, epoch));
+                        assert_ne!(ended, Some(&TxnResult::Commit));
                     }
-                    assert_eq!(w.group.committed.get(&epoch), None);
+                    assert_eq!(w.group.committed.get(&(pid, epoch)), None);
                     epoch = r.producer_epoch;
                     step = 1;
                 }
@@ -444,9 +469,10 @@ fn one_transaction(fault: Option<(Fault, usize)>) -> usize {
                     committed_epoch = Some(epoch);
                     // Every participant has the commit marker when the commit answers.
                     for p in &parts {
-                        assert_eq!(w.partitions[p].ended.get(&epoch), Some(&TxnResult::Commit));
+                        let ended = w.partitions[p].ended.get(&(pid, epoch));
+                        assert_eq!(ended, Some(&TxnResult::Commit));
                     }
-                    assert_eq!(w.group.committed.get(&epoch), Some(&42));
+                    assert_eq!(w.group.committed.get(&(pid, epoch)), Some(&42));
                     step += 1;
                 }
                 Err(e) if e.code() == ErrorCode::InvalidTxnState && step != 9 => {
@@ -493,7 +519,7 @@ fn one_transaction(fault: Option<(Fault, usize)>) -> usize {
     }
     assert_eq!(step, 4, "the transaction did not finish ({fault:?})");
     let epoch = committed_epoch.unwrap();
-    assert_eq!(w.outcomes.get(&epoch), Some(&TxnResult::Commit));
+    assert_eq!(w.outcomes.get(&(pid, epoch)), Some(&TxnResult::Commit));
     assert!(
         w.outcomes
             .values()
@@ -528,6 +554,8 @@ fn one_fault_between_any_two_steps() {
 struct Stats {
     commits: usize,
     aborts: usize,
+    /// Ends answered with a new producer id (its epochs were spent).
+    rolls: usize,
     fenced: usize,
     timed_out: usize,
     restarts: usize,
@@ -535,7 +563,15 @@ struct Stats {
 
 fn random_run(seed: u64, stats: &mut Stats) {
     let mut rng = Rng(seed);
-    let mut w = World::new();
+    // Half the runs spend their epochs quickly, to move to new producer ids often.
+    let config = if seed.is_multiple_of(2) {
+        CoordinatorConfig {
+            roll_epoch: 2 + rng.below(6) as i32,
+        }
+    } else {
+        CoordinatorConfig::default()
+    };
+    let mut w = World::new(config);
     struct Client {
         pid: i64,
         epoch: i32,
@@ -579,7 +615,7 @@ fn random_run(seed: u64, stats: &mut Stats) {
                             (Ok(Answer::OffsetsAdded), ClientRequest::Offsets(_, _, o)) => {
                                 client.offsets = Some(o);
                             }
-                            (Ok(Answer::Ended(r)), ClientRequest::End(_, epoch, result)) => {
+                            (Ok(Answer::Ended(r)), ClientRequest::End(pid, epoch, result)) => {
                                 let want = match result {
                                     TxnResult::Commit => TransactionState::CompleteCommit,
                                     TxnResult::Abort => TransactionState::CompleteAbort,
@@ -593,16 +629,23 @@ fn random_run(seed: u64, stats: &mut Stats) {
                                 }
                                 for p in &client.added {
                                     assert_eq!(
-                                        w.partitions[p].ended.get(&epoch),
+                                        w.partitions[p].ended.get(&(pid, epoch)),
                                         Some(&result),
                                         "seed {seed}: {p} lacks the {result:?} marker of {epoch}"
                                     );
                                 }
                                 if let (Some(o), TxnResult::Commit) = (client.offsets, result) {
-                                    assert_eq!(w.group.committed.get(&epoch), Some(&o));
+                                    assert_eq!(w.group.committed.get(&(pid, epoch)), Some(&o));
                                 }
-                                // An empty transaction ends without spending an epoch.
-                                assert!(r.producer_epoch >= epoch);
+                                if r.producer_id == pid {
+                                    // An empty transaction ends without spending an epoch.
+                                    assert!(r.producer_epoch >= epoch);
+                                } else {
+                                    assert!(r.producer_id > pid && r.producer_epoch == 0);
+                                    assert!(epoch + 1 >= config.roll_epoch, "moved early");
+                                    stats.rolls += 1;
+                                }
+                                client.pid = r.producer_id;
                                 client.epoch = r.producer_epoch;
                                 client.added.clear();
                                 client.offsets = None;
@@ -746,5 +789,6 @@ fn random_faults_keep_every_transaction_atomic() {
     assert!(stats.fenced > 50, "{stats:?}");
     assert!(stats.timed_out > 10, "{stats:?}");
     assert!(stats.restarts > 300, "{stats:?}");
+    assert!(stats.rolls > 50, "{stats:?}");
     eprintln!("{stats:?}");
 }

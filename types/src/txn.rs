@@ -170,7 +170,11 @@ pub struct EndTxnRequest {
 pub struct EndTxnResponse {
     /// `CompleteCommit` or `CompleteAbort`.
     pub state: TransactionState,
-    /// The epoch to use for the next transaction (bumped after every commit or abort).
+    /// The producer id to use for the next transaction: the same one, except once its epochs
+    /// run out, when the transactional id moves to a new producer id (KIP-890 part 2).
+    pub producer_id: i64,
+    /// The epoch to use for the next transaction (bumped after every commit or abort; 0 with a
+    /// new producer id).
     pub producer_epoch: i32,
 }
 
@@ -300,10 +304,14 @@ mod tests {
 
         let answer = serde_json::to_string(&EndTxnResponse {
             state: TransactionState::CompleteCommit,
+            producer_id: 7,
             producer_epoch: 3,
         })
         .unwrap();
-        assert_eq!(answer, r#"{"state":"CompleteCommit","producer_epoch":3}"#);
+        assert_eq!(
+            answer,
+            r#"{"state":"CompleteCommit","producer_id":7,"producer_epoch":3}"#
+        );
     }
 
     #[test]
@@ -386,7 +394,7 @@ mod tests {
             fn end_txn(producer_id in 0..(1i64 << 53), producer_epoch in 0..i32::MAX,
                        state in state()) {
                 round_trip(&EndTxnRequest { producer_id, producer_epoch });
-                round_trip(&EndTxnResponse { state, producer_epoch });
+                round_trip(&EndTxnResponse { state, producer_id, producer_epoch });
             }
 
             #[test]

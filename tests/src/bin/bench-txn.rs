@@ -139,6 +139,7 @@ impl Cell for Transactional {
                     &[],
                 )
                 .expect(200);
+            self.producer_id = end.producer_id;
             self.producer_epoch = end.producer_epoch;
             self.commits += 1;
             acked += written;
