@@ -27,7 +27,8 @@ use kafdo_types::rpc::TxnResult;
 use kafdo_types::txn::TransactionState;
 
 use crate::history::{
-    Entry, Event, GroupOffset, History, Observation, Process, ReadRecord, Reply, Request, Tp,
+    Entry, Event, GroupOffset, History, IngestRecord, Observation, Process, ReadRecord, Reply,
+    Request, Tp,
 };
 
 /// An invariant the checker proves. Each names one promise of the brief.
@@ -84,6 +85,13 @@ pub enum Invariant {
     PipelineExactlyOnce,
     /// No partition has two owners in one generation of a group.
     GroupOwnership,
+    /// Every acknowledged attempt of one keyed ingestion (same topic, `Idempotency-Key` and
+    /// records) answers the same offsets, one per record, each on the record's partition.
+    IngestAnswer,
+    /// A keyed ingestion appends each of its records at most once, however often it is retried
+    /// and even if never acknowledged; once acknowledged, each record sits exactly once in the
+    /// final read_uncommitted scan, at its acknowledged offset, and is visible to read_committed.
+    IngestExactlyOnce,
 }
 
 /// One broken promise.
@@ -308,6 +316,7 @@ fn reply_fits(request: &Request, reply: &Reply) -> bool {
                 Request::JoinGroup { .. } | Request::Heartbeat { .. },
                 Reply::Member { .. }
             )
+            | (Request::Ingest { .. }, Reply::Ingest { .. })
     )
 }
 
@@ -338,7 +347,12 @@ struct Checker<'a> {
     outcomes: HashMap<TxnKey, TxnResult>,
     /// Declared pipelines: (group, input topic, output topic, declaration event).
     pipelines: Vec<(&'a str, &'a str, &'a str, u64)>,
+    /// The keyed ingestion each ingested value belongs to: (topic, key, records).
+    ingested: HashMap<&'a str, IngestKey<'a>>,
 }
+
+/// One keyed ingestion: its topic, `Idempotency-Key` and records (the request body).
+type IngestKey<'a> = (&'a str, &'a str, &'a [IngestRecord]);
 
 fn values_of(records: &[ReadRecord]) -> impl Iterator<Item = (i64, &str)> {
     records.iter().map(|r| (r.offset, r.value.as_str()))
@@ -366,6 +380,7 @@ impl<'a> Checker<'a> {
             commit_requested: HashMap::new(),
             outcomes: HashMap::new(),
             pipelines: Vec::new(),
+            ingested: HashMap::new(),
         };
         c.index_writes()?;
         c.index_observations();
@@ -389,9 +404,11 @@ impl<'a> Checker<'a> {
         self.check_epochs_and_fencing();
         self.check_offsets();
         self.check_groups();
+        self.check_ingest_answers();
         if self.settled.is_some() {
             self.check_end_state();
             self.check_pipelines();
+            self.check_ingest_end_state();
         }
         self.violations.sort_by_key(|v| v.invariant);
     }
@@ -453,6 +470,40 @@ impl<'a> Checker<'a> {
                                 );
                             }
                         }
+                    }
+                }
+                Request::Ingest {
+                    topic,
+                    key,
+                    records,
+                } => {
+                    let body: IngestKey<'a> = (topic.as_str(), key.as_str(), records.as_slice());
+                    for record in records.iter() {
+                        let value = record.value.as_str();
+                        let tp = Tp::new(topic.clone(), record.partition);
+                        let same_body = self.ingested.get(value).map(|b| *b == body);
+                        let same_write = self
+                            .writes
+                            .get(value)
+                            .map(|w| w.tp == tp && w.txn.is_none() && w.source.is_none());
+                        if same_body == Some(false)
+                            || (same_body.is_none() && same_write.is_some())
+                            || same_write == Some(false)
+                        {
+                            return Err(Malformed {
+                                index: op.invoke,
+                                message: format!(
+                                    "value {value} sent again with another key, body or \
+                                     partition (values must be unique)"
+                                ),
+                            });
+                        }
+                        self.ingested.insert(value, body);
+                        self.writes.entry(value).or_insert(Write {
+                            tp,
+                            txn: None,
+                            source: None,
+                        });
                     }
                 }
                 Request::EndTxn {
@@ -672,6 +723,36 @@ impl<'a> Checker<'a> {
                     }
                     for (i, value) in values.iter().enumerate() {
                         self.claim(&tp, base_offset + i as i64, value, op.complete);
+                    }
+                }
+                (
+                    Request::Ingest {
+                        topic,
+                        key,
+                        records,
+                    },
+                    Reply::Ingest { offsets },
+                ) => {
+                    let routed = offsets.len() == records.len()
+                        && records
+                            .iter()
+                            .zip(offsets)
+                            .all(|(r, o)| r.partition == o.partition);
+                    if !routed {
+                        self.violation(
+                            Invariant::IngestAnswer,
+                            format!(
+                                "ingestion {topic} key={key} of {} records answered offsets \
+                                 that do not match its records' partitions: {reply}",
+                                records.len()
+                            ),
+                            vec![op.complete],
+                        );
+                        continue;
+                    }
+                    for (record, o) in records.iter().zip(offsets) {
+                        let tp = Tp::new(topic.clone(), o.partition);
+                        self.claim(&tp, o.offset, &record.value, op.complete);
                     }
                 }
                 (
@@ -1669,6 +1750,133 @@ impl<'a> Checker<'a> {
                     ),
                     vec![final_offsets.complete],
                 );
+            }
+        }
+    }
+}
+
+impl<'a> Checker<'a> {
+    // ---- keyed ingestion ---------------------------------------------------------------------
+
+    /// The acknowledged answers of each keyed ingestion, in history order.
+    fn ingest_answers(&self) -> BTreeMap<IngestKey<'a>, Vec<(&'a Reply, u64)>> {
+        let mut answers: BTreeMap<IngestKey<'a>, Vec<(&'a Reply, u64)>> = BTreeMap::new();
+        for op in &self.ops {
+            if let (
+                Request::Ingest {
+                    topic,
+                    key,
+                    records,
+                },
+                Some(reply),
+            ) = (op.request, op.reply())
+            {
+                answers
+                    .entry((topic.as_str(), key.as_str(), records.as_slice()))
+                    .or_default()
+                    .push((reply, op.complete));
+            }
+        }
+        answers
+    }
+
+    /// Every acknowledged attempt of one keyed ingestion answers the same offsets. (The answer's
+    /// shape, one offset per record on the record's partition, is checked with the claims.)
+    fn check_ingest_answers(&mut self) {
+        for ((topic, key, _), answers) in self.ingest_answers() {
+            let (first, at) = answers[0];
+            if let Some((other, other_at)) = answers.iter().find(|(r, _)| *r != first) {
+                self.violation(
+                    Invariant::IngestAnswer,
+                    format!(
+                        "two acknowledged attempts of ingestion {topic} key={key} answered \
+                         different offsets: {first} and {other}"
+                    ),
+                    vec![at, *other_at],
+                );
+            }
+        }
+    }
+
+    /// In the final read_uncommitted scan, no ingested record appears twice, and every record
+    /// of an acknowledged ingestion appears exactly once, at its acknowledged offset, and in
+    /// the read_committed scan too.
+    fn check_ingest_end_state(&mut self) {
+        // Where each ingested value sits in the final scans: value -> offsets (ru), and
+        // whether read_committed readers see it.
+        let mut found: HashMap<&'a str, (Vec<i64>, bool, u64)> = HashMap::new();
+        let tps: BTreeSet<Tp> = self.final_scans.keys().map(|(tp, _)| tp.clone()).collect();
+        for tp in &tps {
+            let ru_event = self.final_scans[&(tp.clone(), false)].complete;
+            for record in self.final_records(tp, false).unwrap_or(&[]) {
+                if self.ingested.contains_key(record.value.as_str()) {
+                    let entry =
+                        found
+                            .entry(record.value.as_str())
+                            .or_insert((Vec::new(), false, ru_event));
+                    entry.0.push(record.offset);
+                }
+            }
+            for record in self.final_records(tp, true).unwrap_or(&[]) {
+                if let Some(entry) = found.get_mut(record.value.as_str()) {
+                    entry.1 = true;
+                }
+            }
+        }
+        let mut twice: Vec<(&str, &Vec<i64>, u64)> = found
+            .iter()
+            .filter(|(_, (offsets, _, _))| offsets.len() > 1)
+            .map(|(value, (offsets, _, at))| (*value, offsets, *at))
+            .collect();
+        twice.sort();
+        for (value, offsets, at) in twice {
+            let (topic, key, _) = self.ingested[value];
+            self.violation(
+                Invariant::IngestExactlyOnce,
+                format!(
+                    "{value} of ingestion {topic} key={key} was appended {} times (offsets {})",
+                    offsets.len(),
+                    offsets
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                vec![at],
+            );
+        }
+        for ((topic, key, records), answers) in self.ingest_answers() {
+            let (Reply::Ingest { offsets }, at) = answers[0] else {
+                continue;
+            };
+            for (record, o) in records.iter().zip(offsets) {
+                let value = record.value.as_str();
+                let (where_, visible) = match found.get(value) {
+                    Some((offsets, visible, _)) => (offsets.clone(), *visible),
+                    None => (Vec::new(), false),
+                };
+                if where_ != [o.offset] || !visible {
+                    self.violation(
+                        Invariant::IngestExactlyOnce,
+                        format!(
+                            "{value} of ingestion {topic} key={key} was acknowledged at \
+                             {topic}/{} offset {}, but the final scan has it at [{}]{}",
+                            o.partition,
+                            o.offset,
+                            where_
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            if visible {
+                                ""
+                            } else {
+                                " and read_committed readers never see it"
+                            }
+                        ),
+                        vec![at],
+                    );
+                }
             }
         }
     }

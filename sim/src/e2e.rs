@@ -25,6 +25,9 @@
 //! What to record, for the checker to prove the most:
 //!
 //! - Every produced value unique across the run (`"p3-17"`), the same values on a retry.
+//! - A keyed topic produce (`Idempotency-Key`) as one [`Request::Ingest`] naming each record's
+//!   partition (explicit or by its key), answered with [`ingest_reply`]; a retry of the key
+//!   sends the same records, and only within the key's TTL.
 //! - An HTTP error answer with a code is a [`Outcome::Fail`]; a timeout, a connection error, a
 //!   5xx without a body, or a crash is [`Outcome::Info`] (unknown outcome).
 //! - After the run: [`HistoryFile::settled`], then a full read of every partition touched,
@@ -41,7 +44,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use kafdo_types::api::{FetchResponse, InitProducerResponse, PartitionProduceResponse};
+use kafdo_types::api::{
+    FetchResponse, InitProducerResponse, PartitionProduceResponse, ProduceResponse,
+};
 use kafdo_types::txn::EndTxnResponse;
 use kafdo_types::ErrorCode;
 
@@ -196,6 +201,13 @@ pub fn producer_reply(answer: &InitProducerResponse) -> Reply {
     Reply::Producer {
         producer_id: answer.producer_id,
         producer_epoch: answer.producer_epoch,
+    }
+}
+
+/// The history reply of a keyed topic produce (`Idempotency-Key`, [`Request::Ingest`]).
+pub fn ingest_reply(answer: &ProduceResponse) -> Reply {
+    Reply::Ingest {
+        offsets: answer.offsets.clone(),
     }
 }
 

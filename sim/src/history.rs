@@ -42,7 +42,7 @@
 use std::fmt;
 use std::io::{BufRead, Write};
 
-use kafdo_types::api::Isolation;
+use kafdo_types::api::{Isolation, RecordOffset};
 use kafdo_types::rpc::TxnResult;
 use kafdo_types::txn::TransactionState;
 use kafdo_types::ErrorCode;
@@ -292,6 +292,25 @@ pub enum Request {
         /// The member.
         member_id: String,
     },
+    /// `POST /v1/topics/{t}/records` with an `Idempotency-Key` header: records to possibly
+    /// several partitions, appended at most once however often the same key and body are sent.
+    Ingest {
+        /// The topic.
+        topic: String,
+        /// The `Idempotency-Key`.
+        key: String,
+        /// The records in request order, each with the partition it is routed to.
+        records: Vec<IngestRecord>,
+    },
+}
+
+/// One record of a keyed ingestion ([`Request::Ingest`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IngestRecord {
+    /// The partition the record goes to (explicit, by its key, or the request's sticky one).
+    pub partition: i32,
+    /// Its value (unique across the history, like every produced value).
+    pub value: String,
 }
 
 /// A successful answer.
@@ -347,6 +366,11 @@ pub enum Reply {
         generation_id: i32,
         /// The partitions it owns in that generation.
         assignment: Vec<Tp>,
+    },
+    /// Where the records of a keyed ingestion landed, one per record in request order.
+    Ingest {
+        /// The partitions and offsets.
+        offsets: Vec<RecordOffset>,
     },
 }
 
@@ -710,6 +734,17 @@ impl fmt::Display for Request {
                 group_id,
                 member_id,
             } => write!(f, "leave group={group_id} member={member_id}"),
+            Request::Ingest {
+                topic,
+                key,
+                records,
+            } => {
+                let records: Vec<String> = records
+                    .iter()
+                    .map(|r| format!("{}:{}", r.partition, r.value))
+                    .collect();
+                write!(f, "ingest {topic} key={key} [{}]", records.join(","))
+            }
         }
     }
 }
@@ -755,6 +790,13 @@ impl fmt::Display for Reply {
                 "member={member_id} gen={generation_id} owns [{}]",
                 list(assignment)
             ),
+            Reply::Ingest { offsets } => {
+                let offsets: Vec<String> = offsets
+                    .iter()
+                    .map(|o| format!("{}@{}", o.partition, o.offset))
+                    .collect();
+                write!(f, "offsets [{}]", offsets.join(","))
+            }
         }
     }
 }

@@ -3,9 +3,9 @@
 
 use kafdo_sim::checker::{check, Invariant, Report};
 use kafdo_sim::history::{
-    GroupOffset, History, Observation, ReadRecord, Recorder, Reply, Request, Tp,
+    GroupOffset, History, IngestRecord, Observation, ReadRecord, Recorder, Reply, Request, Tp,
 };
-use kafdo_types::api::Isolation;
+use kafdo_types::api::{Isolation, RecordOffset};
 use kafdo_types::rpc::TxnResult;
 use kafdo_types::txn::TransactionState;
 use kafdo_types::ErrorCode;
@@ -852,5 +852,185 @@ fn a_malformed_history_is_refused() {
     let mut h = H::default();
     h.invoke(1, H::produce_req(A0, None, &["x"], &[]));
     h.invoke(1, H::produce_req(A0, None, &["y"], &[]));
+    assert!(check(&h.history()).is_err());
+}
+
+// ---- keyed ingestion (Idempotency-Key) ------------------------------------------------------
+
+const A1: (&str, i32) = ("a", 1);
+
+/// A keyed produce of `records` (partition, value) to topic `a`.
+fn ingest_req(key: &str, records: &[(i32, &str)]) -> Request {
+    Request::Ingest {
+        topic: "a".into(),
+        key: key.into(),
+        records: records
+            .iter()
+            .map(|(partition, value)| IngestRecord {
+                partition: *partition,
+                value: value.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// The answer to a keyed produce: (partition, offset) per record.
+fn ingested(offsets: &[(i32, i64)]) -> Reply {
+    Reply::Ingest {
+        offsets: offsets
+            .iter()
+            .map(|(partition, offset)| RecordOffset {
+                partition: *partition,
+                offset: *offset,
+            })
+            .collect(),
+    }
+}
+
+/// The same key and body from two processes: p1 times out and retries, p2 (which thinks p1
+/// died) sends it too and is told the key is in flight, then both are answered the same.
+fn ingest_story(h: &mut H) {
+    let body = [(0, "k1"), (1, "k2"), (0, "k3")];
+    h.invoke(1, ingest_req("order-1", &body));
+    h.info(1);
+    h.invoke(2, ingest_req("order-1", &body));
+    h.fail(2, ErrorCode::IdempotencyKeyInFlight);
+    h.invoke(1, ingest_req("order-1", &body));
+    h.ok(1, ingested(&[(0, 1), (1, 0), (0, 2)]));
+    h.invoke(2, ingest_req("order-1", &body));
+    h.ok(2, ingested(&[(0, 1), (1, 0), (0, 2)]));
+    // A reader meets the records like any others.
+    h.fetch(
+        3,
+        A0,
+        0,
+        RC,
+        "r1",
+        &[(0, "x1"), (1, "k1"), (2, "k3")],
+        3,
+        3,
+        3,
+    );
+    // A second key that was never answered, whose one attempt landed on one partition.
+    h.invoke(1, ingest_req("order-2", &[(1, "k4")]));
+    h.info(1);
+}
+
+fn ingest_settle(h: &mut H, a0: &[(i64, &str)], a1: &[(i64, &str)]) {
+    h.settle();
+    let hw0 = a0.len() as i64;
+    let hw1 = a1.len() as i64;
+    h.scan(A0, RU, a0, hw0, hw0);
+    h.scan(A0, RC, a0, hw0, hw0);
+    h.scan(A1, RU, a1, hw1, hw1);
+    h.scan(A1, RC, a1, hw1, hw1);
+}
+
+#[test]
+fn a_good_ingestion_history_is_valid() {
+    let mut h = H::default();
+    h.produce(4, A0, None, &["x1"], 0);
+    ingest_story(&mut h);
+    ingest_settle(
+        &mut h,
+        &[(0, "x1"), (1, "k1"), (2, "k3")],
+        &[(0, "k2"), (1, "k4")],
+    );
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+}
+
+#[test]
+fn an_ingestion_history_survives_the_jsonl_round_trip() {
+    let mut h = H::default();
+    h.produce(4, A0, None, &["x1"], 0);
+    ingest_story(&mut h);
+    let history = h.history();
+    let mut bytes = Vec::new();
+    history.write_jsonl(&mut bytes).unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.contains(r#""op":{"f":"ingest","topic":"a","key":"order-1","records":[{"partition":0,"value":"k1"}"#), "{text}");
+    assert!(
+        text.contains(r#""reply":{"f":"ingest","offsets":[{"partition":0,"offset":1}"#),
+        "{text}"
+    );
+    let back = History::read_jsonl(&bytes[..]).unwrap();
+    assert_eq!(back, history);
+    assert!(check(&back).unwrap().is_valid());
+}
+
+#[test]
+fn retries_of_a_key_answering_different_offsets_are_caught() {
+    let mut h = H::default();
+    h.invoke(1, ingest_req("order-1", &[(0, "k1")]));
+    h.ok(1, ingested(&[(0, 0)]));
+    // The key forgot its producer id: the retry was appended again, and answered so.
+    h.invoke(2, ingest_req("order-1", &[(0, "k1")]));
+    h.ok(2, ingested(&[(0, 1)]));
+    assert_caught(h, Invariant::IngestAnswer);
+}
+
+#[test]
+fn an_ingestion_answer_on_the_wrong_partition_is_caught() {
+    let mut h = H::default();
+    h.invoke(1, ingest_req("order-1", &[(0, "k1"), (1, "k2")]));
+    h.ok(1, ingested(&[(0, 0), (0, 1)]));
+    assert_caught(h, Invariant::IngestAnswer);
+    let mut h = H::default();
+    h.invoke(1, ingest_req("order-1", &[(0, "k1"), (1, "k2")]));
+    h.ok(1, ingested(&[(0, 0)]));
+    assert_caught(h, Invariant::IngestAnswer);
+}
+
+#[test]
+fn an_unanswered_ingestion_appended_twice_is_caught() {
+    let mut h = H::default();
+    h.produce(4, A0, None, &["x1"], 0);
+    ingest_story(&mut h);
+    // order-2 was never answered, but its record landed twice.
+    ingest_settle(
+        &mut h,
+        &[(0, "x1"), (1, "k1"), (2, "k3")],
+        &[(0, "k2"), (1, "k4"), (2, "k4")],
+    );
+    assert_caught(h, Invariant::IngestExactlyOnce);
+}
+
+#[test]
+fn an_answered_ingestion_appended_twice_is_caught() {
+    let mut h = H::default();
+    h.produce(4, A0, None, &["x1"], 0);
+    ingest_story(&mut h);
+    // A retry of order-1 appended k3 again: the answer still names offset 2.
+    ingest_settle(
+        &mut h,
+        &[(0, "x1"), (1, "k1"), (2, "k3"), (3, "k3")],
+        &[(0, "k2"), (1, "k4")],
+    );
+    assert_caught(h, Invariant::IngestExactlyOnce);
+}
+
+#[test]
+fn an_answered_ingestion_lost_is_caught() {
+    let mut h = H::default();
+    h.produce(4, A0, None, &["x1"], 0);
+    ingest_story(&mut h);
+    // k2 was acknowledged at a/1 offset 0, but nothing is there.
+    ingest_settle(&mut h, &[(0, "x1"), (1, "k1"), (2, "k3")], &[(1, "k4")]);
+    assert_caught(h, Invariant::IngestExactlyOnce);
+}
+
+#[test]
+fn an_ingested_value_reused_is_malformed() {
+    let mut h = H::default();
+    h.invoke(1, ingest_req("order-1", &[(0, "k1")]));
+    h.info(1);
+    h.invoke(1, ingest_req("order-2", &[(0, "k1")]));
+    h.info(1);
+    assert!(check(&h.history()).is_err());
+    let mut h = H::default();
+    h.produce(4, A0, None, &["k1"], 0);
+    h.invoke(1, ingest_req("order-1", &[(0, "k1")]));
+    h.info(1);
     assert!(check(&h.history()).is_err());
 }
