@@ -66,3 +66,13 @@ fn forgetting_to_fence_an_old_epoch_is_caught() {
         "{caught:?}"
     );
 }
+
+#[test]
+fn an_ingest_object_forgetting_its_reservation_is_caught() {
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        ingest_forgets_reservation: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    assert!(caught.contains(&Invariant::IngestExactlyOnce), "{caught:?}");
+}

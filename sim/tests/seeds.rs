@@ -20,6 +20,11 @@ struct Coverage {
     unknown_outcomes: usize,
     restarts: usize,
     pipeline_offsets_committed: usize,
+    ingested: usize,
+    ingest_in_flight: usize,
+    ingest_key_reused: usize,
+    keys_expired: usize,
+    runs_killed: usize,
 }
 
 impl Coverage {
@@ -43,6 +48,26 @@ impl Coverage {
                     code: ErrorCode::ProducerFenced,
                     ..
                 } => self.fenced += 1,
+                Entry::Ok {
+                    reply: Reply::Ingest { .. },
+                    ..
+                } => self.ingested += 1,
+                Entry::Fail {
+                    code: ErrorCode::IdempotencyKeyInFlight,
+                    ..
+                } => self.ingest_in_flight += 1,
+                Entry::Fail {
+                    code: ErrorCode::IdempotencyKeyReused,
+                    ..
+                } => self.ingest_key_reused += 1,
+                Entry::Observe {
+                    observation: Observation::Note { text },
+                } if text.starts_with("key ") && text.ends_with("expired") => {
+                    self.keys_expired += 1
+                }
+                Entry::Observe {
+                    observation: Observation::Note { text },
+                } if text.starts_with("kill the Worker run") => self.runs_killed += 1,
                 Entry::Info { .. } => self.unknown_outcomes += 1,
                 Entry::Observe {
                     observation: Observation::Note { text },
@@ -115,7 +140,12 @@ fn seeds_pass_with_all_faults_on() {
                 && coverage.fenced > 0
                 && coverage.unknown_outcomes > 0
                 && coverage.restarts > 0
-                && coverage.pipeline_offsets_committed > 0,
+                && coverage.pipeline_offsets_committed > 0
+                && coverage.ingested > 0
+                && coverage.ingest_in_flight > 0
+                && coverage.ingest_key_reused > 0
+                && coverage.keys_expired > 0
+                && coverage.runs_killed > 0,
             "the seeds did not exercise everything: {coverage:?}"
         );
     }

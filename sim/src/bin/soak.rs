@@ -4,8 +4,8 @@
 //! cargo run --release -p kafdo-sim --bin soak -- --seeds 10000 [--from 0] [--bug NAME]
 //! ```
 //!
-//! `--bug` plants one of `skip-duplicate-check`, `markers-before-prepare`, `no-epoch-fence`
-//! and reports how many seeds the checker needed to catch it. A failing seed is printed with
+//! `--bug` plants one of `skip-duplicate-check`, `markers-before-prepare`, `no-epoch-fence`,
+//! `ingest-forgets-reservation` and reports how many seeds the checker needed to catch it. A failing seed is printed with
 //! its violations; replay it with `SEED=<n> cargo test -p kafdo-sim --test seeds -- --nocapture`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
                 "skip-duplicate-check" => bugs.skip_duplicate_check = true,
                 "markers-before-prepare" => bugs.markers_before_prepare = true,
                 "no-epoch-fence" => bugs.no_epoch_fence = true,
+                "ingest-forgets-reservation" => bugs.ingest_forgets_reservation = true,
                 other => panic!("unknown bug {other}"),
             },
             other => panic!("unknown argument {other}"),

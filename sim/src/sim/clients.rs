@@ -6,10 +6,12 @@
 //! every client treats it as the real one must: resend the same batch with the same sequence
 //! numbers, resend the same commit (never turn it into an abort), re-read the same offset.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 
 use kafdo_txn_coordinator::Answer;
-use kafdo_types::api::{Isolation, PartitionProduceResponse};
+use kafdo_types::api::{Isolation, PartitionProduceResponse, RecordOffset};
 use kafdo_types::group::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, OffsetFetchQuery,
     OffsetFetchResponse,
@@ -20,7 +22,7 @@ use kafdo_types::txn::{AddOffsetsRequest, CoordinatorAddPartitions, EndTxnReques
 use kafdo_types::ErrorCode;
 use kafdo_types::{ApiError, ProduceRecord};
 
-use crate::history::{Process, Request, Tp};
+use crate::history::{IngestRecord, Process, Request, Tp};
 use crate::rng::Rng;
 
 /// A request a client sends to an object (the Worker's routing is modelled by the world).
@@ -86,6 +88,16 @@ pub enum ClientReq {
         /// The query.
         query: OffsetFetchQuery,
     },
+    /// `POST /v1/topics/{t}/records` with an `Idempotency-Key`: the Worker drives it through
+    /// the key's object and the partitions (see `sim::ingest`).
+    Ingest {
+        /// The topic.
+        topic: String,
+        /// The `Idempotency-Key`.
+        key: String,
+        /// The body's records.
+        records: Vec<ProduceRecord>,
+    },
 }
 
 /// A successful answer to a [`ClientReq`].
@@ -105,6 +117,8 @@ pub enum ClientAns {
     Heartbeat(HeartbeatResponse),
     /// A group's committed offsets.
     Offsets(OffsetFetchResponse),
+    /// Where a keyed ingestion's records are, in request order.
+    Ingested(Vec<RecordOffset>),
 }
 
 /// What a client wants to do next.
@@ -133,6 +147,8 @@ pub struct Env<'a> {
     pub partitions: &'a BTreeMap<Tp, PartitionRef>,
     /// When true, clients finish what they started and stop.
     pub settling: bool,
+    /// The simulated time.
+    pub now_ms: i64,
 }
 
 fn values_to_records(values: &[String]) -> Vec<ProduceRecord> {
@@ -188,6 +204,8 @@ pub enum Client {
     Consumer(Consumer),
     /// A read-process-write processor.
     Processor(Box<Processor>),
+    /// A sender of keyed (`Idempotency-Key`) topic produce requests.
+    Ingest(IngestClient),
 }
 
 impl Client {
@@ -198,6 +216,7 @@ impl Client {
             Client::Transactional(c) => c.next(rng, env),
             Client::Consumer(c) => c.next(rng, env),
             Client::Processor(c) => c.next(rng, env),
+            Client::Ingest(c) => c.next(rng, env),
         }
     }
 
@@ -208,6 +227,7 @@ impl Client {
             Client::Transactional(c) => c.on_result(answered, rng),
             Client::Consumer(c) => c.on_result(answered, rng),
             Client::Processor(c) => c.on_result(answered),
+            Client::Ingest(c) => c.on_result(answered, rng),
         }
     }
 
@@ -224,6 +244,9 @@ impl Client {
             }
             Client::Consumer(c) => c.rewind(),
             Client::Processor(c) => c.crash(),
+            // A sender of webhooks keeps its queue on disk: after a restart it sends the same
+            // request with the same key again, which is what the key is for.
+            Client::Ingest(c) => c.backoff_ms = 0,
         }
     }
 }
@@ -1063,6 +1086,127 @@ impl Processor {
                 panic!("a processor waiting for {pending:?} got {ans:?}")
             }
             (Pending::None, Answered::Fail(_)) => {}
+        }
+    }
+}
+
+/// One request of an ingestion script: a key and a body.
+#[derive(Clone, Debug)]
+pub struct IngestEntry {
+    /// The `Idempotency-Key`.
+    pub key: String,
+    /// The body as sent.
+    pub records: Vec<ProduceRecord>,
+    /// The records as the history names them (each with the partition it is routed to).
+    pub routed: Vec<IngestRecord>,
+    /// Wait this long before sending it: a reuse of the previous entry's key after the key
+    /// expired.
+    pub wait_ms: i64,
+}
+
+/// What the processes of one ingestion client share: the first time any of them sent each
+/// entry, which bounds how long any of them may retry it.
+pub type FirstSent = Rc<RefCell<BTreeMap<usize, i64>>>;
+
+/// A sender of keyed topic produce requests (a webhook sender, a device): works through a
+/// script of (key, body) entries, retrying each with the same key and body after a timeout or
+/// a retriable refusal until it is answered. Two processes may run the same script (a client
+/// that thinks its first attempt died, running it again elsewhere), so the same key is sent
+/// concurrently.
+///
+/// A key is only retried within the key's TTL minus the longest a request can take to reach
+/// the key's object (`retry_window_ms`, counted from the entry's first send by any process):
+/// after the TTL the draft treats the same key as a new request, and the same body would
+/// rightly be appended again.
+#[derive(Debug)]
+pub struct IngestClient {
+    topic: String,
+    script: Rc<Vec<IngestEntry>>,
+    first_sent: FirstSent,
+    retry_window_ms: i64,
+    next: usize,
+    waited: bool,
+    backoff_ms: i64,
+}
+
+impl IngestClient {
+    /// A process running `script` against `topic`.
+    pub fn new(
+        topic: String,
+        script: Rc<Vec<IngestEntry>>,
+        first_sent: FirstSent,
+        retry_window_ms: i64,
+    ) -> Self {
+        Self {
+            topic,
+            script,
+            first_sent,
+            retry_window_ms,
+            next: 0,
+            waited: false,
+            backoff_ms: 0,
+        }
+    }
+
+    fn advance(&mut self) {
+        self.next += 1;
+        self.waited = false;
+        self.backoff_ms = 0;
+    }
+
+    fn next(&mut self, _rng: &mut Rng, env: &Env<'_>) -> Action {
+        loop {
+            let Some(entry) = self.script.get(self.next) else {
+                return Action::Done;
+            };
+            let first = self.first_sent.borrow().get(&self.next).copied();
+            if first.is_none() && env.settling {
+                // Finish what was started, start nothing new.
+                return Action::Done;
+            }
+            if first.is_some_and(|at| env.now_ms > at + self.retry_window_ms) {
+                // Too late to retry safely: the outcome stays unknown.
+                self.advance();
+                continue;
+            }
+            if !self.waited && entry.wait_ms > 0 && !env.settling {
+                self.waited = true;
+                return Action::Sleep(entry.wait_ms);
+            }
+            if self.backoff_ms > 0 {
+                return Action::Sleep(std::mem::take(&mut self.backoff_ms));
+            }
+            self.first_sent
+                .borrow_mut()
+                .entry(self.next)
+                .or_insert(env.now_ms);
+            let req = ClientReq::Ingest {
+                topic: self.topic.clone(),
+                key: entry.key.clone(),
+                records: entry.records.clone(),
+            };
+            let op = Request::Ingest {
+                topic: self.topic.clone(),
+                key: entry.key.clone(),
+                records: entry.routed.clone(),
+            };
+            return Action::Send(Box::new((req, op)));
+        }
+    }
+
+    fn on_result(&mut self, answered: Answered<'_>, rng: &mut Rng) {
+        match answered {
+            Answered::Ok(ClientAns::Ingested(_)) => self.advance(),
+            Answered::Ok(other) => panic!("an ingestion client got {other:?}"),
+            // Unknown outcome: the same key and body again.
+            Answered::Timeout => {}
+            // Another attempt holds the key (409): wait a little, as Retry-After asks.
+            Answered::Fail(e) if e.code == ErrorCode::IdempotencyKeyInFlight => {
+                self.backoff_ms = rng.range(200, 2_000);
+            }
+            Answered::Fail(e) if e.code.is_retriable() => {}
+            // A definite refusal (the key was used with another body): give up on the entry.
+            Answered::Fail(_) => self.advance(),
         }
     }
 }

@@ -36,6 +36,7 @@
 //! checker needs.
 
 pub mod clients;
+mod ingest;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -58,8 +59,8 @@ use crate::history::{
 };
 use crate::rng::Rng;
 use clients::{
-    Action, Answered, Client, ClientAns, ClientReq, Consumer, Env, IdempotentProducer, Processor,
-    ProcessorSetup, TransactionalProducer,
+    Action, Answered, Client, ClientAns, ClientReq, Consumer, Env, IdempotentProducer,
+    IngestClient, Processor, ProcessorSetup, TransactionalProducer,
 };
 
 /// Bugs the simulator can plant from outside the cores, to show the checker catches them.
@@ -75,6 +76,10 @@ pub struct Bugs {
     /// Old epochs are not fenced: a request with an older epoch is taken as the current one by
     /// the coordinator and the partitions.
     pub no_epoch_fence: bool,
+    /// The `IdempotencyKey` object keeps a key's reservation (its producer id and attempt) in
+    /// memory only until the answer is stored: a restart forgets an unfinished key, so the
+    /// next attempt reserves a new producer id and its batches are no longer duplicates.
+    pub ingest_forgets_reservation: bool,
 }
 
 /// One simulated run's shape. [`Config::for_seed`] varies it by seed (swarm testing).
@@ -117,6 +122,15 @@ pub struct Config {
     pub client_timeout_ms: i64,
     /// Transaction timeout of the transactional producers.
     pub transaction_timeout_ms: i64,
+    /// Keyed-ingestion clients (each runs a script of `Idempotency-Key` requests).
+    pub ingest_clients: u32,
+    /// Processes per ingestion client: two run the same script concurrently, as a client that
+    /// thinks its first attempt died does.
+    pub ingest_processes: u32,
+    /// The lease of an ingestion attempt.
+    pub ingest_lease_ms: i64,
+    /// How long an `Idempotency-Key` is remembered.
+    pub ingest_ttl_ms: i64,
     /// Planted bugs.
     pub bugs: Bugs,
 }
@@ -145,6 +159,12 @@ impl Config {
             fault_interval_ms: *rng.pick(&[200, 1_000, 5_000]),
             client_timeout_ms: *rng.pick(&[500, 1_500, 3_000]),
             transaction_timeout_ms: *rng.pick(&[2_000, 5_000, 20_000]),
+            // Drawn last, so the rest of a seed's configuration is what it was before ingestion
+            // was simulated.
+            ingest_clients: rng.range(0, 2) as u32,
+            ingest_processes: rng.range(1, 2) as u32,
+            ingest_lease_ms: *rng.pick(&[1_000, 5_000, kafdo_ingest::DEFAULT_LEASE_MS]),
+            ingest_ttl_ms: *rng.pick(&[40_000, 120_000]),
             bugs: Bugs::default(),
         }
     }
@@ -168,6 +188,12 @@ enum Target {
     Coordinator(String),
     Group(String),
     Client(Process),
+    /// The Worker, receiving a keyed produce (each delivery starts a run).
+    Worker,
+    /// An `IdempotencyKey` object, named `{topic}/{key}`.
+    Key(String),
+    /// A run of the Worker, receiving the answers to its calls.
+    Run(u64),
 }
 
 /// A message on the simulated network.
@@ -195,15 +221,47 @@ enum Msg {
         id: CallId,
         result: Result<CallReply, CallError>,
     },
+    /// A Worker run's call to a key object or a partition.
+    RunCall {
+        run: u64,
+        call_id: u32,
+        call: ingest::RunCall,
+    },
+    /// The answer to a run's call.
+    RunResult {
+        call_id: u32,
+        result: Result<ingest::RunAns, ApiError>,
+    },
 }
 
 #[derive(Clone, Debug)]
 enum Event {
-    Deliver { to: Target, msg: Msg },
-    Alarm { tid: String, generation: u64 },
-    GroupAlarm { group_id: String, generation: u64 },
-    Wake { process: Process, generation: u64 },
+    Deliver {
+        to: Target,
+        msg: Msg,
+    },
+    Alarm {
+        tid: String,
+        generation: u64,
+    },
+    GroupAlarm {
+        group_id: String,
+        generation: u64,
+    },
+    Wake {
+        process: Process,
+        generation: u64,
+    },
     Fault,
+    /// A run's call passed the Worker's deadline.
+    RunTimeout {
+        run: u64,
+        call_id: u32,
+    },
+    KeyAlarm {
+        object: String,
+        generation: u64,
+    },
 }
 
 type Db = Rc<Sqlite>;
@@ -261,6 +319,9 @@ pub struct World {
     clients: BTreeMap<Process, ClientSlot>,
     next_request: u64,
     next_fake_call: u32,
+    keys: BTreeMap<String, ingest::KeySlot>,
+    runs: BTreeMap<u64, ingest::Run>,
+    next_run: u64,
 }
 
 /// The process that records the final scans.
@@ -339,6 +400,9 @@ impl World {
             clients: BTreeMap::new(),
             next_request: 0,
             next_fake_call: 0,
+            keys: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            next_run: 0,
             config,
         };
         world.place_clients();
@@ -379,6 +443,23 @@ impl World {
             let c = Consumer::new(process, tp, ops * 4);
             self.add_client(process, Client::Consumer(c));
             process += 1;
+        }
+        for i in 0..self.config.ingest_clients {
+            let ttl_ms = self.config.ingest_ttl_ms;
+            let script =
+                ingest::script(&mut self.rng, i, TOPIC, self.config.partitions, ops, ttl_ms);
+            let script = Rc::new(script);
+            let first_sent = clients::FirstSent::default();
+            for _ in 0..self.config.ingest_processes {
+                let c = IngestClient::new(
+                    TOPIC.into(),
+                    script.clone(),
+                    first_sent.clone(),
+                    ttl_ms - ingest::MAX_BEGIN_LATENCY_MS,
+                );
+                self.add_client(process, Client::Ingest(c));
+                process += 1;
+            }
         }
         if self.config.processors == 0 {
             return;
@@ -552,6 +633,8 @@ impl World {
                 generation,
             } => self.wake(process, generation),
             Event::Fault => self.fault(),
+            Event::RunTimeout { run, call_id } => self.run_timeout(run, call_id),
+            Event::KeyAlarm { object, generation } => self.key_alarm(&object, generation),
         }
     }
 
@@ -592,6 +675,27 @@ impl World {
             }
             (Target::Coordinator(tid), Msg::Request { from, id, req }) => {
                 self.coordinator_request(&tid, from, id, req)
+            }
+            (Target::Worker, Msg::Request { from, id, req }) => self.start_run(from, id, req),
+            (Target::Run(run), Msg::RunResult { call_id, result }) => {
+                self.run_result(run, call_id, result)
+            }
+            (Target::Key(object), Msg::RunCall { run, call_id, call }) => {
+                if let Some(result) = self.key_call(&object, call) {
+                    self.send(Target::Run(run), Msg::RunResult { call_id, result });
+                }
+            }
+            (
+                Target::Partition(tp),
+                Msg::RunCall {
+                    run,
+                    call_id,
+                    call: ingest::RunCall::Append(req),
+                },
+            ) => {
+                if let Some(result) = self.run_append(&tp, req) {
+                    self.send(Target::Run(run), Msg::RunResult { call_id, result });
+                }
             }
             (target, Msg::Request { from, id, req }) => {
                 let result = self.object_request(&target, req);
@@ -988,6 +1092,7 @@ impl World {
         let env = Env {
             partitions: &self.partition_refs,
             settling: self.settling,
+            now_ms: self.now_ms,
         };
         let slot = self.clients.get_mut(&process).expect("client");
         let action = slot.client.next(&mut self.rng, &env);
@@ -1031,6 +1136,7 @@ impl World {
                     ClientReq::Join { group_id, .. }
                     | ClientReq::Heartbeat { group_id, .. }
                     | ClientReq::FetchOffsets { group_id, .. } => Target::Group(group_id.clone()),
+                    ClientReq::Ingest { .. } => Target::Worker,
                 };
                 let timeout = self.config.client_timeout_ms;
                 self.schedule(
@@ -1097,7 +1203,22 @@ impl World {
         if !self.faults_on() {
             return;
         }
-        match self.rng.below(10) {
+        // Ingestion adds key objects and Worker runs to what may fail; seeds without it draw
+        // their faults as before.
+        let choices = if self.config.ingest_clients > 0 {
+            13
+        } else {
+            10
+        };
+        match self.rng.below(choices) {
+            10 | 11 => {
+                let objects: Vec<String> = self.keys.keys().cloned().collect();
+                if !objects.is_empty() {
+                    let object = self.rng.pick(&objects).clone();
+                    self.restart_key(&object);
+                }
+            }
+            12 => self.kill_run(),
             0..=3 => {
                 let tps: Vec<Tp> = self.partitions.keys().cloned().collect();
                 let tp = self.rng.pick(&tps).clone();
@@ -1122,6 +1243,7 @@ impl World {
                 }
             }
             _ => {
+                // 8 and 9: a client crashes.
                 let processes: Vec<Process> = self
                     .clients
                     .iter()
@@ -1424,6 +1546,9 @@ fn history_reply(ans: &ClientAns) -> Reply {
             member_id: String::new(),
             generation_id: h.generation_id,
             assignment: tps(&h.assignment),
+        },
+        ClientAns::Ingested(offsets) => Reply::Ingest {
+            offsets: offsets.clone(),
         },
         ClientAns::Offsets(o) => Reply::Offsets {
             offsets: o
