@@ -25,6 +25,7 @@ struct Coverage {
     ingest_key_reused: usize,
     keys_expired: usize,
     runs_killed: usize,
+    ingest_takeovers: usize,
 }
 
 impl Coverage {
@@ -68,6 +69,13 @@ impl Coverage {
                 Entry::Observe {
                     observation: Observation::Note { text },
                 } if text.starts_with("kill the Worker run") => self.runs_killed += 1,
+                // A later attempt of a key took over its producer id (after a failure or an
+                // expired lease).
+                Entry::Observe {
+                    observation: Observation::Note { text },
+                } if text.contains(" proceeds ") && !text.contains(": attempt 1 ") => {
+                    self.ingest_takeovers += 1
+                }
                 Entry::Info { .. } => self.unknown_outcomes += 1,
                 Entry::Observe {
                     observation: Observation::Note { text },
@@ -145,7 +153,8 @@ fn seeds_pass_with_all_faults_on() {
                 && coverage.ingest_in_flight > 0
                 && coverage.ingest_key_reused > 0
                 && coverage.keys_expired > 0
-                && coverage.runs_killed > 0,
+                && coverage.runs_killed > 0
+                && coverage.ingest_takeovers > 0,
             "the seeds did not exercise everything: {coverage:?}"
         );
     }
