@@ -30,7 +30,9 @@
 //! Every record value a client produces is unique across the whole history (`"p3-17"`): a retry
 //! sends the same batch with the same values, so a value seen at two offsets is a duplicate and
 //! an offset seen with two values is a corrupted log. A read-process-write processor's output
-//! record names its input value in [`Request::Produce::sources`].
+//! record names its input value in [`Request::Produce::sources`]. A keyed produce
+//! ([`Request::Ingest`], `Idempotency-Key`) names each record's partition and value; its values
+//! belong to that one (topic, key, body), which two processes may both send.
 //!
 //! One line per event:
 //!
