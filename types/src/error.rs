@@ -22,6 +22,9 @@ pub enum ErrorCode {
     InvalidTopicException,
     /// A record larger than 1 MiB.
     MessageTooLarge,
+    /// A record the topic cannot hold: a record without a key on a compacted topic (Kafka's
+    /// `INVALID_RECORD`).
+    InvalidRecord,
     /// A fetch offset below the log start offset or above the high watermark.
     OffsetOutOfRange,
     /// The producer's epoch is older than the one the broker knows: a newer instance exists.
@@ -67,7 +70,11 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidRequest | InvalidPartitions | InvalidConfig | InvalidTopicException => 400,
+            InvalidRequest
+            | InvalidPartitions
+            | InvalidConfig
+            | InvalidTopicException
+            | InvalidRecord => 400,
             UnknownTopicOrPartition | GroupIdNotFound => 404,
             TopicAlreadyExists
             | ProducerFenced
@@ -113,6 +120,7 @@ impl ErrorCode {
             InvalidConfig => "INVALID_CONFIG",
             InvalidTopicException => "INVALID_TOPIC_EXCEPTION",
             MessageTooLarge => "MESSAGE_TOO_LARGE",
+            InvalidRecord => "INVALID_RECORD",
             OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
             ProducerFenced => "PRODUCER_FENCED",
             InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
@@ -181,10 +189,18 @@ mod tests {
             ErrorCode::OutOfOrderSequenceNumber,
             ErrorCode::IdempotencyKeyReused,
             ErrorCode::InvalidTxnRegistration,
+            ErrorCode::InvalidRecord,
             ErrorCode::UnknownServerError,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.name()));
         }
+    }
+
+    #[test]
+    fn invalid_record_is_a_bad_request() {
+        assert_eq!(ErrorCode::InvalidRecord.http_status(), 400);
+        assert_eq!(ErrorCode::InvalidRecord.name(), "INVALID_RECORD");
+        assert!(!ErrorCode::InvalidRecord.is_retriable());
     }
 }
