@@ -16,6 +16,19 @@
 //! `timestamp_delta` is the difference from the previous record's timestamp (the first record
 //! counts from 0), so a batch of records stamped with the same time costs one byte per record.
 //!
+//! # Rows rewritten by compaction
+//!
+//! Compaction removes records from a row, so their offsets are no longer implied by position.
+//! A rewritten row (flag 8 in `batches.flags`, see `crate::compaction`) stores each record with
+//! its offset, as a delta from the row's `base_offset`, in front of the record:
+//!
+//! ```text
+//! record_with_offset = offset_delta:varint  record
+//! ```
+//!
+//! Only rewritten rows pay for it: an append writes the plain format, so the hot path is
+//! unchanged. [`RecordReader::with_offsets`] reads the explicit form.
+//!
 //! # Producer batches
 //!
 //! The last batches of an idempotent producer ([`crate::producer::BatchMetadata`]) are stored as
@@ -84,22 +97,60 @@ pub fn encode_record(
     }
 }
 
+/// Appends one record of a rewritten row (see "Rows rewritten by compaction" above): its offset
+/// as a delta from the row's `base_offset`, then the record as [`encode_record`] writes it.
+pub fn encode_record_with_offset(
+    out: &mut Vec<u8>,
+    base_offset: i64,
+    previous_timestamp: i64,
+    record: &Record,
+) {
+    assert!(
+        record.offset >= base_offset,
+        "a record before its row's base offset"
+    );
+    put_varint(out, (record.offset - base_offset) as u64);
+    encode_record(
+        out,
+        previous_timestamp,
+        record.timestamp,
+        record.key.as_deref(),
+        record.value.as_deref(),
+        &record.headers,
+    );
+}
+
 /// Reads records out of a row's blob.
 pub struct RecordReader<'a> {
     blob: &'a [u8],
     pos: usize,
+    base_offset: i64,
     next_offset: i64,
     previous_timestamp: i64,
+    /// Whether each record carries its offset (a row rewritten by compaction).
+    explicit_offsets: bool,
 }
 
 impl<'a> RecordReader<'a> {
-    /// A reader over the blob of the row whose first record has `base_offset`.
+    /// A reader over the blob of the row whose first record has `base_offset` (offsets
+    /// implied by position: a row as appended).
     pub fn new(blob: &'a [u8], base_offset: i64) -> Self {
         Self {
             blob,
             pos: 0,
+            base_offset,
             next_offset: base_offset,
             previous_timestamp: 0,
+            explicit_offsets: false,
+        }
+    }
+
+    /// A reader over a row rewritten by compaction, whose records carry their offsets as
+    /// deltas from `base_offset`.
+    pub fn with_offsets(blob: &'a [u8], base_offset: i64) -> Self {
+        Self {
+            explicit_offsets: true,
+            ..Self::new(blob, base_offset)
         }
     }
 
@@ -142,6 +193,14 @@ impl<'a> RecordReader<'a> {
     pub fn next_record(&mut self) -> Option<Record> {
         if self.pos == self.blob.len() {
             return None;
+        }
+        if self.explicit_offsets {
+            let offset = self.base_offset + self.varint() as i64;
+            assert!(
+                offset >= self.next_offset,
+                "a rewritten row's offsets do not increase"
+            );
+            self.next_offset = offset;
         }
         let z = self.varint();
         let delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
@@ -253,6 +312,32 @@ mod tests {
                 let got = reader.next_record().expect("a record");
                 prop_assert_eq!(got.offset, base + i as i64);
                 prop_assert_eq!(&Record { offset: 0, ..got }, r);
+            }
+            prop_assert!(reader.next_record().is_none());
+        }
+
+        #[test]
+        fn records_with_offsets_round_trip(
+            records in proptest::collection::vec((record(), 1i64..1000), 0..20),
+            base in 0i64..1 << 40,
+        ) {
+            let mut offset = base;
+            let records: Vec<Record> = records
+                .into_iter()
+                .map(|(r, gap)| {
+                    offset += gap;
+                    Record { offset, ..r }
+                })
+                .collect();
+            let mut blob = Vec::new();
+            let mut previous = 0;
+            for r in &records {
+                encode_record_with_offset(&mut blob, base, previous, r);
+                previous = r.timestamp;
+            }
+            let mut reader = RecordReader::with_offsets(&blob, base);
+            for r in &records {
+                prop_assert_eq!(&reader.next_record().expect("a record"), r);
             }
             prop_assert!(reader.next_record().is_none());
         }

@@ -84,9 +84,10 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod compaction;
 pub mod producer;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kafdo_sql::{Param, Row, Sql, SqlError, MAX_SAFE_INTEGER};
 use kafdo_types::api::{
@@ -104,6 +105,10 @@ use kafdo_types::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::RecordReader;
+use crate::compaction::{CompactionState, FLAG_OFFSETS};
+pub use crate::compaction::{
+    CompactionStep, DEFAULT_COMPACTION_INTERVAL_MS, DEFAULT_DELETE_RETENTION_MS,
+};
 use crate::producer::{ProducerEntry, Verdict};
 
 /// The largest records blob one log row holds. A Durable Object row holds at most 2 MB; the
@@ -155,6 +160,9 @@ pub enum PartitionError {
         /// The limit.
         max_bytes: usize,
     },
+    /// A record the topic cannot hold: a compacted topic needs a key on every record.
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
     /// A read below the log start offset or above the high watermark.
     #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
     OffsetOutOfRange {
@@ -195,6 +203,7 @@ impl PartitionError {
             PartitionError::UnknownTopicOrPartition(_) => ErrorCode::UnknownTopicOrPartition,
             PartitionError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             PartitionError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            PartitionError::InvalidRecord(_) => ErrorCode::InvalidRecord,
             PartitionError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             PartitionError::ProducerFenced(_) => ErrorCode::ProducerFenced,
             PartitionError::OutOfOrderSequenceNumber(_) => ErrorCode::OutOfOrderSequenceNumber,
@@ -215,6 +224,12 @@ pub struct PartitionConfig {
     /// The most producers remembered; a new one evicts the idlest. Also bounds the
     /// transaction rows (open transactions are never evicted).
     pub max_producers: usize,
+    /// On a compacted topic, how long a tombstone (a keyed record with a null value) is kept
+    /// after its timestamp before compaction removes it (Kafka's `delete.retention.ms`).
+    pub delete_retention_ms: i64,
+    /// On a compacted topic, the least time between the starts of two compaction rounds
+    /// (Kafka's `log.cleaner.backoff.ms`), so a busy partition batches its cleaning.
+    pub compaction_interval_ms: i64,
 }
 
 impl Default for PartitionConfig {
@@ -222,6 +237,8 @@ impl Default for PartitionConfig {
         Self {
             producer_expiry_ms: DEFAULT_PRODUCER_EXPIRY_MS,
             max_producers: DEFAULT_MAX_PRODUCERS,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
+            compaction_interval_ms: DEFAULT_COMPACTION_INTERVAL_MS,
         }
     }
 }
@@ -286,6 +303,17 @@ CREATE TABLE IF NOT EXISTS aborted_transactions (
 );
 CREATE INDEX IF NOT EXISTS aborted_transactions_by_last_offset
     ON aborted_transactions (last_offset);
+CREATE TABLE IF NOT EXISTS compaction (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cleaned_offset INTEGER NOT NULL,
+    round_end_offset INTEGER,
+    cursor_offset INTEGER NOT NULL,
+    round_kept_records INTEGER NOT NULL,
+    round_min_tombstone_ms INTEGER,
+    clean_records INTEGER NOT NULL,
+    min_tombstone_ms INTEGER,
+    last_round_ms INTEGER NOT NULL
+);
 ";
 
 /// The topic incarnation this object serves.
@@ -296,6 +324,8 @@ struct Binding {
     partition: i32,
     /// How long records are kept (`-1`: for ever), from the topic config at the first call.
     retention_ms: i64,
+    /// Whether the topic's `cleanup_policy` is `compact` (from the first call too).
+    compact: bool,
 }
 
 /// A producer's transaction on this partition: open, or the last one that ended.
@@ -311,6 +341,7 @@ struct TxnEntry {
 }
 
 /// One row of the log as a read plans it (everything but the blob).
+#[derive(Clone, Debug)]
 struct RowMeta {
     base_offset: i64,
     last_offset: i64,
@@ -343,6 +374,11 @@ pub struct Partition<S: Sql> {
     transactions: BTreeMap<i64, TxnEntry>,
     last_sweep_ms: i64,
     last_retention_ms: i64,
+    /// How far compaction got (see [`compaction`]); mirrors the `compaction` table.
+    compaction: CompactionState,
+    /// The key map of the compaction round in progress (`(round end, key -> latest offset)`),
+    /// kept between steps of a round so each step does not rebuild it; rebuilt after a restart.
+    compaction_map: Option<(i64, HashMap<Vec<u8>, i64>)>,
 }
 
 fn policy_name(policy: CleanupPolicy) -> &'static str {
@@ -377,12 +413,13 @@ impl<S: Sql> Partition<S> {
         config: PartitionConfig,
     ) -> Result<Self, PartitionError> {
         assert!(config.max_producers > 0 && config.producer_expiry_ms > 0);
+        assert!(config.delete_retention_ms >= 0 && config.compaction_interval_ms >= 0);
         for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             sql.run(statement, &[])?;
         }
         let meta = sql.first(
             "SELECT topic_name, topic_id, partition_index, log_start_offset, deleted,
-                    retention_ms
+                    retention_ms, cleanup_policy
              FROM partition_meta WHERE id = 1",
             &[],
         )?;
@@ -393,6 +430,7 @@ impl<S: Sql> Partition<S> {
                     topic_id: r.text(1).to_owned(),
                     partition: i32::try_from(r.int(2)).expect("a stored partition number"),
                     retention_ms: r.int(5),
+                    compact: r.text(6) == policy_name(CleanupPolicy::Compact),
                 }),
                 r.int(3),
                 r.int(4) != 0,
@@ -446,6 +484,7 @@ impl<S: Sql> Partition<S> {
                 (r.int(0), entry)
             })
             .collect();
+        let compaction = compaction::load_state(&sql, log_start_offset)?;
         let partition = Self {
             sql,
             config,
@@ -461,6 +500,8 @@ impl<S: Sql> Partition<S> {
             transactions,
             last_sweep_ms: now_ms,
             last_retention_ms: i64::MIN / 2,
+            compaction,
+            compaction_map: None,
         };
         partition.assert_offsets();
         Ok(partition)
@@ -516,7 +557,13 @@ impl<S: Sql> Partition<S> {
             topic_id: partition.topic_id.clone(),
             partition: partition.partition,
             retention_ms: partition.config.retention_ms,
+            compact: partition.config.cleanup_policy == CleanupPolicy::Compact,
         });
+    }
+
+    /// Whether this partition's topic is compacted (`cleanup_policy = compact`).
+    fn is_compacted(&self) -> bool {
+        self.binding.as_ref().is_some_and(|b| b.compact)
     }
 
     fn assert_offsets(&self) {
@@ -623,6 +670,20 @@ impl<S: Sql> Partition<S> {
             if !(0..=MAX_SAFE_INTEGER).contains(&timestamp) {
                 return Err(PartitionError::InvalidRequest(format!(
                     "record {index} has timestamp {timestamp}, outside 0..=2^53-1"
+                )));
+            }
+        }
+        // A compacted topic keeps the latest record per key, so a record without a key has no
+        // place in it; Kafka refuses it the same way (INVALID_RECORD). The binding decides
+        // once the partition is bound; the first call's topic config before that.
+        let compact = match &self.binding {
+            Some(b) => b.compact,
+            None => req.partition.config.cleanup_policy == CleanupPolicy::Compact,
+        };
+        if compact {
+            if let Some(index) = records.iter().position(|r| r.key.is_none()) {
+                return Err(PartitionError::InvalidRecord(format!(
+                    "record {index} has no key: a compacted topic needs a key on every record"
                 )));
             }
         }
@@ -927,6 +988,7 @@ impl<S: Sql> Partition<S> {
         // Plan: the rows' metadata, without blobs, decides which rows are needed.
         let offset = from;
         let (max_records, max_bytes) = limits;
+        let row_limit = max_records - response.records.len();
         let metas: Vec<RowMeta> = self
             .sql
             .exec(
@@ -939,7 +1001,7 @@ impl<S: Sql> Partition<S> {
                     offset.into(),
                     offset.into(),
                     end.into(),
-                    ((max_records - response.records.len()) as i64).into(),
+                    (row_limit as i64).into(),
                 ],
             )?
             .iter()
@@ -951,11 +1013,22 @@ impl<S: Sql> Partition<S> {
                 size_bytes: r.int(4),
             })
             .collect();
+        // Fewer rows than asked for: every row below `end` is in the plan, so once they are
+        // read the reader may go on to `end` (compaction may have removed all that follows).
+        let exhausted = metas.len() < row_limit;
+        let compacted = self.is_compacted();
         let Some(scan_start) = metas.first().map(|m| m.base_offset) else {
-            panic!("no log row holds offset {offset} below {end}: offsets are not dense");
+            // Compaction removed every row from `offset` to `end`; anywhere else the log is
+            // dense and some row holds `offset`.
+            assert!(
+                compacted,
+                "no log row holds offset {offset} below {end}: offsets are not dense"
+            );
+            response.next_offset = end;
+            return Ok(false);
         };
         assert!(
-            scan_start <= offset,
+            scan_start <= offset || compacted,
             "the log has a hole before offset {offset}"
         );
         let aborted: Vec<(i64, i64, i64)> = if isolation == Isolation::ReadCommitted {
@@ -990,14 +1063,23 @@ impl<S: Sql> Partition<S> {
         let mut last_needed = scan_start;
         for m in &metas {
             last_needed = m.base_offset;
-            if !visible(m) {
+            // A row wholly before `offset` is only the scan's start before a compaction gap.
+            if !visible(m) || m.last_offset < offset {
                 continue;
             }
-            let from = m.base_offset.max(offset);
-            let row_records = (m.last_offset - m.base_offset + 1) as usize;
-            let used = (m.last_offset - from + 1) as usize;
-            planned_records += used;
-            planned_bytes += m.size_bytes as usize * used / row_records;
+            if m.flags & FLAG_OFFSETS != 0 {
+                // A rewritten row holds an unknown share of its offsets: count it as one
+                // record and all its bytes, so the plan never fetches more bytes than allowed
+                // (the record limit still stops the decoding below).
+                planned_records += 1;
+                planned_bytes += m.size_bytes as usize;
+            } else {
+                let from = m.base_offset.max(offset);
+                let row_records = (m.last_offset - m.base_offset + 1) as usize;
+                let used = (m.last_offset - from + 1) as usize;
+                planned_records += used;
+                planned_bytes += m.size_bytes as usize * used / row_records;
+            }
             if planned_records >= max_records || planned_bytes >= max_bytes {
                 break;
             }
@@ -1013,14 +1095,21 @@ impl<S: Sql> Partition<S> {
         let mut blobs: BTreeMap<i64, Row> = blobs.into_iter().map(|r| (r.int(0), r)).collect();
         let mut full = false;
         'rows: for m in metas.iter().take_while(|m| m.base_offset <= last_needed) {
-            if !visible(m) {
+            if !visible(m) || m.last_offset < offset {
                 response.next_offset = response.next_offset.max(m.last_offset + 1);
                 continue;
             }
             let mut row = blobs.remove(&m.base_offset).expect("a planned row's blob");
             let blob = row.take_blob(1);
-            let mut reader = RecordReader::new(&blob, m.base_offset);
+            let explicit = m.flags & FLAG_OFFSETS != 0;
+            let mut reader = if explicit {
+                RecordReader::with_offsets(&blob, m.base_offset)
+            } else {
+                RecordReader::new(&blob, m.base_offset)
+            };
+            let mut last_decoded = m.base_offset - 1;
             while let Some(record) = reader.next_record() {
+                last_decoded = record.offset;
                 if record.offset < offset {
                     continue;
                 }
@@ -1034,11 +1123,16 @@ impl<S: Sql> Partition<S> {
                 response.next_offset = record.offset + 1;
                 response.records.push(record);
             }
-            assert_eq!(
-                response.next_offset,
-                m.last_offset + 1,
-                "a log row holds fewer records than its offsets say"
+            assert!(
+                last_decoded <= m.last_offset && (explicit || last_decoded == m.last_offset),
+                "a log row holds other records than its offsets say"
             );
+            // A rewritten row may end in a gap: the reader goes past it.
+            response.next_offset = response.next_offset.max(m.last_offset + 1);
+        }
+        if !full && exhausted && metas.last().is_some_and(|m| m.base_offset == last_needed) {
+            // Every row below `end` was read: nothing is left before `end`, not even a gap.
+            response.next_offset = response.next_offset.max(end);
         }
         Ok(full)
     }
@@ -1070,6 +1164,7 @@ impl<S: Sql> Partition<S> {
                 "producers",
                 "transactions",
                 "aborted_transactions",
+                "compaction",
             ] {
                 self.sql.run(&format!("DELETE FROM {table}"), &[])?;
             }
@@ -1077,6 +1172,8 @@ impl<S: Sql> Partition<S> {
         })?;
         self.bind_memory(partition);
         self.deleted = true;
+        self.compaction = CompactionState::new(self.log_start_offset);
+        self.compaction_map = None;
         self.producers.clear();
         self.idle.clear();
         self.transactions.clear();
@@ -1332,8 +1429,10 @@ impl<S: Sql> Partition<S> {
 
     /// The new log start offset retention allows, if it moves.
     fn retention_plan(&self, now_ms: i64) -> Result<Option<i64>, SqlError> {
+        // A compacted topic keeps the latest record of every key for ever (Kafka's
+        // `cleanup.policy=compact` without `delete`): time-based deletion would drop keys.
         let retention_ms = match &self.binding {
-            Some(b) if !self.deleted && b.retention_ms >= 0 => b.retention_ms,
+            Some(b) if !self.deleted && !b.compact && b.retention_ms >= 0 => b.retention_ms,
             _ => return Ok(None),
         };
         let cutoff = now_ms.saturating_sub(retention_ms);
@@ -1399,9 +1498,12 @@ impl<S: Sql> Partition<S> {
         self.producers.len()
     }
 
-    /// Scans the whole log and asserts its invariants: rows dense from the log start offset to
-    /// the high watermark, each row's blob holding exactly its records, the cache equal to
-    /// storage. For tests and the simulator; it reads every row.
+    /// Scans the whole log and asserts its invariants: rows in order from the log start offset
+    /// to the high watermark, each row's blob holding exactly its records, the cache equal to
+    /// storage. Offsets are dense except where compaction removed records: on a compacted
+    /// topic, gaps (between rows and inside rewritten rows) lie only below the compaction
+    /// frontier, and the cleaned part holds each key at most once and no aborted record. For
+    /// tests and the simulator; it reads every row.
     pub fn verify(&self) -> Result<(), PartitionError> {
         if self.deleted {
             let left = self.sql.first("SELECT count(*) FROM batches", &[])?;
@@ -1413,32 +1515,111 @@ impl<S: Sql> Partition<S> {
             return Ok(());
         }
         let rows = self.sql.exec(
-            "SELECT base_offset, last_offset, flags, records FROM batches ORDER BY base_offset",
+            "SELECT base_offset, last_offset, flags, records, producer_id, size_bytes,
+                    max_timestamp
+             FROM batches ORDER BY base_offset",
             &[],
         )?;
+        let aborted: Vec<(i64, i64, i64)> = self
+            .sql
+            .exec(
+                "SELECT producer_id, first_offset, last_offset FROM aborted_transactions",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.int(0), r.int(1), r.int(2)))
+            .collect();
+        let compacted = self.is_compacted();
+        // Below this offset compaction may have removed records (rounds rewrite rows in
+        // order, from the log start up to the round's cursor).
+        let frontier = self.compaction.frontier();
+        assert!(
+            compacted || frontier <= self.log_start_offset,
+            "a topic that is not compacted was compacted"
+        );
+        let mut clean_keys: BTreeSet<Vec<u8>> = BTreeSet::new();
         let mut next = self.log_start_offset;
         for r in &rows {
-            assert_eq!(r.int(0), next, "log rows are not dense");
-            if r.int(2) & FLAG_CONTROL == 0 {
-                let mut reader = RecordReader::new(r.blob(3), r.int(0));
-                let mut n = 0;
-                while reader.next_record().is_some() {
+            let (base, last, flags) = (r.int(0), r.int(1), r.int(2));
+            assert!(base <= last, "a log row ends before it starts");
+            assert!(base >= next, "log rows overlap or start before the log");
+            assert!(
+                base == next || base <= frontier,
+                "a gap before offset {base} above the compaction frontier {frontier}"
+            );
+            let explicit = flags & FLAG_OFFSETS != 0;
+            assert!(
+                !explicit || base < frontier,
+                "a rewritten row at {base} above the compaction frontier {frontier}"
+            );
+            let is_aborted = flags & FLAG_TRANSACTIONAL != 0
+                && aborted.iter().any(|&(id, first, end)| {
+                    Some(id) == r.opt_int(4) && first <= base && base <= end
+                });
+            if flags & FLAG_CONTROL == 0 {
+                let mut reader = if explicit {
+                    RecordReader::with_offsets(r.blob(3), base)
+                } else {
+                    RecordReader::new(r.blob(3), base)
+                };
+                let (mut n, mut previous, mut size, mut max_ts) = (0, base - 1, 0, None);
+                while let Some(record) = reader.next_record() {
+                    assert!(
+                        record.offset > previous && record.offset <= last,
+                        "a row's records are out of order or outside its offsets"
+                    );
+                    previous = record.offset;
                     n += 1;
+                    size += record.size_bytes() as i64;
+                    max_ts = max_ts.max(Some(record.timestamp));
+                    if compacted && record.offset < self.compaction.cleaned_offset {
+                        assert!(!is_aborted, "an aborted record in the cleaned log");
+                        if let Some(key) = record.key {
+                            assert!(
+                                clean_keys.insert(key),
+                                "a key twice in the cleaned log (offset {})",
+                                record.offset
+                            );
+                        }
+                    }
                 }
-                assert_eq!(
-                    n,
-                    r.int(1) - r.int(0) + 1,
-                    "a row's blob disagrees with its offsets"
-                );
+                if explicit {
+                    assert_eq!(size, r.int(5), "a rewritten row's size_bytes is wrong");
+                    if let Some(ts) = max_ts {
+                        assert_eq!(ts, r.int(6), "a rewritten row's max_timestamp is wrong");
+                    }
+                } else {
+                    assert_eq!(
+                        n,
+                        last - base + 1,
+                        "a row's blob disagrees with its offsets"
+                    );
+                }
             } else {
-                assert_eq!(r.int(0), r.int(1), "a control batch spans one offset");
+                assert_eq!(base, last, "a control batch spans one offset");
             }
-            next = r.int(1) + 1;
+            next = last + 1;
         }
         assert_eq!(
             next, self.high_watermark,
             "the cached high watermark is wrong"
         );
+        if compacted {
+            assert!(
+                aborted
+                    .iter()
+                    .all(|&(_, _, end)| end >= self.compaction.cleaned_offset),
+                "an aborted-index entry below the cleaned offset"
+            );
+        }
+        if compacted {
+            // (Retention moves the log start of other topics, and with it the initial state.)
+            let stored = compaction::load_state(&self.sql, self.log_start_offset)?;
+            assert_eq!(
+                stored, self.compaction,
+                "the cached compaction state is wrong"
+            );
+        }
         let idle: BTreeSet<(i64, i64)> = self
             .producers
             .iter()

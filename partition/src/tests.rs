@@ -255,6 +255,7 @@ fn producers_expire_and_the_idlest_are_evicted_at_the_cap() {
     let config = PartitionConfig {
         producer_expiry_ms: 1_000,
         max_producers: 2,
+        ..PartitionConfig::default()
     };
     let mut p = Partition::open_with_config(db.clone(), 0, config).unwrap();
     let req = |id, seq| AppendRequest {

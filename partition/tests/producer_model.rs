@@ -225,7 +225,7 @@ proptest! {
 
     #[test]
     fn producer_state_matches_the_model(ops in proptest::collection::vec(op(), 1..80)) {
-        let config = PartitionConfig { producer_expiry_ms: EXPIRY_MS, max_producers: MAX_PRODUCERS };
+        let config = PartitionConfig { producer_expiry_ms: EXPIRY_MS, max_producers: MAX_PRODUCERS, ..PartitionConfig::default() };
         let db = Rc::new(Sqlite::memory());
         let mut now_ms = 1_000;
         let mut core = Partition::open_with_config(db.clone(), now_ms, config).unwrap();
