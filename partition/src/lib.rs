@@ -988,7 +988,9 @@ impl<S: Sql> Partition<S> {
         // Plan: the rows' metadata, without blobs, decides which rows are needed.
         let offset = from;
         let (max_records, max_bytes) = limits;
-        let row_limit = max_records - response.records.len();
+        // One row more than records wanted: after a compaction gap, the first row found may
+        // end before `offset` and hold nothing for this read.
+        let row_limit = max_records - response.records.len() + 1;
         let metas: Vec<RowMeta> = self
             .sql
             .exec(
