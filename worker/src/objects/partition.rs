@@ -9,8 +9,19 @@
 //! sleeps until an append or a transaction marker (which moves the last stable offset) completes
 //! on this object, or the wait elapses, whichever comes first, then reads once more. The core never waits: it answers what is there now. The
 //! number of parked readers is bounded ([`MAX_WAITERS`]); past it a read answers at once.
+//!
+//! # Compaction (the alarm)
+//!
+//! On a compacted topic the core says when a compaction step is due
+//! ([`PartitionCore::next_compaction_ms`]). After every append and marker the adapter arms the
+//! object's alarm for that time unless an earlier one is armed; when the alarm fires it runs
+//! one bounded step ([`PartitionCore::compact`], one storage transaction) and arms again for
+//! the next (at once while a round is in progress). Nobody has to ask: a partition that is
+//! written to compacts itself. A topic with `cleanup_policy = delete` never arms it. The least
+//! time between two rounds is the `COMPACTION_INTERVAL_MS` variable of `wrangler.toml`
+//! (default [`kafdo_partition::DEFAULT_COMPACTION_INTERVAL_MS`], 15 s).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
@@ -18,7 +29,9 @@ use std::time::Duration;
 use futures_channel::oneshot;
 use futures_util::future::select;
 use js_sys::Promise;
-use kafdo_partition::{Partition as PartitionCore, PartitionError};
+use kafdo_partition::{
+    Partition as PartitionCore, PartitionConfig, PartitionError, DEFAULT_COMPACTION_INTERVAL_MS,
+};
 use kafdo_types::api::FetchResponse;
 use kafdo_types::limits::MAX_FETCH_WAIT_MS;
 use kafdo_types::rpc::{
@@ -26,15 +39,20 @@ use kafdo_types::rpc::{
 };
 use kafdo_types::ApiError;
 use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
 use worker::worker_sys::DurableObjectState;
 use worker::{web_sys, Delay, Env, Response, State};
 
 use super::{cbor_answer, no_such_call, now_ms, serve, storage_error};
+use crate::guard::guarded;
 use crate::http::from_cbor;
 use crate::sql::DoSql;
 
 /// The most long-polling reads one partition parks at a time.
 pub const MAX_WAITERS: usize = 1_000;
+
+/// The variable that sets the least time between two compaction rounds, in ms.
+pub const COMPACTION_INTERVAL_VAR: &str = "COMPACTION_INTERVAL_MS";
 
 /// A partition object.
 #[wasm_bindgen]
@@ -50,6 +68,11 @@ pub struct PartitionObject {
     core: RefCell<Option<PartitionCore<DoSql>>>,
     /// Parked long-polling reads, woken after every append.
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    /// The core's bounds (the compaction interval comes from the environment).
+    config: PartitionConfig,
+    /// The alarm time this instance armed last (`None` after a restart or once it fired:
+    /// then the next append arms again).
+    armed_ms: Cell<Option<i64>>,
 }
 
 fn api_error(e: PartitionError) -> ApiError {
@@ -64,7 +87,9 @@ impl PartitionObject {
         let mut core = self.core.borrow_mut();
         if core.is_none() {
             let sql = DoSql::new(&self.state).map_err(storage_error)?;
-            *core = Some(PartitionCore::open(sql, now_ms()).map_err(api_error)?);
+            *core = Some(
+                PartitionCore::open_with_config(sql, now_ms(), self.config).map_err(api_error)?,
+            );
         }
         f(core.as_mut().expect("opened above")).map_err(api_error)
     }
@@ -75,6 +100,41 @@ impl PartitionObject {
             // A reader that gave up has dropped its receiver; nothing to do for it.
             let _ = waiter.send(());
         }
+    }
+
+    /// Arms the alarm for the next compaction step when it is earlier than the armed one.
+    /// Called after appends and markers; an error is logged (the next one arms again).
+    async fn arm_alarm(&self) {
+        let next = match self.core.borrow().as_ref() {
+            Some(core) => core.next_compaction_ms(now_ms()),
+            None => return,
+        };
+        let Some(at_ms) = next else { return };
+        if self.armed_ms.get().is_some_and(|armed| armed <= at_ms) {
+            return;
+        }
+        self.armed_ms.set(Some(at_ms));
+        let offset_ms = (at_ms - now_ms()).max(0);
+        if let Err(e) = self.state.storage().set_alarm(offset_ms).await {
+            self.armed_ms.set(None);
+            worker::console_error!("partition alarm: setting it failed: {e}");
+        }
+    }
+
+    /// The alarm: one compaction step, then the next alarm if more is due.
+    async fn alarm(&self) {
+        self.armed_ms.set(None);
+        match self.with_core(|core| core.compact(now_ms())) {
+            Ok(step) if step.rows_read > 0 => worker::console_log!(
+                "partition compaction: {} rows read, {} records removed, cleaned to {}",
+                step.rows_read,
+                step.records_removed,
+                step.cleaned_offset
+            ),
+            Ok(_) => {}
+            Err(e) => worker::console_error!("partition compaction failed: {}", e.message),
+        }
+        self.arm_alarm().await;
     }
 
     async fn read(&self, req: ReadRequest) -> Result<FetchResponse, ApiError> {
@@ -106,6 +166,7 @@ impl PartitionObject {
                     .and_then(|req| self.with_core(|core| core.append(&req, now_ms())));
                 if result.is_ok() {
                     self.wake_waiters();
+                    self.arm_alarm().await;
                 }
                 cbor_answer(result)
             }
@@ -128,6 +189,7 @@ impl PartitionObject {
                 // old one may now have records to see.
                 if result.is_ok() {
                     self.wake_waiters();
+                    self.arm_alarm().await;
                 }
                 cbor_answer(result)
             }
@@ -154,13 +216,24 @@ impl PartitionObject {
 impl Partition {
     /// Called by the runtime when the object starts.
     #[wasm_bindgen(constructor)]
-    pub fn new(state: DurableObjectState, _env: Env) -> Self {
+    pub fn new(state: DurableObjectState, env: Env) -> Self {
         let state = State::from(state);
+        let compaction_interval_ms = env
+            .var(COMPACTION_INTERVAL_VAR)
+            .ok()
+            .and_then(|v| v.to_string().parse::<i64>().ok())
+            .filter(|&ms| ms >= 0)
+            .unwrap_or(DEFAULT_COMPACTION_INTERVAL_MS);
         Self {
             inner: Rc::new(PartitionObject {
                 state,
                 core: RefCell::new(None),
                 waiters: RefCell::new(Vec::new()),
+                config: PartitionConfig {
+                    compaction_interval_ms,
+                    ..PartitionConfig::default()
+                },
+                armed_ms: Cell::new(None),
             }),
         }
     }
@@ -170,5 +243,17 @@ impl Partition {
         serve(&self.inner, req, |inner, path, body| async move {
             inner.call(&path, &body).await
         })
+    }
+
+    /// Called by the runtime when the alarm fires: a compaction step.
+    pub fn alarm(&self) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        guarded(
+            async move {
+                inner.alarm().await;
+                JsValue::UNDEFINED
+            },
+            JsValue::UNDEFINED,
+        )
     }
 }
