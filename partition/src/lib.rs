@@ -10,7 +10,9 @@
 //!
 //! Offsets are dense: the high watermark is the offset the next record gets, every offset in
 //! `[log_start_offset, high_watermark)` holds exactly one record (a data record or a
-//! transaction marker), and an append takes the next `n` offsets. The log is stored **one row
+//! transaction marker), and an append takes the next `n` offsets. The one exception is a
+//! compacted topic, where compaction removes superseded records and leaves their offsets
+//! empty (never reused). The log is stored **one row
 //! per batch**: an append of `n` records writes one row holding all of them in a compact binary
 //! blob (see [`codec`]), split into several rows when the blob would pass [`MAX_ROW_BYTES`] (a
 //! Durable Object row holds at most 2 MB). Measured on file-backed SQLite, a row per batch
@@ -26,15 +28,20 @@
 //! transactions(producer_id INTEGER PRIMARY KEY, producer_epoch, transactional_id, open,
 //!              first_offset, start_ms, updated_ms)
 //! aborted_transactions(producer_id, first_offset, last_offset)   -- the aborted index
+//! compaction(id = 1, cleaned_offset, round_end_offset, cursor_offset, round_kept_records,
+//!            round_min_tombstone_ms, clean_records, min_tombstone_ms, last_round_ms)
 //! ```
 //!
 //! `flags` marks a row transactional (1), a control batch (2, one marker record) and, for a
-//! control batch, a commit (4; an abort otherwise). `size_bytes` is the sum of the records'
+//! control batch, a commit (4; an abort otherwise), and a row rewritten by compaction (8: its
+//! records carry explicit offsets). `size_bytes` is the sum of the records'
 //! key, value and header bytes, so a read can plan how many rows it needs before fetching any
 //! blob. `max_timestamp` and `log_start_offset` serve retention
 //! ([`Partition::enforce_retention`]), which deletes whole rows from the front, never past the
-//! last stable offset; compaction (not built yet) will rewrite rows in place (offsets may then
-//! skip, which readers already allow).
+//! last stable offset. On a compacted topic ([`compaction`]) retention deletes nothing;
+//! compaction rewrites rows in place instead, keeping the latest record per key, so offsets
+//! may skip (gaps between and inside rows), which reads and [`Partition::verify`] allow there.
+//! A compacted topic refuses records without a key (`INVALID_RECORD`).
 //!
 //! The high watermark, the log start offset, the producer states and the transactions are
 //! cached in memory, loaded by [`Partition::open`]: an object restart loses memory and keeps
