@@ -130,8 +130,11 @@ fn compaction(keys: usize, fsync: bool) -> (f64, f64, usize, usize) {
     let mut p = Partition::open_with_config(&db, NOW, config()).unwrap();
     let total = 200_000;
     for b in 0..total / 1_000 {
-        p.append(&batch_of(CleanupPolicy::Compact, 1_000, b * 1_000, keys), NOW)
-            .unwrap();
+        p.append(
+            &batch_of(CleanupPolicy::Compact, 1_000, b * 1_000, keys),
+            NOW,
+        )
+        .unwrap();
     }
     let (mut read, mut removed, mut steps) = (0, 0, 0);
     let start = Instant::now();
@@ -211,9 +214,9 @@ fn main() {
         );
         for keys in [1_000usize, 100_000] {
             let runs: Vec<_> = (0..3).map(|_| compaction(keys, fsync)).collect();
-            let (read, removed, steps, left) = runs
-                .into_iter()
-                .fold((0.0, 0.0, 0, 0), |a, b| if b.0 > a.0 { b } else { a });
+            let (read, removed, steps, left) =
+                runs.into_iter()
+                    .fold((0.0, 0.0, 0, 0), |a, b| if b.0 > a.0 { b } else { a });
             println!("{keys:>8} {read:>16.0} {removed:>18.0} {steps:>6} {left:>8}");
         }
     }
