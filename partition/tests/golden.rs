@@ -15,7 +15,11 @@
 //! - `retention MS` (the topic's `retention_ms` in later calls; the first call binds it),
 //!   `retain` (apply retention now)
 //! - `tick MS` (advance the clock), `restart` (drop the core, reopen on the same SQLite),
-//!   `config max_producers=N expiry_ms=MS` (reopen with other bounds), `producers`
+//!   `config max_producers=N expiry_ms=MS delete_retention_ms=MS compaction_interval_ms=MS`
+//!   (reopen with other bounds), `producers`
+//! - `policy compact|delete` (the topic's `cleanup_policy` in later calls; the first call
+//!   binds it), `compact` (one compaction step), `next_compaction` (when one is due); in
+//!   `values=`, `null` is a null value (a tombstone when keyed)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,7 +27,7 @@ use std::rc::Rc;
 
 use kafdo_partition::{Partition, PartitionConfig, PartitionError};
 use kafdo_sql::Sqlite;
-use kafdo_types::api::{Isolation, TopicConfig};
+use kafdo_types::api::{CleanupPolicy, Isolation, TopicConfig};
 use kafdo_types::record::ProduceRecord;
 use kafdo_types::rpc::{
     AppendRequest, PartitionRef, ProducerBatch, ReadRequest, RegisterTxnRequest, TxnResult,
@@ -38,16 +42,18 @@ struct Runner {
     generated: usize,
     /// The topic's `retention_ms` the calls carry.
     retention_ms: i64,
+    /// The topic's `cleanup_policy` the calls carry.
+    policy: CleanupPolicy,
 }
 
-fn pref(topic_id: Option<&str>, retention_ms: i64) -> PartitionRef {
+fn pref(topic_id: Option<&str>, retention_ms: i64, cleanup_policy: CleanupPolicy) -> PartitionRef {
     PartitionRef {
         topic: "t".into(),
         topic_id: topic_id.unwrap_or("1-t").into(),
         partition: 0,
         config: TopicConfig {
             retention_ms,
-            ..TopicConfig::default()
+            cleanup_policy,
         },
     }
 }
@@ -79,6 +85,7 @@ impl Runner {
             now_ms,
             generated: 0,
             retention_ms: TopicConfig::default().retention_ms,
+            policy: CleanupPolicy::Delete,
         }
     }
 
@@ -110,7 +117,12 @@ impl Runner {
         match command {
             "append" => {
                 let mut records: Vec<ProduceRecord> = if let Some(v) = args.get("values") {
-                    v.split(',').map(ProduceRecord::value).collect()
+                    v.split(',')
+                        .map(|v| ProduceRecord {
+                            value: (v != "null").then(|| v.as_bytes().to_vec()),
+                            ..ProduceRecord::default()
+                        })
+                        .collect()
                 } else {
                     let n = int("records").unwrap_or(1) as usize;
                     (0..n)
@@ -140,7 +152,7 @@ impl Runner {
                     base_sequence: int("seq").unwrap_or(0) as i32,
                 });
                 let req = AppendRequest {
-                    partition: pref(topic_id, self.retention_ms),
+                    partition: pref(topic_id, self.retention_ms, self.policy),
                     producer,
                     transactional: flags.contains(&"txn"),
                     records,
@@ -160,7 +172,7 @@ impl Runner {
                     Some(other) => panic!("unknown isolation {other}"),
                 };
                 let req = ReadRequest {
-                    partition: pref(topic_id, self.retention_ms),
+                    partition: pref(topic_id, self.retention_ms, self.policy),
                     offset: int("offset").unwrap_or(0),
                     max_records: int("max_records").unwrap_or(100) as u32,
                     max_bytes: int("max_bytes").unwrap_or(1 << 20) as u32,
@@ -188,20 +200,26 @@ impl Runner {
                     Err(e) => error(e),
                 }
             }
-            "info" => match self.core.info(&pref(topic_id, self.retention_ms)) {
+            "info" => match self
+                .core
+                .info(&pref(topic_id, self.retention_ms, self.policy))
+            {
                 Ok(i) => format!(
                     "log_start_offset={} high_watermark={} last_stable_offset={}",
                     i.log_start_offset, i.high_watermark, i.last_stable_offset
                 ),
                 Err(e) => error(e),
             },
-            "delete" => match self.core.delete(&pref(topic_id, self.retention_ms)) {
+            "delete" => match self
+                .core
+                .delete(&pref(topic_id, self.retention_ms, self.policy))
+            {
                 Ok(()) => "ok".into(),
                 Err(e) => error(e),
             },
             "register" => {
                 let req = RegisterTxnRequest {
-                    partition: pref(topic_id, self.retention_ms),
+                    partition: pref(topic_id, self.retention_ms, self.policy),
                     transactional_id: args.get("tid").unwrap_or(&"tx").to_string(),
                     producer_id: int("pid").expect("pid="),
                     producer_epoch: int("epoch").expect("epoch=") as i32,
@@ -219,7 +237,7 @@ impl Runner {
                     TxnResult::Abort
                 };
                 let req = WriteMarkerRequest {
-                    partition: pref(topic_id, self.retention_ms),
+                    partition: pref(topic_id, self.retention_ms, self.policy),
                     producer_id: int("pid").expect("pid="),
                     producer_epoch: int("epoch").expect("epoch=") as i32,
                     result,
@@ -256,6 +274,33 @@ impl Runner {
                 self.retention_ms = flags.first().expect("retention MS").parse().expect("ms");
                 "ok".into()
             }
+            "policy" => {
+                self.policy = match *flags.first().expect("policy compact|delete") {
+                    "compact" => CleanupPolicy::Compact,
+                    "delete" => CleanupPolicy::Delete,
+                    other => panic!("unknown policy {other}"),
+                };
+                "ok".into()
+            }
+            "compact" => match self.core.compact(self.now_ms) {
+                Ok(s) => format!(
+                    "rows_read={} records_read={} records_removed={} rows_rewritten={} \
+                     rows_deleted={} round_finished={} cleaned_offset={}",
+                    s.rows_read,
+                    s.records_read,
+                    s.records_removed,
+                    s.rows_rewritten,
+                    s.rows_deleted,
+                    s.round_finished,
+                    s.cleaned_offset
+                ),
+                Err(e) => error(e),
+            },
+            "next_compaction" => match self.core.next_compaction_ms(self.now_ms) {
+                Some(ms) if ms <= self.now_ms => "due now".into(),
+                Some(ms) => format!("due in {} ms", ms - self.now_ms),
+                None => "none".into(),
+            },
             "retain" => match self.core.enforce_retention(self.now_ms) {
                 Ok(start) => format!("log_start_offset={start}"),
                 Err(e) => error(e),
@@ -272,6 +317,12 @@ impl Runner {
                 }
                 if let Some(ms) = int("expiry_ms") {
                     self.config.producer_expiry_ms = ms;
+                }
+                if let Some(ms) = int("delete_retention_ms") {
+                    self.config.delete_retention_ms = ms;
+                }
+                if let Some(ms) = int("compaction_interval_ms") {
+                    self.config.compaction_interval_ms = ms;
                 }
                 self.reopen()
             }
