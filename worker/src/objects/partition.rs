@@ -51,6 +51,10 @@ use crate::sql::DoSql;
 /// The most long-polling reads one partition parks at a time.
 pub const MAX_WAITERS: usize = 1_000;
 
+/// How long the alarm waits after a compaction step failed (a storage error) before it tries
+/// again, so a persistent failure does not spin the alarm.
+pub const COMPACTION_RETRY_MS: i64 = 10_000;
+
 /// The variable that sets the least time between two compaction rounds, in ms.
 pub const COMPACTION_INTERVAL_VAR: &str = "COMPACTION_INTERVAL_MS";
 
@@ -132,7 +136,15 @@ impl PartitionObject {
                 step.cleaned_offset
             ),
             Ok(_) => {}
-            Err(e) => worker::console_error!("partition compaction failed: {}", e.message),
+            Err(e) => {
+                worker::console_error!("partition compaction failed: {}", e.message);
+                self.armed_ms.set(Some(now_ms() + COMPACTION_RETRY_MS));
+                if let Err(e) = self.state.storage().set_alarm(COMPACTION_RETRY_MS).await {
+                    self.armed_ms.set(None);
+                    worker::console_error!("partition alarm: setting it failed: {e}");
+                }
+                return;
+            }
         }
         self.arm_alarm().await;
     }
