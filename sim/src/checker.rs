@@ -873,11 +873,12 @@ impl<'a> Checker<'a> {
                 },
                 Some(Reply::EndTxn {
                     state,
+                    producer_id: next_id,
                     producer_epoch: next,
                 }),
             ) = (op.request, op.reply())
             {
-                if next == producer_epoch {
+                if next_id.unwrap_or(*producer_id) == *producer_id && next == producer_epoch {
                     // Ending a transaction that never began changes nothing and keeps the
                     // epoch: it is no evidence about the next transaction of that epoch.
                     continue;
@@ -1189,11 +1190,16 @@ impl<'a> Checker<'a> {
 
     fn check_epochs_and_fencing(&mut self) {
         let ops = self.ops.clone();
-        // Per transactional id: the producer id, and the epochs inits handed out.
-        let mut producer_ids: HashMap<&str, (i64, u64)> = HashMap::new();
-        let mut init_epochs: HashMap<&str, HashMap<i32, u64>> = HashMap::new();
-        // Per producer id: (answer event, epoch) of every answer revealing an epoch.
-        let mut revealed: HashMap<i64, Vec<(u64, i32)>> = HashMap::new();
+        // A transactional id's identities, (producer id, epoch), only rise: epochs rise within a
+        // producer id, and a transactional id moves to a new, higher producer id (allocated
+        // rising) only when its epochs are spent, starting its epochs again.
+        type Identity = (i64, i32);
+        // Per transactional id: the inits' (invoke, answer, identity), and the identities
+        // inits handed out.
+        let mut inits_of: HashMap<&str, Vec<(u64, u64, Identity)>> = HashMap::new();
+        let mut init_identities: HashMap<&str, HashMap<Identity, u64>> = HashMap::new();
+        // Per transactional id: (answer event, identity) of every answer revealing one.
+        let mut revealed: HashMap<&str, Vec<(u64, Identity)>> = HashMap::new();
         for op in &ops {
             match (op.request, op.reply()) {
                 (
@@ -1205,66 +1211,79 @@ impl<'a> Checker<'a> {
                         producer_epoch,
                     }),
                 ) => {
-                    if let Some((id, at)) = producer_ids.get(tid.as_str()).copied() {
-                        if id != *producer_id {
-                            self.violation(
-                                Invariant::EpochsRise,
-                                format!(
-                                    "transactional id {tid} got producer id {id} and then \
-                                     {producer_id}"
-                                ),
-                                vec![at, op.complete],
-                            );
-                        }
-                    } else {
-                        producer_ids.insert(tid, (*producer_id, op.complete));
-                    }
-                    let epochs = init_epochs.entry(tid).or_default();
-                    if let Some(at) = epochs.insert(*producer_epoch, op.complete) {
+                    let identity = (*producer_id, *producer_epoch);
+                    inits_of
+                        .entry(tid)
+                        .or_default()
+                        .push((op.invoke, op.complete, identity));
+                    let inits = init_identities.entry(tid).or_default();
+                    if let Some(at) = inits.insert(identity, op.complete) {
                         self.violation(
                             Invariant::EpochsRise,
                             format!(
-                                "two inits of {tid} both got epoch {producer_epoch}: two live \
-                                 instances share an epoch"
+                                "two inits of {tid} both got {producer_id}.{producer_epoch}: two \
+                                 live instances share an epoch"
                             ),
                             vec![at, op.complete],
                         );
                     }
                     revealed
-                        .entry(*producer_id)
+                        .entry(tid)
                         .or_default()
-                        .push((op.complete, *producer_epoch));
+                        .push((op.complete, identity));
                 }
                 (
                     Request::EndTxn {
+                        transactional_id,
                         producer_id,
                         producer_epoch,
                         ..
                     },
                     Some(Reply::EndTxn {
+                        producer_id: next_id,
                         producer_epoch: next,
                         ..
                     }),
                 ) => {
-                    if next < producer_epoch {
+                    let ended = (*producer_id, *producer_epoch);
+                    let next = (next_id.unwrap_or(*producer_id), *next);
+                    if next < ended {
                         self.violation(
                             Invariant::EpochsRise,
                             format!(
-                                "ending transaction {:?} answered the older epoch {next}",
-                                (producer_id, producer_epoch)
+                                "ending transaction {ended:?} answered the older {}.{}",
+                                next.0, next.1
                             ),
                             vec![op.complete],
                         );
                     }
                     revealed
-                        .entry(*producer_id)
+                        .entry(transactional_id)
                         .or_default()
-                        .push((op.complete, *next));
+                        .push((op.complete, next));
                 }
                 _ => {}
             }
         }
-        let mut coordinator: HashMap<&str, (i64, i32, u64)> = HashMap::new();
+        // An init sent after another was answered gets a higher identity (concurrent inits may
+        // be answered in any order).
+        for (tid, inits) in &inits_of {
+            for (_, answered, before) in inits {
+                for (sent, at, after) in inits {
+                    if answered < sent && after <= before {
+                        self.violation(
+                            Invariant::EpochsRise,
+                            format!(
+                                "an init of {tid} got {}.{} after an earlier one got {}.{}",
+                                after.0, after.1, before.0, before.1
+                            ),
+                            vec![*answered, *at],
+                        );
+                    }
+                }
+            }
+        }
+        let mut coordinator: HashMap<&str, (Identity, u64)> = HashMap::new();
         for event in self.events {
             let Entry::Observe {
                 observation:
@@ -1278,30 +1297,27 @@ impl<'a> Checker<'a> {
             else {
                 continue;
             };
-            if let Some((id, epoch, at)) = coordinator.get(transactional_id.as_str()).copied() {
-                let moved_id = id >= 0 && *producer_id != id;
-                if moved_id || *producer_epoch < epoch {
+            let now = (*producer_id, *producer_epoch);
+            if let Some((before, at)) = coordinator.get(transactional_id.as_str()).copied() {
+                if now < before {
                     self.violation(
                         Invariant::EpochsRise,
                         format!(
-                            "coordinator {transactional_id} went from {id}.{epoch} to \
-                             {producer_id}.{producer_epoch}"
+                            "coordinator {transactional_id} went from {}.{} to {}.{}",
+                            before.0, before.1, now.0, now.1
                         ),
                         vec![at, event.index],
                     );
                 }
             }
-            coordinator.insert(
-                transactional_id,
-                (*producer_id, *producer_epoch, event.index),
-            );
+            coordinator.insert(transactional_id, (now, event.index));
         }
         for op in &ops {
-            let (producer_id, producer_epoch, what) = match op.request {
+            let (tid, producer_id, producer_epoch, what) = match op.request {
                 Request::Produce {
                     producer_id: Some(id),
                     producer_epoch: Some(epoch),
-                    transactional_id: Some(_),
+                    transactional_id: Some(tid),
                     ..
                 } => {
                     if matches!(
@@ -1314,35 +1330,48 @@ impl<'a> Checker<'a> {
                         // A retry of a batch written before the fence changes nothing.
                         continue;
                     }
-                    (*id, *epoch, "transactional write")
+                    (tid, *id, *epoch, "transactional write")
                 }
                 Request::AddPartitions {
+                    transactional_id,
                     producer_id,
                     producer_epoch,
                     ..
-                } => (*producer_id, *producer_epoch, "partition registration"),
+                } => (
+                    transactional_id,
+                    *producer_id,
+                    *producer_epoch,
+                    "partition registration",
+                ),
                 Request::AddOffsets {
+                    transactional_id,
                     producer_id,
                     producer_epoch,
                     ..
-                } => (*producer_id, *producer_epoch, "offset registration"),
+                } => (
+                    transactional_id,
+                    *producer_id,
+                    *producer_epoch,
+                    "offset registration",
+                ),
                 _ => continue,
             };
             if op.reply().is_none() {
                 continue;
             }
-            let newer = revealed.get(&producer_id).and_then(|answers| {
+            let used = (producer_id, producer_epoch);
+            let newer = revealed.get(tid.as_str()).and_then(|answers| {
                 answers
                     .iter()
-                    .find(|(at, epoch)| *at < op.invoke && *epoch > producer_epoch)
+                    .find(|(at, identity)| *at < op.invoke && *identity > used)
                     .copied()
             });
-            if let Some((at, epoch)) = newer {
+            if let Some((at, (id, epoch))) = newer {
                 self.violation(
                     Invariant::Fencing,
                     format!(
-                        "a {what} with {producer_id}.{producer_epoch} succeeded after epoch \
-                         {epoch} was handed out"
+                        "a {what} with {producer_id}.{producer_epoch} succeeded after {id}.{epoch} \
+                         was handed out"
                     ),
                     vec![at, op.invoke, op.complete],
                 );

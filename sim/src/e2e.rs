@@ -215,6 +215,7 @@ pub fn ingest_reply(answer: &ProduceResponse) -> Reply {
 pub fn end_txn_reply(answer: &EndTxnResponse) -> Reply {
     Reply::EndTxn {
         state: answer.state,
+        producer_id: Some(answer.producer_id),
         producer_epoch: answer.producer_epoch,
     }
 }

@@ -352,6 +352,10 @@ pub enum Reply {
     EndTxn {
         /// `CompleteCommit` or `CompleteAbort`.
         state: TransactionState,
+        /// The producer id for the next transaction: the request's, or a new one once its
+        /// epochs were spent. `None` (hand-written histories) means the request's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        producer_id: Option<i64>,
         /// The epoch for the next transaction.
         producer_epoch: i32,
     },
@@ -780,6 +784,12 @@ impl fmt::Display for Reply {
             Reply::Done => write!(f, "done"),
             Reply::EndTxn {
                 state,
+                producer_id: Some(producer_id),
+                producer_epoch,
+            } => write!(f, "{state} next=pid={producer_id}.{producer_epoch}"),
+            Reply::EndTxn {
+                state,
+                producer_id: None,
                 producer_epoch,
             } => write!(f, "{state} next-epoch={producer_epoch}"),
             Reply::Offsets { offsets } => write!(f, "[{}]", list(offsets)),

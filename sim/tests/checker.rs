@@ -198,6 +198,7 @@ impl H {
         self.ok(
             p,
             Reply::EndTxn {
+                producer_id: None,
                 state: if commit {
                     TransactionState::CompleteCommit
                 } else {
@@ -282,6 +283,7 @@ fn good_story(h: &mut H) {
     h.ok(
         1,
         Reply::EndTxn {
+            producer_id: None,
             state: TransactionState::CompleteCommit,
             producer_epoch: 1,
         },
@@ -674,6 +676,7 @@ fn an_end_that_lowers_the_epoch_is_caught() {
     h.ok(
         1,
         Reply::EndTxn {
+            producer_id: None,
             state: TransactionState::CompleteAbort,
             producer_epoch: -1,
         },
@@ -702,6 +705,72 @@ fn a_fenced_zombie_is_fine() {
     h.fail(1, ErrorCode::ProducerFenced);
     let report = h.check();
     assert!(report.is_valid(), "{report}");
+}
+
+/// A transaction whose end spends the epochs of producer id 1: the answer moves the
+/// transactional id to producer id 2, epoch 0.
+fn move_to_producer_id_2(h: &mut H) {
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[A0]);
+    h.produce(1, A0, Some(T0), &["v1"], 0);
+    h.end(1, T0, true);
+    h.marker(A0, T0, true, 1);
+    h.ok(
+        1,
+        Reply::EndTxn {
+            producer_id: Some(2),
+            state: TransactionState::CompleteCommit,
+            producer_epoch: 0,
+        },
+    );
+}
+
+#[test]
+fn a_move_to_a_new_producer_id_is_valid() {
+    let mut h = H::default();
+    move_to_producer_id_2(&mut h);
+    let next: Txn<'static> = ("t", 2, 0);
+    h.add(1, next, &[A0]);
+    h.produce(1, A0, Some(next), &["v2"], 2);
+    h.ended(1, next, true);
+    h.marker(A0, next, true, 3);
+    h.observe(Observation::Coordinator {
+        transactional_id: "t".into(),
+        producer_id: 2,
+        producer_epoch: 1,
+        state: TransactionState::CompleteCommit,
+    });
+    h.settle();
+    h.scan(A0, RU, &[(0, "v1"), (2, "v2")], 4, 4);
+    h.scan(A0, RC, &[(0, "v1"), (2, "v2")], 4, 4);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+    assert_eq!(report.committed_txns, 2, "{report}");
+}
+
+#[test]
+fn a_write_with_the_old_producer_id_after_the_move_is_caught() {
+    let mut h = H::default();
+    move_to_producer_id_2(&mut h);
+    // Producer id 1 is retired: nothing with it may succeed any more.
+    h.add(1, ("t", 1, 1), &[A0]);
+    assert_caught(h, Invariant::Fencing);
+}
+
+#[test]
+fn a_move_to_an_older_producer_id_is_caught() {
+    let mut h = H::default();
+    h.init(1, "t", 5, 0);
+    h.end(1, ("t", 5, 0), false);
+    h.ok(
+        1,
+        Reply::EndTxn {
+            producer_id: Some(4),
+            state: TransactionState::CompleteAbort,
+            producer_epoch: 0,
+        },
+    );
+    assert_caught(h, Invariant::EpochsRise);
 }
 
 #[test]

@@ -26,6 +26,8 @@ struct Coverage {
     keys_expired: usize,
     runs_killed: usize,
     ingest_takeovers: usize,
+    /// Ends answered with epoch 0: the transactional id moved to a new producer id.
+    producer_id_moves: usize,
 }
 
 impl Coverage {
@@ -76,6 +78,15 @@ impl Coverage {
                 } if text.contains(" proceeds ") && !text.contains(": attempt 1 ") => {
                     self.ingest_takeovers += 1
                 }
+                Entry::Ok {
+                    reply:
+                        Reply::EndTxn {
+                            producer_id: Some(_),
+                            producer_epoch: 0,
+                            ..
+                        },
+                    ..
+                } => self.producer_id_moves += 1,
                 Entry::Info { .. } => self.unknown_outcomes += 1,
                 Entry::Observe {
                     observation: Observation::Note { text },
@@ -154,7 +165,8 @@ fn seeds_pass_with_all_faults_on() {
                 && coverage.ingest_key_reused > 0
                 && coverage.keys_expired > 0
                 && coverage.runs_killed > 0
-                && coverage.ingest_takeovers > 0,
+                && coverage.ingest_takeovers > 0
+                && coverage.producer_id_moves > 0,
             "the seeds did not exercise everything: {coverage:?}"
         );
     }

@@ -1077,9 +1077,13 @@ impl<S: Sql> TxnCoordinator<S> {
                     };
                     reply(out, request, Ok(Answer::Producer(answer)));
                 }
+                // An init that asked for a new producer id before this transaction began (its
+                // owner may begin while the init waits) goes on waiting for it.
+                waiter @ Waiter::InitNeedsPid { .. } => self.waiters.push(waiter),
                 other => panic!("{other:?} cannot wait across the end of a transaction"),
             }
         }
+        // Everything still waiting needs a producer id.
         if !self.waiters.is_empty() {
             self.allocate_producer_id(now_ms, out);
         }

@@ -522,8 +522,8 @@ impl TransactionalProducer {
                 *seq = seq.wrapping_add(values.len() as i32);
             }
             Answered::Ok(ClientAns::Coordinator(Answer::Ended(end))) => {
-                let (producer_id, _) = self.producer.expect("a producer");
-                self.producer = Some((producer_id, end.producer_epoch));
+                // A new producer id once the old one's epochs are spent.
+                self.producer = Some((end.producer_id, end.producer_epoch));
                 self.txn = None;
                 self.txns_left = self.txns_left.saturating_sub(1);
             }
@@ -1045,8 +1045,7 @@ impl Processor {
                         txn.stage = Stage::End(TxnResult::Commit);
                     }
                     (Stage::End(result), ClientAns::Coordinator(Answer::Ended(end))) => {
-                        let (producer_id, _) = self.producer.expect("a producer");
-                        self.producer = Some((producer_id, end.producer_epoch));
+                        self.producer = Some((end.producer_id, end.producer_epoch));
                         let txn = self.txn.take().expect("a transaction");
                         match (result, self.positions.as_mut()) {
                             (TxnResult::Commit, Some(positions)) => {

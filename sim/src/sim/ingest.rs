@@ -15,7 +15,7 @@
 //!    sequence 0), all at once, routed deterministically (explicit partition, else murmur2 of
 //!    the record key, else the partition the fingerprint picks);
 //! 3. when every append answered: `complete` with the offsets, then the answer; if any append
-//!    failed, `release`, then the first failure.
+//!    failed, or `complete` did, `release`, then the first failure.
 //!
 //! `Done` answers the stored offsets at once; `InFlight` is the 409; any other refusal or a
 //! deadline passed is the client's error. A run may die at any point (the isolate is killed):
@@ -86,8 +86,15 @@ pub enum RunAns {
 #[derive(Clone, Debug)]
 enum Stage {
     Begin,
-    Append { producer_id: i64, attempt: i64 },
-    Complete(Vec<RecordOffset>),
+    Append {
+        producer_id: i64,
+        attempt: i64,
+    },
+    Complete {
+        producer_id: i64,
+        attempt: i64,
+        offsets: Vec<RecordOffset>,
+    },
     Release(ApiError),
 }
 
@@ -355,7 +362,11 @@ impl World {
                         offset: answers[b].base_offset + i as i64,
                     })
                     .collect();
-                r.stage = Stage::Complete(offsets.clone());
+                r.stage = Stage::Complete {
+                    producer_id,
+                    attempt,
+                    offsets: offsets.clone(),
+                };
                 let object = r.object.clone();
                 let call = RunCall::Complete {
                     producer_id,
@@ -364,7 +375,26 @@ impl World {
                 };
                 self.run_call(run, Target::Key(object), 0, call);
             }
-            Stage::Complete(offsets) => self.finish_run(run, result.map(|_| offsets)),
+            Stage::Complete {
+                producer_id,
+                attempt,
+                offsets,
+            } => match result {
+                Ok(_) => self.finish_run(run, Ok(offsets)),
+                Err(e) => {
+                    // The complete may or may not have landed: give the key back either way
+                    // (a release after a complete changes nothing that matters), so a retry
+                    // need not wait for the lease.
+                    let r = self.runs.get_mut(&run).expect("a live run");
+                    r.stage = Stage::Release(e);
+                    let object = r.object.clone();
+                    let call = RunCall::Release {
+                        producer_id,
+                        attempt,
+                    };
+                    self.run_call(run, Target::Key(object), 0, call);
+                }
+            },
             // Released or not, the answer is the append's failure.
             Stage::Release(e) => self.finish_run(run, Err(e)),
         }

@@ -46,7 +46,8 @@ use kafdo_metadata::Metadata;
 use kafdo_partition::Partition;
 use kafdo_sql::{Param, Sql, Sqlite};
 use kafdo_txn_coordinator::{
-    Answer, Call, CallError, CallId, CallReply, Output, RequestId, TxnCoordinator,
+    Answer, Call, CallError, CallId, CallReply, CoordinatorConfig, Output, RequestId,
+    TxnCoordinator,
 };
 use kafdo_types::api::{CreateTopicRequest, InitProducerRequest, Isolation, TopicConfig};
 use kafdo_types::group::{OffsetFetchQuery, TopicPartitionCount};
@@ -131,6 +132,9 @@ pub struct Config {
     pub ingest_lease_ms: i64,
     /// How long an `Idempotency-Key` is remembered.
     pub ingest_ttl_ms: i64,
+    /// The coordinators' `roll_epoch`: low values make transactional ids move to new producer
+    /// ids often.
+    pub roll_epoch: i32,
     /// Planted bugs.
     pub bugs: Bugs,
 }
@@ -165,6 +169,7 @@ impl Config {
             ingest_processes: rng.range(1, 2) as u32,
             ingest_lease_ms: *rng.pick(&[1_000, 5_000, kafdo_ingest::DEFAULT_LEASE_MS]),
             ingest_ttl_ms: *rng.pick(&[40_000, 120_000]),
+            roll_epoch: *rng.pick(&[kafdo_txn_coordinator::DEFAULT_ROLL_EPOCH, 2, 3, 6]),
             bugs: Bugs::default(),
         }
     }
@@ -933,8 +938,11 @@ impl World {
         let now_ms = self.now_ms;
         let slot = self.coordinators.get_mut(tid).expect("a known coordinator");
         if slot.core.is_none() {
-            slot.core =
-                Some(TxnCoordinator::open(slot.db.clone(), tid, now_ms).expect("open coordinator"));
+            let config = CoordinatorConfig {
+                roll_epoch: self.config.roll_epoch,
+            };
+            let core = TxnCoordinator::open_with_config(slot.db.clone(), tid, now_ms, config);
+            slot.core = Some(core.expect("open coordinator"));
         }
         slot.core.as_mut().expect("open")
     }
@@ -1534,6 +1542,7 @@ fn history_reply(ans: &ClientAns) -> Reply {
         ClientAns::Coordinator(Answer::PartitionsAdded | Answer::OffsetsAdded) => Reply::Done,
         ClientAns::Coordinator(Answer::Ended(e)) => Reply::EndTxn {
             state: e.state,
+            producer_id: Some(e.producer_id),
             producer_epoch: e.producer_epoch,
         },
         ClientAns::Joined(j) => Reply::Member {
