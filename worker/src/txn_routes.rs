@@ -325,14 +325,14 @@ pub async fn keyed_produce(
             attempt,
         } => (producer_id, attempt),
     };
-    match append_keyed(env, &topic, &fingerprint, produce, producer_id).await {
+    let appended = match append_keyed(env, &topic, &fingerprint, produce, producer_id).await {
         Ok(offsets) => {
             let complete = KeyComplete {
                 producer_id,
                 attempt,
                 offsets: offsets.clone(),
             };
-            let () = call_object(
+            call_object(
                 env,
                 "IDEMPOTENCY_KEY",
                 &object,
@@ -340,12 +340,17 @@ pub async fn keyed_produce(
                 &complete,
                 OBJECT_CALL_TIMEOUT_MS,
             )
-            .await?;
-            Ok(Ok(ProduceResponse { offsets }))
+            .await
+            .map(|()| offsets)
         }
+        Err(e) => Err(e),
+    };
+    match appended {
+        Ok(offsets) => Ok(Ok(ProduceResponse { offsets })),
         Err(e) => {
-            // Give the key back so the client's retry need not wait for the lease; if this
-            // fails too, the lease runs out by itself.
+            // Give the key back so the client's retry need not wait for the lease (after a
+            // failed complete too: if it landed, the stored answer wins over the lease); if
+            // this fails too, the lease runs out by itself.
             let release = KeyRelease {
                 producer_id,
                 attempt,
