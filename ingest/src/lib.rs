@@ -49,6 +49,7 @@
 
 use kafdo_sql::{Param, Sql, SqlError};
 use kafdo_types::api::RecordOffset;
+use kafdo_types::rpc::ProducerBatch;
 use kafdo_types::ErrorCode;
 
 /// How long a key is remembered after its first use: 24 hours, the draft's usual choice.
@@ -95,6 +96,26 @@ impl IngestError {
             IngestError::InvalidKey(_) => ErrorCode::InvalidRequest,
             IngestError::Storage(_) => ErrorCode::UnknownServerError,
         }
+    }
+}
+
+/// The partition a keyed request's records with neither a partition nor a key go to: picked by
+/// the request's fingerprint (its first four bytes), so every retry routes them to the same
+/// partition and its batches are recognised as duplicates.
+pub fn sticky_partition(fingerprint: &[u8], partitions: i32) -> i32 {
+    assert!(partitions > 0, "a topic has at least one partition");
+    let seed = u32::from_be_bytes(fingerprint[..4].try_into().expect("a digest"));
+    (seed % partitions as u32) as i32
+}
+
+/// The producer fields of a keyed request's batch to one partition: the key's producer id,
+/// epoch 0, base sequence 0 (one batch per partition and attempt, so a retry of the same
+/// attempt, or a later attempt with the same producer id, is the same batch: a duplicate).
+pub fn producer_batch(producer_id: i64) -> ProducerBatch {
+    ProducerBatch {
+        producer_id,
+        producer_epoch: 0,
+        base_sequence: 0,
     }
 }
 

@@ -1,5 +1,7 @@
 //! Kafka's default partitioner, so a key lands on the same partition as it would in Kafka.
 
+use crate::ProduceRecord;
+
 /// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`), seed `0x9747b28c`.
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;
@@ -51,6 +53,56 @@ pub fn to_positive(n: i32) -> i32 {
 pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
     assert!(partitions > 0, "a topic has at least one partition");
     to_positive(murmur2(key)) % partitions
+}
+
+/// A topic produce split into one batch per partition.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProducePlan {
+    /// One batch per partition, in order of first appearance.
+    pub batches: Vec<(i32, Vec<ProduceRecord>)>,
+    /// For each record of the request, in request order: its batch and its index in the batch.
+    pub slots: Vec<(usize, usize)>,
+}
+
+/// Splits a topic produce by partition: a record's explicit `partition`, else its key's
+/// partition ([`partition_for_key`]), else `sticky` (the caller's pick for records with
+/// neither, once per request). `Err(p)`: the explicit partition `p` is out of range.
+pub fn plan_produce(
+    records: Vec<ProduceRecord>,
+    partitions: i32,
+    sticky: i32,
+) -> Result<ProducePlan, i32> {
+    assert!(
+        (0..partitions).contains(&sticky),
+        "sticky partition out of range"
+    );
+    let mut targets = Vec::with_capacity(records.len());
+    for record in &records {
+        let p = match (record.partition, &record.key) {
+            (Some(p), _) if !(0..partitions).contains(&p) => return Err(p),
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => sticky,
+        };
+        targets.push(p);
+    }
+    // A small table from partition to batch index: at most 256 partitions.
+    let mut batch_of = vec![usize::MAX; partitions as usize];
+    let mut plan = ProducePlan {
+        batches: Vec::new(),
+        slots: Vec::with_capacity(records.len()),
+    };
+    for (record, p) in records.into_iter().zip(targets) {
+        let b = &mut batch_of[p as usize];
+        if *b == usize::MAX {
+            *b = plan.batches.len();
+            plan.batches.push((p, Vec::new()));
+        }
+        let batch = &mut plan.batches[*b].1;
+        plan.slots.push((*b, batch.len()));
+        batch.push(record);
+    }
+    Ok(plan)
 }
 
 #[cfg(test)]

@@ -24,7 +24,8 @@ use kafdo_types::limits::{
     DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_RECORDS, MAX_FETCH_MAX_BYTES, MAX_FETCH_MAX_RECORDS,
     MAX_FETCH_WAIT_MS, MAX_RECORDS_PER_REQUEST, MAX_RECORD_BYTES,
 };
-use kafdo_types::partitioner::partition_for_key;
+use kafdo_types::partitioner;
+pub use kafdo_types::partitioner::ProducePlan;
 use kafdo_types::{ApiError, ErrorBody, ErrorCode, ProduceRecord};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -399,16 +400,8 @@ pub fn check_records(records: &[ProduceRecord]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A topic produce split into one batch per partition.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ProducePlan {
-    /// One batch per partition, in order of first appearance.
-    pub batches: Vec<(i32, Vec<ProduceRecord>)>,
-    /// For each record of the request, in request order: its batch and its index in the batch.
-    pub slots: Vec<(usize, usize)>,
-}
-
-/// Validates a topic produce and splits it by partition.
+/// Validates a topic produce and splits it by partition
+/// ([`kafdo_types::partitioner::plan_produce`]).
 ///
 /// `sticky` is the partition for records with neither a partition nor a key; the caller picks
 /// it at random, once per request.
@@ -418,42 +411,8 @@ pub fn plan_produce(
     partitions: i32,
     sticky: i32,
 ) -> Result<ProducePlan, ApiError> {
-    assert!(
-        (0..partitions).contains(&sticky),
-        "sticky partition out of range"
-    );
     check_records(&records)?;
-    let mut targets = Vec::with_capacity(records.len());
-    for record in &records {
-        let p = match (record.partition, &record.key) {
-            (Some(p), _) => {
-                if !(0..partitions).contains(&p) {
-                    return Err(unknown_partition(topic, p));
-                }
-                p
-            }
-            (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => sticky,
-        };
-        targets.push(p);
-    }
-    // A small table from partition to batch index: at most 256 partitions.
-    let mut batch_of = vec![usize::MAX; partitions as usize];
-    let mut plan = ProducePlan {
-        batches: Vec::new(),
-        slots: Vec::with_capacity(records.len()),
-    };
-    for (record, p) in records.into_iter().zip(targets) {
-        let b = &mut batch_of[p as usize];
-        if *b == usize::MAX {
-            *b = plan.batches.len();
-            plan.batches.push((p, Vec::new()));
-        }
-        let batch = &mut plan.batches[*b].1;
-        plan.slots.push((*b, batch.len()));
-        batch.push(record);
-    }
-    Ok(plan)
+    partitioner::plan_produce(records, partitions, sticky).map_err(|p| unknown_partition(topic, p))
 }
 
 /// A short description for logs.
@@ -467,6 +426,7 @@ impl fmt::Display for Route {
 mod tests {
     use super::*;
     use kafdo_types::api::{CreateTopicRequest, ProduceRequest};
+    use kafdo_types::partitioner::partition_for_key;
 
     #[test]
     fn routes() {

@@ -37,7 +37,7 @@ use kafdo_types::api::{
     InitProducerRequest, InitProducerResponse, PartitionProduceResponse, ProduceRequest,
     ProduceResponse, RecordOffset,
 };
-use kafdo_types::rpc::{AppendRequest, PartitionCall, ProducerBatch, TopicMetadata, TxnResult};
+use kafdo_types::rpc::{AppendRequest, PartitionCall, TopicMetadata, TxnResult};
 use kafdo_types::txn::{
     valid_transactional_id, AddOffsetsRequest, AddPartitionsRequest, CoordinatorAddPartitions,
     EndTxnRequest, EndTxnResponse, HeldPartition, OpenTransaction, OpenTransactionList,
@@ -381,8 +381,7 @@ async fn append_keyed(
     produce: &ProduceRequest,
     producer_id: i64,
 ) -> Result<Vec<RecordOffset>, ApiError> {
-    let seed = u32::from_be_bytes(fingerprint[..4].try_into().expect("a 32-byte digest"));
-    let sticky = (seed % topic.partitions as u32) as i32;
+    let sticky = kafdo_ingest::sticky_partition(fingerprint, topic.partitions);
     let plan = plan_produce(
         &topic.name,
         produce.records.clone(),
@@ -393,11 +392,7 @@ async fn append_keyed(
     let appends = plan.batches.into_iter().map(|(p, records)| async move {
         let append = AppendRequest {
             partition: topic.partition(p),
-            producer: Some(ProducerBatch {
-                producer_id,
-                producer_epoch: 0,
-                base_sequence: 0,
-            }),
+            producer: Some(kafdo_ingest::producer_batch(producer_id)),
             transactional: false,
             records,
         };

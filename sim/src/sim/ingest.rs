@@ -34,8 +34,8 @@ use std::rc::Rc;
 use kafdo_ingest::{Begin, BeginRequest, IdempotencyKey, IngestError};
 use kafdo_sql::{Sql, Sqlite};
 use kafdo_types::api::{PartitionProduceResponse, RecordOffset};
-use kafdo_types::partitioner::partition_for_key;
-use kafdo_types::rpc::{AppendRequest, ProducerBatch};
+use kafdo_types::partitioner::plan_produce;
+use kafdo_types::rpc::AppendRequest;
 use kafdo_types::{ApiError, ErrorCode, ProduceRecord};
 
 use super::clients::{ClientAns, ClientReq, IngestEntry};
@@ -142,35 +142,18 @@ pub fn fingerprint(topic: &str, records: &[ProduceRecord]) -> Vec<u8> {
 /// One append of a keyed request: the partition and its records.
 type Batch = (i32, Vec<ProduceRecord>);
 
-/// Routes a keyed request as `http::plan_produce` does, with the sticky partition the
-/// fingerprint picks: the batches (partition, records) in order of first use, and for each
-/// record its (batch, index in batch).
+/// Routes a keyed request as the Worker does (`kafdo_types::partitioner::plan_produce` with the
+/// sticky partition the fingerprint picks): the batches (partition, records) in order of first
+/// use, and for each record its (batch, index in batch).
 pub fn route(
     records: &[ProduceRecord],
     partitions: i32,
     fingerprint: &[u8],
 ) -> (Vec<Batch>, Vec<(usize, usize)>) {
-    let seed = u32::from_be_bytes(fingerprint[..4].try_into().expect("a digest"));
-    let sticky = (seed % partitions as u32) as i32;
-    let mut batches: Vec<Batch> = Vec::new();
-    let mut slots = Vec::with_capacity(records.len());
-    for record in records {
-        let p = match (record.partition, &record.key) {
-            (Some(p), _) => p,
-            (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => sticky,
-        };
-        let b = match batches.iter().position(|(q, _)| *q == p) {
-            Some(b) => b,
-            None => {
-                batches.push((p, Vec::new()));
-                batches.len() - 1
-            }
-        };
-        slots.push((b, batches[b].1.len()));
-        batches[b].1.push(record.clone());
-    }
-    (batches, slots)
+    let sticky = kafdo_ingest::sticky_partition(fingerprint, partitions);
+    let plan = plan_produce(records.to_vec(), partitions, sticky)
+        .expect("scripts name partitions of the topic");
+    (plan.batches, plan.slots)
 }
 
 /// A script of `count` keyed requests for ingestion client `client` to `topic`: 1 to 4
@@ -416,11 +399,7 @@ impl World {
             let tp = Tp::new(topic.clone(), p);
             let append = AppendRequest {
                 partition: self.partition_refs[&tp].clone(),
-                producer: Some(ProducerBatch {
-                    producer_id,
-                    producer_epoch: 0,
-                    base_sequence: 0,
-                }),
+                producer: Some(kafdo_ingest::producer_batch(producer_id)),
                 transactional: false,
                 records,
             };
