@@ -324,8 +324,14 @@ impl Proc<'_> {
         }
     }
 
-    /// One fetch from `offset`; the next offset when it answered.
-    fn fetch(&self, tp: &Tp, offset: i64, isolation: Isolation, reader: &str) -> Option<i64> {
+    /// One fetch from `offset`; the page when it answered.
+    fn fetch(
+        &self,
+        tp: &Tp,
+        offset: i64,
+        isolation: Isolation,
+        reader: &str,
+    ) -> Option<FetchResponse> {
         self.history.invoke(
             self.process,
             Request::Fetch {
@@ -341,7 +347,7 @@ impl Proc<'_> {
                 .fetch_reply(&tp.topic, tp.partition, &fetch_params(offset, isolation));
         self.history
             .complete(self.process, outcome(&reply, e2e::fetch_reply));
-        (reply.status == 200).then(|| reply.decode::<FetchResponse>().next_offset)
+        (reply.status == 200).then(|| reply.decode())
     }
 
     /// A full read of `tp` from offset 0, page by page, recorded as one scan.
@@ -463,8 +469,8 @@ fn reader(p: &Proc, tps: &[Tp], done: &AtomicBool) {
         let finished = done.load(Ordering::Acquire);
         for (tp, offset) in tps.iter().zip(offsets.iter_mut()) {
             let reader = format!("r{}-{}", p.process, tp.partition);
-            if let Some(next) = p.fetch(tp, *offset, Isolation::ReadCommitted, &reader) {
-                *offset = next;
+            if let Some(page) = p.fetch(tp, *offset, Isolation::ReadCommitted, &reader) {
+                *offset = page.next_offset;
             }
         }
         if finished {
@@ -518,25 +524,9 @@ fn pipeline(
             let mut consumed: Vec<(usize, Vec<String>, i64)> = Vec::new();
             for (i, tp) in input.iter().enumerate() {
                 let reader = format!("pipe{}-{pass}-{}", current.process, tp.partition);
-                current.history.invoke(
-                    current.process,
-                    Request::Fetch {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                        offset: offsets[i],
-                        isolation: Isolation::ReadCommitted,
-                        reader,
-                    },
-                );
-                let reply = current.client.fetch_reply(
-                    &tp.topic,
-                    tp.partition,
-                    &fetch_params(offsets[i], Isolation::ReadCommitted),
-                );
-                current
-                    .history
-                    .complete(current.process, outcome(&reply, e2e::fetch_reply));
-                let page: FetchResponse = reply.expect(200);
+                let page = current
+                    .fetch(tp, offsets[i], Isolation::ReadCommitted, &reader)
+                    .expect("the pipeline's fetch answered");
                 if page.next_offset > offsets[i] {
                     let values = page
                         .records

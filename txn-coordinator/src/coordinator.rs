@@ -743,12 +743,7 @@ impl<S: Sql> TxnCoordinator<S> {
             Empty | CompleteCommit | CompleteAbort => {
                 // Nothing was added with this epoch: there is nothing to end, so nothing is
                 // written and the epoch is not spent.
-                let (producer_id, producer_epoch) = self.next_identity();
-                let answer = EndTxnResponse {
-                    state: complete_state(result),
-                    producer_id,
-                    producer_epoch,
-                };
+                let answer = self.ended_answer(complete_state(result));
                 reply(out, request, Ok(Answer::Ended(answer)));
                 Ok(())
             }
@@ -824,12 +819,7 @@ impl<S: Sql> TxnCoordinator<S> {
                     self.waiters.push(Waiter::EndNeedsPid { request });
                     return Ok(());
                 }
-                let (producer_id, producer_epoch) = self.next_identity();
-                let answer = EndTxnResponse {
-                    state,
-                    producer_id,
-                    producer_epoch,
-                };
+                let answer = self.ended_answer(state);
                 reply(out, request, Ok(Answer::Ended(answer)));
                 Ok(())
             }
@@ -885,12 +875,7 @@ impl<S: Sql> TxnCoordinator<S> {
                 Ok(())
             }
             Empty | CompleteCommit | CompleteAbort => {
-                let (producer_id, producer_epoch) = self.next_identity();
-                let answer = EndTxnResponse {
-                    state: self.row.state,
-                    producer_id,
-                    producer_epoch,
-                };
+                let answer = self.ended_answer(self.row.state);
                 reply(out, request, Ok(Answer::Ended(answer)));
                 Ok(())
             }
@@ -1163,12 +1148,7 @@ impl<S: Sql> TxnCoordinator<S> {
                     let Waiter::EndNeedsPid { request } = waiter else {
                         unreachable!()
                     };
-                    let (producer_id, producer_epoch) = self.next_identity();
-                    let answer = EndTxnResponse {
-                        state: self.row.state,
-                        producer_id,
-                        producer_epoch,
-                    };
+                    let answer = self.ended_answer(self.row.state);
                     reply(out, request, Ok(Answer::Ended(answer)));
                 }
                 for waiter in inits {
@@ -1565,6 +1545,17 @@ impl<S: Sql> TxnCoordinator<S> {
         match self.row.next_producer_id {
             Some(producer_id) => (producer_id, 0),
             None => (self.row.producer_id.unwrap_or(-1), self.row.producer_epoch),
+        }
+    }
+
+    /// The answer to an end of the last transaction (or of none): `state` and the identity to
+    /// go on with.
+    fn ended_answer(&self, state: TransactionState) -> EndTxnResponse {
+        let (producer_id, producer_epoch) = self.next_identity();
+        EndTxnResponse {
+            state,
+            producer_id,
+            producer_epoch,
         }
     }
 
