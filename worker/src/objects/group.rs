@@ -24,7 +24,7 @@
 //! (describe `GROUP_ID_NOT_FOUND`, no offsets, `UNKNOWN_MEMBER_ID` for heartbeats, leaves and
 //! commits, a marker with nothing to settle), so probing names leaves nothing behind.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::Promise;
@@ -40,7 +40,7 @@ use wasm_bindgen::JsValue;
 use worker::worker_sys::DurableObjectState;
 use worker::{web_sys, Env, Response, State};
 
-use super::{cbor_answer, no_such_call, now_ms, serve, storage_error};
+use super::{cbor_answer, no_such_call, now_ms, serve, storage_error, ArmedAlarm};
 use crate::group_http::MemberCall;
 use crate::guard::guarded;
 use crate::http::from_cbor;
@@ -58,9 +58,8 @@ pub struct GroupObject {
     state: State,
     /// Opened on the first call that needs storage.
     core: RefCell<Option<GroupCoordinator<DoSql>>>,
-    /// The alarm time this instance armed last (`None` after a restart or once it fired:
-    /// then the next step arms again).
-    armed_ms: Cell<Option<i64>>,
+    /// The alarm armed last.
+    alarm: ArmedAlarm,
 }
 
 fn api_error(e: GroupError) -> ApiError {
@@ -109,23 +108,14 @@ impl GroupObject {
                 return;
             }
         };
-        let Some(at_ms) = next else { return };
-        if self.armed_ms.get().is_some_and(|armed| armed <= at_ms) {
-            return;
-        }
-        self.armed_ms.set(Some(at_ms));
-        // A relative offset; `set_alarm` calls into the runtime before its first await, so no
-        // other call runs between reading the deadline and arming it.
-        let offset_ms = (at_ms - now_ms()).max(0);
-        if let Err(e) = self.state.storage().set_alarm(offset_ms).await {
-            self.armed_ms.set(None);
-            worker::console_error!("group alarm: setting it failed: {e}");
+        if let Some(at_ms) = next {
+            self.alarm.arm(&self.state, at_ms, "group").await;
         }
     }
 
     /// The alarm: session timeouts and forgotten producers, then the next alarm.
     async fn alarm(&self) {
-        self.armed_ms.set(None);
+        self.alarm.fired();
         if !self.exists().unwrap_or(true) {
             return;
         }
@@ -253,7 +243,7 @@ impl Group {
             inner: Rc::new(GroupObject {
                 state,
                 core: RefCell::new(None),
-                armed_ms: Cell::new(None),
+                alarm: ArmedAlarm::default(),
             }),
         }
     }

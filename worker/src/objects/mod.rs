@@ -14,13 +14,14 @@ pub mod metadata;
 pub mod partition;
 pub mod txn;
 
+use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 
 use js_sys::Promise;
 use kafdo_types::{ApiError, ErrorCode};
 use serde::Serialize;
-use worker::{web_sys, Response, ResponseBuilder};
+use worker::{web_sys, Response, ResponseBuilder, State};
 
 use crate::guard::guarded;
 use crate::http::{to_cbor, CBOR};
@@ -89,4 +90,33 @@ pub fn now_ms() -> i64 {
 /// Turns a storage failure outside a core into an error answer.
 pub fn storage_error(e: kafdo_sql::SqlError) -> ApiError {
     ApiError::new(ErrorCode::UnknownServerError, e.to_string())
+}
+
+/// The alarm time an object instance armed last, so it re-arms only for an earlier deadline
+/// (`None` after a restart, once the alarm fired, or after arming failed: then the next step
+/// arms again).
+#[derive(Default)]
+pub struct ArmedAlarm(Cell<Option<i64>>);
+
+impl ArmedAlarm {
+    /// Arms the object's alarm for `at_ms` unless an alarm at or before it is armed already.
+    /// An error is logged (`what` names the object); the next step arms again.
+    pub async fn arm(&self, state: &State, at_ms: i64, what: &str) {
+        if self.0.get().is_some_and(|armed| armed <= at_ms) {
+            return;
+        }
+        self.0.set(Some(at_ms));
+        // A relative offset; `set_alarm` calls into the runtime before its first await, so no
+        // other call runs between reading the deadline and arming it.
+        let offset_ms = (at_ms - now_ms()).max(0);
+        if let Err(e) = state.storage().set_alarm(offset_ms).await {
+            self.0.set(None);
+            worker::console_error!("{what} alarm: setting it failed: {e}");
+        }
+    }
+
+    /// The alarm fired: nothing is armed any more.
+    pub fn fired(&self) {
+        self.0.set(None);
+    }
 }

@@ -21,7 +21,7 @@
 //! time between two rounds is the `COMPACTION_INTERVAL_MS` variable of `wrangler.toml`
 //! (default [`kafdo_partition::DEFAULT_COMPACTION_INTERVAL_MS`], 15 s).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
@@ -43,7 +43,7 @@ use wasm_bindgen::JsValue;
 use worker::worker_sys::DurableObjectState;
 use worker::{web_sys, Delay, Env, Response, State};
 
-use super::{cbor_answer, no_such_call, now_ms, serve, storage_error};
+use super::{cbor_answer, no_such_call, now_ms, serve, storage_error, ArmedAlarm};
 use crate::guard::guarded;
 use crate::http::from_cbor;
 use crate::sql::DoSql;
@@ -74,9 +74,8 @@ pub struct PartitionObject {
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     /// The core's bounds (the compaction interval comes from the environment).
     config: PartitionConfig,
-    /// The alarm time this instance armed last (`None` after a restart or once it fired:
-    /// then the next append arms again).
-    armed_ms: Cell<Option<i64>>,
+    /// The compaction alarm armed last.
+    alarm: ArmedAlarm,
 }
 
 fn api_error(e: PartitionError) -> ApiError {
@@ -113,21 +112,14 @@ impl PartitionObject {
             Some(core) => core.next_compaction_ms(now_ms()),
             None => return,
         };
-        let Some(at_ms) = next else { return };
-        if self.armed_ms.get().is_some_and(|armed| armed <= at_ms) {
-            return;
-        }
-        self.armed_ms.set(Some(at_ms));
-        let offset_ms = (at_ms - now_ms()).max(0);
-        if let Err(e) = self.state.storage().set_alarm(offset_ms).await {
-            self.armed_ms.set(None);
-            worker::console_error!("partition alarm: setting it failed: {e}");
+        if let Some(at_ms) = next {
+            self.alarm.arm(&self.state, at_ms, "partition").await;
         }
     }
 
     /// The alarm: one compaction step, then the next alarm if more is due.
     async fn alarm(&self) {
-        self.armed_ms.set(None);
+        self.alarm.fired();
         match self.with_core(|core| core.compact(now_ms())) {
             Ok(step) if step.rows_read > 0 => worker::console_log!(
                 "partition compaction: {} rows read, {} records removed, cleaned to {}",
@@ -138,11 +130,8 @@ impl PartitionObject {
             Ok(_) => {}
             Err(e) => {
                 worker::console_error!("partition compaction failed: {}", e.message);
-                self.armed_ms.set(Some(now_ms() + COMPACTION_RETRY_MS));
-                if let Err(e) = self.state.storage().set_alarm(COMPACTION_RETRY_MS).await {
-                    self.armed_ms.set(None);
-                    worker::console_error!("partition alarm: setting it failed: {e}");
-                }
+                let retry_ms = now_ms() + COMPACTION_RETRY_MS;
+                self.alarm.arm(&self.state, retry_ms, "partition").await;
                 return;
             }
         }
@@ -245,7 +234,7 @@ impl Partition {
                     compaction_interval_ms,
                     ..PartitionConfig::default()
                 },
-                armed_ms: Cell::new(None),
+                alarm: ArmedAlarm::default(),
             }),
         }
     }
