@@ -59,8 +59,10 @@
 //! [`crate::Partition::next_compaction_ms`] tells the adapter when the next step is due: at
 //! once while a round is in progress; otherwise when the dirty range is at least half the
 //! cleaned records ([`MIN_CLEANABLE_DIRTY_PERCENT`], Kafka's `min.cleanable.dirty.ratio`, so
-//! the work of rewriting the whole log is amortised over at least as many new records), or an
-//! old tombstone expired, and no sooner than
+//! the work of rewriting the whole log is amortised over at least as many new records), or
+//! anything is dirty and [`MAX_COMPACTION_LAG_INTERVALS`] intervals passed since the last round
+//! (so a quiet topic's last few superseded records do not stay for ever: Kafka's
+//! `max.compaction.lag.ms`), or an old tombstone expired, and no sooner than
 //! [`crate::PartitionConfig::compaction_interval_ms`] after the last round started. The Durable
 //! Object sets its alarm to that time after every append and marker and runs
 //! [`crate::Partition::compact`] (one step) when it fires.
@@ -102,6 +104,10 @@ pub const MAX_COMPACTION_BYTES_PER_STEP: i64 = 8 << 20;
 
 /// A round is due when the dirty offsets are at least this share of the cleaned records.
 pub const MIN_CLEANABLE_DIRTY_PERCENT: i64 = 50;
+
+/// Whatever the dirty share, a round is due this many compaction intervals after the last one
+/// started when anything is dirty (150 s with the default 15 s interval).
+pub const MAX_COMPACTION_LAG_INTERVALS: i64 = 10;
 
 /// `batches.flags`: the row was rewritten by compaction and its records carry their offsets.
 pub(crate) const FLAG_OFFSETS: i64 = 8;
@@ -310,15 +316,19 @@ impl<S: Sql> Partition<S> {
                     .clean_records
                     .saturating_mul(MIN_CLEANABLE_DIRTY_PERCENT);
         let by_ratio = ratio_due.then_some(not_before);
+        let by_lag = (dirty > 0).then(|| {
+            state.last_round_ms.saturating_add(
+                self.config
+                    .compaction_interval_ms
+                    .saturating_mul(MAX_COMPACTION_LAG_INTERVALS),
+            )
+        });
         let by_tombstone = state.min_tombstone_ms.map(|t| {
             t.saturating_add(self.config.delete_retention_ms)
                 .saturating_add(1)
                 .max(not_before)
         });
-        match (by_ratio, by_tombstone) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [by_ratio, by_lag, by_tombstone].into_iter().flatten().min()
     }
 
     /// Runs one bounded compaction step (see the module docs): starts a round if none is in

@@ -441,7 +441,7 @@ fn open_transactions_stop_compaction_and_aborted_records_go() {
 }
 
 #[test]
-fn compaction_is_due_by_the_dirty_ratio_and_the_interval() {
+fn compaction_is_due_by_the_dirty_ratio_the_interval_and_the_lag() {
     let db = Rc::new(Sqlite::memory());
     let mut core = open(&db);
     assert_eq!(core.next_compaction_ms(NOW), None, "an empty log");
@@ -452,12 +452,17 @@ fn compaction_is_due_by_the_dirty_ratio_and_the_interval() {
     assert!(core.next_compaction_ms(NOW).unwrap() <= NOW);
     compact_all(&mut core, NOW);
     assert_eq!(core.next_compaction_ms(NOW), None, "all clean");
-    // 10 clean records: 4 dirty offsets are under half of them, 5 are enough; and the next
-    // round waits for the interval after the last one started.
+    // 10 clean records: 4 dirty offsets are under half of them, so only the lag makes a
+    // round due (10 intervals after the last one started); 5 are enough, and the next round
+    // waits for the interval after the last one started.
     for i in 0..4 {
         append(&mut core, vec![rec(&format!("k{i}"), Some("w"))], NOW);
     }
-    assert_eq!(core.next_compaction_ms(NOW), None);
+    let lag_ms = 1_000 * kafdo_partition::compaction::MAX_COMPACTION_LAG_INTERVALS;
+    assert_eq!(core.next_compaction_ms(NOW), Some(NOW + lag_ms));
     append(&mut core, vec![rec("k5", Some("w"))], NOW);
     assert_eq!(core.next_compaction_ms(NOW), Some(NOW + 1_000));
+    // After the lag, the small dirty tail is cleaned too: nothing is left to do.
+    compact_all(&mut core, NOW + lag_ms);
+    assert_eq!(core.next_compaction_ms(NOW + lag_ms), None, "all clean");
 }
