@@ -185,10 +185,7 @@ pub fn fetch_reply(answer: &FetchResponse) -> Reply {
         records: answer
             .records
             .iter()
-            .map(|r| ReadRecord {
-                offset: r.offset,
-                value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into(),
-            })
+            .map(ReadRecord::from_record)
             .collect(),
         next_offset: answer.next_offset,
         high_watermark: answer.high_watermark,

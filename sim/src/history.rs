@@ -144,12 +144,65 @@ pub struct GroupOffset {
 }
 
 /// A record as a reader saw it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadRecord {
     /// Its offset.
     pub offset: i64,
-    /// Its value (values are unique strings in a checked workload).
+    /// Its value (values are unique strings in a checked workload). For a tombstone (a null
+    /// value) the value the workload named it by, carried in its [`TOMBSTONE_HEADER`] header.
     pub value: String,
+    /// Its key, on a compacted topic (the workload writes keyless records elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Whether it is a tombstone (its value is null).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tombstone: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The header naming a tombstone: a tombstone has no value, so the workload carries the unique
+/// name it records in the history (`p3-17`) in this header, which compaction keeps with it.
+pub const TOMBSTONE_HEADER: &str = "sim-value";
+
+impl ReadRecord {
+    /// The history's view of a record read from a partition: its value as UTF-8, or for a
+    /// tombstone the name in its [`TOMBSTONE_HEADER`] header; its key only when it has one.
+    pub fn from_record(r: &kafdo_types::Record) -> Self {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let (value, tombstone) = match &r.value {
+            Some(v) => (text(v), false),
+            None => (
+                r.headers
+                    .iter()
+                    .find(|h| h.key == TOMBSTONE_HEADER)
+                    .and_then(|h| h.value.as_deref())
+                    .map(text)
+                    .unwrap_or_default(),
+                true,
+            ),
+        };
+        Self {
+            offset: r.offset,
+            value,
+            key: r.key.as_deref().map(text),
+            tombstone,
+        }
+    }
+}
+
+/// The key of one produced value on a compacted topic (see [`Observation::Keys`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyedValue {
+    /// The value (the record's name in the history).
+    pub value: String,
+    /// The record's key.
+    pub key: String,
+    /// Whether the record is a tombstone (written with a null value).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tombstone: bool,
 }
 
 /// A client request.
@@ -447,6 +500,20 @@ pub enum Observation {
     },
     /// Faults stopped and every transaction settled: the final scans follow.
     Settled,
+    /// Declares a compacted topic (`cleanup_policy = compact`) and the delete retention its
+    /// partitions keep tombstones for: offsets may have gaps and superseded records go.
+    Compacted {
+        /// The topic.
+        topic: String,
+        /// How long a tombstone is kept after its timestamp (at least).
+        delete_retention_ms: i64,
+    },
+    /// Declares the key of each value a produce to a compacted topic writes, and which values
+    /// are tombstones; recorded just before the produce's invoke (every attempt).
+    Keys {
+        /// One per value of the produce, in order.
+        records: Vec<KeyedValue>,
+    },
     /// A fault or a notable step, for the reader of a trace.
     Note {
         /// What happened.
@@ -613,7 +680,11 @@ impl fmt::Display for GroupOffset {
 
 impl fmt::Display for ReadRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.offset, self.value)
+        write!(f, "{}:{}", self.offset, self.value)?;
+        if let Some(key) = &self.key {
+            write!(f, "[{key}{}]", if self.tombstone { " tombstone" } else { "" })?;
+        }
+        Ok(())
     }
 }
 
@@ -866,6 +937,23 @@ impl fmt::Display for Observation {
                 "pipeline group={group_id}: {input_topic} -> {output_topic}"
             ),
             Observation::Settled => write!(f, "settled: final scans follow"),
+            Observation::Compacted {
+                topic,
+                delete_retention_ms,
+            } => write!(
+                f,
+                "compacted topic {topic}: tombstones kept {delete_retention_ms} ms"
+            ),
+            Observation::Keys { records } => {
+                let shown: Vec<String> = records
+                    .iter()
+                    .map(|r| {
+                        let t = if r.tombstone { " (tombstone)" } else { "" };
+                        format!("{}={}{t}", r.key, r.value)
+                    })
+                    .collect();
+                write!(f, "keys {}", shown.join(", "))
+            }
             Observation::Note { text } => f.write_str(text),
         }
     }

@@ -22,7 +22,7 @@ use kafdo_types::txn::{AddOffsetsRequest, CoordinatorAddPartitions, EndTxnReques
 use kafdo_types::ErrorCode;
 use kafdo_types::{ApiError, ProduceRecord};
 
-use crate::history::{IngestRecord, Process, Request, Tp};
+use crate::history::{IngestRecord, Process, Request, Tp, TOMBSTONE_HEADER};
 use crate::rng::Rng;
 
 /// A request a client sends to an object (the Worker's routing is modelled by the world).
@@ -149,6 +149,47 @@ pub struct Env<'a> {
     pub settling: bool,
     /// The simulated time.
     pub now_ms: i64,
+}
+
+/// The records of a batch to `tp`: plain values, or on the compacted topic keyed records
+/// ([`keyed_record`]).
+fn records_for(tp: &Tp, values: &[String]) -> Vec<ProduceRecord> {
+    if tp.topic == super::COMPACTED_TOPIC {
+        values.iter().map(|v| keyed_record(v)).collect()
+    } else {
+        values_to_records(values)
+    }
+}
+
+/// The keys the workload writes on the compacted topic: few, so each gets many versions.
+pub const COMPACTED_KEYS: u64 = 3;
+
+/// A keyed record for the compacted topic, a pure function of its unique value so that a retry
+/// sends the same record and no random draw is spent: the key is one of [`COMPACTED_KEYS`]
+/// (`k0`..), and about one record in six is a tombstone (a null value) that carries its name in
+/// the [`TOMBSTONE_HEADER`] header.
+pub fn keyed_record(value: &str) -> ProduceRecord {
+    // FNV-1a: stable across platforms and releases.
+    let hash = value
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let key = format!("k{}", hash % COMPACTED_KEYS);
+    if (hash / COMPACTED_KEYS) % 6 == 0 {
+        ProduceRecord {
+            key: Some(key.into_bytes()),
+            value: None,
+            headers: vec![kafdo_types::Header {
+                key: TOMBSTONE_HEADER.into(),
+                value: Some(value.as_bytes().to_vec()),
+            }],
+            partition: None,
+            timestamp: None,
+        }
+    } else {
+        ProduceRecord::keyed(key.into_bytes(), value.as_bytes().to_vec())
+    }
 }
 
 fn values_to_records(values: &[String]) -> Vec<ProduceRecord> {
@@ -307,7 +348,7 @@ impl IdempotentProducer {
             partition: env.partitions[&tp].clone(),
             producer: Some(producer),
             transactional: false,
-            records: values_to_records(&values),
+            records: records_for(&tp, &values),
         };
         Action::Send(Box::new((ClientReq::Append(req), op)))
     }
@@ -476,7 +517,7 @@ impl TransactionalProducer {
                 partition: env.partitions[tp].clone(),
                 producer: Some(producer),
                 transactional: true,
-                records: values_to_records(values),
+                records: records_for(tp, values),
             };
             return Action::Send(Box::new((ClientReq::Append(req), op)));
         }

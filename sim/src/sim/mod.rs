@@ -49,14 +49,16 @@ use kafdo_txn_coordinator::{
     Answer, Call, CallError, CallId, CallReply, CoordinatorConfig, Output, RequestId,
     TxnCoordinator,
 };
-use kafdo_types::api::{CreateTopicRequest, InitProducerRequest, Isolation, TopicConfig};
+use kafdo_types::api::{
+    CleanupPolicy, CreateTopicRequest, InitProducerRequest, Isolation, TopicConfig,
+};
 use kafdo_types::group::{OffsetFetchQuery, TopicPartitionCount};
 use kafdo_types::rpc::{PartitionRef, ReadRequest, TxnResult, WriteMarkerRequest};
 use kafdo_types::txn::TransactionState;
 use kafdo_types::ApiError;
 
 use crate::history::{
-    GroupOffset, History, Observation, Process, ReadRecord, Recorder, Reply, Request, Tp,
+    GroupOffset, History, KeyedValue, Observation, Process, ReadRecord, Recorder, Reply, Request, Tp,
 };
 use crate::rng::Rng;
 use clients::{
@@ -81,6 +83,27 @@ pub struct Bugs {
     /// memory only until the answer is stored: a restart forgets an unfinished key, so the
     /// next attempt reserves a new producer id and its batches are no longer duplicates.
     pub ingest_forgets_reservation: bool,
+    /// The partition adapter builds the compacted topic's `PartitionConfig` without the
+    /// topic's delete retention (0 instead), so tombstones go at the first compaction round
+    /// that reaches them instead of after the retention.
+    pub compaction_ignores_delete_retention: bool,
+}
+
+/// The compacted topic of a seed that has one: its own keyed writers and readers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactionSetup {
+    /// Partitions of [`COMPACTED_TOPIC`].
+    pub partitions: i32,
+    /// Idempotent producers writing keyed records to it.
+    pub idempotent_producers: u32,
+    /// Transactional ids writing keyed records to it (one process each).
+    pub transactional_ids: u32,
+    /// read_committed consumers of it.
+    pub consumers: u32,
+    /// Its partitions' `PartitionConfig::delete_retention_ms`.
+    pub delete_retention_ms: i64,
+    /// Its partitions' `PartitionConfig::compaction_interval_ms`.
+    pub compaction_interval_ms: i64,
 }
 
 /// One simulated run's shape. [`Config::for_seed`] varies it by seed (swarm testing).
@@ -135,6 +158,8 @@ pub struct Config {
     /// The coordinators' `roll_epoch`: low values make transactional ids move to new producer
     /// ids often.
     pub roll_epoch: i32,
+    /// A compacted topic with its own keyed writers, or none.
+    pub compaction: Option<CompactionSetup>,
     /// Planted bugs.
     pub bugs: Bugs,
 }
@@ -170,8 +195,27 @@ impl Config {
             ingest_lease_ms: *rng.pick(&[1_000, 5_000, kafdo_ingest::DEFAULT_LEASE_MS]),
             ingest_ttl_ms: *rng.pick(&[40_000, 120_000]),
             roll_epoch: *rng.pick(&[kafdo_txn_coordinator::DEFAULT_ROLL_EPOCH, 2, 3, 6]),
+            // Drawn last of all, so every other part of a seed's configuration is what it was
+            // before compaction was simulated; seeds without it run exactly as before.
+            compaction: Self::draw_compaction(&mut rng),
             bugs: Bugs::default(),
         }
+    }
+
+    fn draw_compaction(rng: &mut Rng) -> Option<CompactionSetup> {
+        if !rng.chance(400) {
+            return None;
+        }
+        Some(CompactionSetup {
+            partitions: rng.range(1, 2) as i32,
+            idempotent_producers: rng.range(0, 2) as u32,
+            transactional_ids: rng.range(1, 2) as u32,
+            consumers: rng.range(1, 2) as u32,
+            // An hour outlives every run (`MAX_RUN_MS`), so its tombstones stay; the short ones
+            // expire within a run.
+            delete_retention_ms: *rng.pick(&[300, 3_000, 3_600_000]),
+            compaction_interval_ms: *rng.pick(&[0, 200, 1_000]),
+        })
     }
 }
 
@@ -249,6 +293,11 @@ enum Event {
         tid: String,
         generation: u64,
     },
+    /// A partition's compaction alarm.
+    PartitionAlarm {
+        tp: Tp,
+        generation: u64,
+    },
     GroupAlarm {
         group_id: String,
         generation: u64,
@@ -289,6 +338,13 @@ struct PartitionSlot {
     /// For the planted `skip_duplicate_check` bug: each producer's state row before its latest
     /// append, restored when the partition restarts.
     stale_producers: BTreeMap<i64, Option<kafdo_sql::Row>>,
+    /// The core's configuration (compacted partitions get short intervals).
+    config: kafdo_partition::PartitionConfig,
+    /// The alarm the adapter believes it armed (`ArmedAlarm`: memory only, lost on restart).
+    armed_ms: Option<i64>,
+    /// The alarm generation: the Durable Object keeps one alarm, a new `set_alarm` replaces it
+    /// (a spurious early or duplicate firing carries `u64::MAX`).
+    alarm_generation: u64,
 }
 
 struct GroupSlot {
@@ -340,6 +396,8 @@ pub const INPUT_TOPIC: &str = "in";
 pub const OUTPUT_TOPIC: &str = "out";
 /// The pipeline's group.
 pub const PIPELINE_GROUP: &str = "pipeline";
+/// The compacted topic (`cleanup_policy = compact`), when the seed has one.
+pub const COMPACTED_TOPIC: &str = "table";
 
 /// Logical time the run may take before the world stops waiting for it to settle.
 const MAX_RUN_MS: i64 = 30 * 60 * 1000;
@@ -350,15 +408,26 @@ impl World {
         let rng = Rng::new(config.seed);
         let metadata_db: Db = Rc::new(Sqlite::memory());
         let mut metadata = Metadata::open(metadata_db.clone()).expect("open metadata");
-        let mut topics = vec![(TOPIC, config.partitions)];
+        let mut topics = vec![(TOPIC, config.partitions, CleanupPolicy::Delete)];
         if config.processors > 0 {
-            topics.push((INPUT_TOPIC, config.pipeline_partitions.0));
-            topics.push((OUTPUT_TOPIC, config.pipeline_partitions.1));
+            topics.push((
+                INPUT_TOPIC,
+                config.pipeline_partitions.0,
+                CleanupPolicy::Delete,
+            ));
+            topics.push((
+                OUTPUT_TOPIC,
+                config.pipeline_partitions.1,
+                CleanupPolicy::Delete,
+            ));
+        }
+        if let Some(c) = config.compaction {
+            topics.push((COMPACTED_TOPIC, c.partitions, CleanupPolicy::Compact));
         }
         let mut partition_refs = BTreeMap::new();
         let mut partitions = BTreeMap::new();
         let mut partition_counts = BTreeMap::new();
-        for (name, count) in topics {
+        for (name, count, cleanup_policy) in topics {
             let topic = metadata
                 .create_topic(
                     &CreateTopicRequest {
@@ -366,13 +435,22 @@ impl World {
                         partitions: count,
                         config: TopicConfig {
                             retention_ms: -1,
-                            ..TopicConfig::default()
+                            cleanup_policy,
                         },
                     },
                     0,
                 )
                 .expect("create a topic");
             partition_counts.insert(name.to_owned(), count);
+            let mut partition_config = kafdo_partition::PartitionConfig::default();
+            if let (Some(c), CleanupPolicy::Compact) = (config.compaction, cleanup_policy) {
+                partition_config.delete_retention_ms = if config.bugs.compaction_ignores_delete_retention {
+                    0
+                } else {
+                    c.delete_retention_ms
+                };
+                partition_config.compaction_interval_ms = c.compaction_interval_ms;
+            }
             for p in 0..count {
                 let tp = Tp::new(name, p);
                 partition_refs.insert(tp.clone(), topic.partition(p));
@@ -383,6 +461,9 @@ impl World {
                         core: None,
                         last_observed: None,
                         stale_producers: BTreeMap::new(),
+                        config: partition_config,
+                        armed_ms: None,
+                        alarm_generation: 0,
                     },
                 );
             }
@@ -466,6 +547,9 @@ impl World {
                 process += 1;
             }
         }
+        if let Some(c) = self.config.compaction {
+            process = self.place_compaction_clients(process, c);
+        }
         if self.config.processors == 0 {
             return;
         }
@@ -512,6 +596,48 @@ impl World {
             self.add_client(process, Client::Processor(Box::new(c)));
             process += 1;
         }
+    }
+
+    /// The compacted topic's keyed writers (idempotent and transactional, one process per
+    /// transactional id) and read_committed consumers; returns the next free process.
+    fn place_compaction_clients(&mut self, mut process: Process, c: CompactionSetup) -> Process {
+        self.rec.observe(
+            0,
+            Observation::Compacted {
+                topic: COMPACTED_TOPIC.into(),
+                delete_retention_ms: c.delete_retention_ms,
+            },
+        );
+        let tps: Vec<Tp> = (0..c.partitions)
+            .map(|p| Tp::new(COMPACTED_TOPIC, p))
+            .collect();
+        // More batches than elsewhere, so each key gets many versions and rounds run often.
+        let ops = self.config.ops_per_client * 2;
+        for _ in 0..c.idempotent_producers {
+            let producer = IdempotentProducer::new(process, tps.clone(), ops);
+            self.add_client(process, Client::Idempotent(producer));
+            process += 1;
+        }
+        for t in 0..c.transactional_ids {
+            let tid = format!("table-txn-{t}");
+            self.add_coordinator(&tid);
+            let producer = TransactionalProducer::new(
+                process,
+                tid,
+                self.config.transaction_timeout_ms,
+                tps.clone(),
+                ops,
+            );
+            self.add_client(process, Client::Transactional(producer));
+            process += 1;
+        }
+        for i in 0..c.consumers {
+            let tp = tps[i as usize % tps.len()].clone();
+            let consumer = Consumer::new(process, tp, ops * 4);
+            self.add_client(process, Client::Consumer(consumer));
+            process += 1;
+        }
+        process
     }
 
     fn add_coordinator(&mut self, tid: &str) {
@@ -637,6 +763,12 @@ impl World {
                 process,
                 generation,
             } => self.wake(process, generation),
+            Event::PartitionAlarm { tp, generation } => {
+                let slot = &self.partitions[&tp];
+                if generation == slot.alarm_generation || generation == u64::MAX {
+                    self.partition_alarm(&tp);
+                }
+            }
             Event::Fault => self.fault(),
             Event::RunTimeout { run, call_id } => self.run_timeout(run, call_id),
             Event::KeyAlarm { object, generation } => self.key_alarm(&object, generation),
@@ -735,7 +867,8 @@ impl World {
         let now_ms = self.now_ms;
         let slot = self.partitions.get_mut(tp).expect("a known partition");
         if slot.core.is_none() {
-            slot.core = Some(Partition::open(slot.db.clone(), now_ms).expect("open a partition"));
+            let core = Partition::open_with_config(slot.db.clone(), now_ms, slot.config);
+            slot.core = Some(core.expect("open a partition"));
         }
         slot.core.as_mut().expect("open")
     }
@@ -764,6 +897,66 @@ impl World {
         }
     }
 
+    /// Arms the partition's compaction alarm for the core's next step, as the Durable Object's
+    /// `ArmedAlarm` does: only when it is earlier than the one this incarnation armed (a
+    /// restarted adapter remembers none, so its first arm replaces the stored alarm). With
+    /// faults on the alarm may fire late, and a spurious firing may come early or twice.
+    fn arm_partition_alarm(&mut self, tp: &Tp) {
+        let now_ms = self.now_ms;
+        let Some(at_ms) = self.partition(tp).next_compaction_ms(now_ms) else {
+            return;
+        };
+        let faults = self.faults_on();
+        let slot = self.partitions.get_mut(tp).expect("partition");
+        if slot.armed_ms.is_some_and(|armed| armed <= at_ms) {
+            return;
+        }
+        slot.armed_ms = Some(at_ms);
+        slot.alarm_generation += 1;
+        let generation = slot.alarm_generation;
+        let mut delay = (at_ms - now_ms).max(0);
+        if faults && self.rng.chance(100) {
+            delay += self.rng.range(1, 3_000);
+        }
+        self.schedule(
+            delay,
+            Event::PartitionAlarm {
+                tp: tp.clone(),
+                generation,
+            },
+        );
+        if faults && self.rng.chance(100) {
+            let at = self.rng.range(0, delay + 1_000);
+            self.schedule(
+                at,
+                Event::PartitionAlarm {
+                    tp: tp.clone(),
+                    generation: u64::MAX,
+                },
+            );
+        }
+    }
+
+    /// The partition's alarm: one compaction step, then the alarm for the next one (the
+    /// adapter's `alarm`). With faults on the partition sometimes restarts right after the
+    /// step, so restarts land between the steps and rounds of compaction.
+    fn partition_alarm(&mut self, tp: &Tp) {
+        let now_ms = self.now_ms;
+        self.partitions.get_mut(tp).expect("partition").armed_ms = None;
+        let step = self.partition(tp).compact(now_ms).expect("a compaction step");
+        if step.records_removed > 0 || step.round_finished {
+            self.note(format!(
+                "compact {tp}: {} rows read, {} records removed, cleaned to {}",
+                step.rows_read, step.records_removed, step.cleaned_offset
+            ));
+        }
+        self.observe_partition(tp);
+        if self.faults_on() && self.rng.chance(50) {
+            self.restart_partition(tp);
+        }
+        self.arm_partition_alarm(tp);
+    }
+
     fn object_request(&mut self, target: &Target, req: ClientReq) -> Result<ClientAns, ApiError> {
         let now_ms = self.now_ms;
         match (target, req) {
@@ -778,6 +971,9 @@ impl World {
                     .map(ClientAns::Produced)
                     .map_err(|e| ApiError::new(e.code(), e.to_string()));
                 self.observe_partition(tp);
+                if result.is_ok() {
+                    self.arm_partition_alarm(tp);
+                }
                 result
             }
             (Target::Partition(tp), ClientReq::Read(req)) => self
@@ -888,6 +1084,9 @@ impl World {
                     );
                 }
                 self.observe_partition(tp);
+                if result.is_ok() {
+                    self.arm_partition_alarm(tp);
+                }
                 result.map(CallReply::Marker).map_err(refused)
             }
             (Target::Group(group_id), Call::TxnOffsetCommit(req)) => {
@@ -1120,6 +1319,12 @@ impl World {
                 self.next_request += 1;
                 let id = self.next_request;
                 slot.outstanding = Some(id);
+                if let ClientReq::Append(r) = &req {
+                    if r.partition.topic == COMPACTED_TOPIC {
+                        let records = r.records.iter().map(keyed_value).collect();
+                        self.rec.observe(self.now_ms, Observation::Keys { records });
+                    }
+                }
                 self.rec.invoke(self.now_ms, process, op);
                 let target = match &req {
                     ClientReq::AllocateProducerId => Target::Metadata,
@@ -1273,6 +1478,7 @@ impl World {
         let bug = self.config.bugs.skip_duplicate_check;
         let slot = self.partitions.get_mut(tp).expect("partition");
         slot.core = None;
+        slot.armed_ms = None;
         if bug {
             // The planted bug: the producer state of the latest append did not survive.
             for (producer_id, row) in std::mem::take(&mut slot.stale_producers) {
@@ -1490,10 +1696,7 @@ impl World {
                     now_ms,
                 )
                 .expect("a final scan");
-            records.extend(fetched.records.iter().map(|r| ReadRecord {
-                offset: r.offset,
-                value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into(),
-            }));
+            records.extend(fetched.records.iter().map(ReadRecord::from_record));
             let bound = match isolation {
                 Isolation::ReadCommitted => fetched.last_stable_offset,
                 Isolation::ReadUncommitted => fetched.high_watermark,
@@ -1526,10 +1729,7 @@ fn history_reply(ans: &ClientAns) -> Reply {
             records: f
                 .records
                 .iter()
-                .map(|r| ReadRecord {
-                    offset: r.offset,
-                    value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into(),
-                })
+                .map(ReadRecord::from_record)
                 .collect(),
             next_offset: f.next_offset,
             high_watermark: f.high_watermark,
@@ -1570,6 +1770,22 @@ fn history_reply(ans: &ClientAns) -> Reply {
                 })
                 .collect(),
         },
+    }
+}
+
+/// The history's declaration of a keyed record's key (its value named as [`ReadRecord`] does).
+fn keyed_value(r: &kafdo_types::ProduceRecord) -> KeyedValue {
+    let read = ReadRecord::from_record(&kafdo_types::Record {
+        offset: 0,
+        timestamp: 0,
+        key: r.key.clone(),
+        value: r.value.clone(),
+        headers: r.headers.clone(),
+    });
+    KeyedValue {
+        value: read.value,
+        key: read.key.expect("a keyed record"),
+        tombstone: read.tombstone,
     }
 }
 
