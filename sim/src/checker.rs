@@ -92,6 +92,23 @@ pub enum Invariant {
     /// and even if never acknowledged; once acknowledged, each record sits exactly once in the
     /// final read_uncommitted scan, at its acknowledged offset, and is visible to read_committed.
     IngestExactlyOnce,
+    /// On a compacted topic, what a reader gets is what was written: every record read carries
+    /// the key and tombstone flag its value was written with (its offset and value are judged
+    /// by `OneValuePerOffset` and `DuplicateWrite` as everywhere), and within one read_committed
+    /// reader session the offsets read of one key only rise, so a reader never sees a key's
+    /// older value after a newer one.
+    CompactedRead,
+    /// On a compacted topic, compaction keeps each key's latest committed write: after
+    /// settling, the final read_committed scan holds, for every key, the record at the highest
+    /// offset known to hold a committed write of that key (acknowledged, read, or scanned);
+    /// only a tombstone may be missing, and only once its delete retention may have passed
+    /// (counted from the first invoke that carried it, no later than its timestamp), and then
+    /// nothing of its key may be left.
+    CompactedLatest,
+    /// On a compacted topic the log start offset never moves (compaction leaves gaps and never
+    /// cuts the log; the simulated topics have no retention): every observed partition state
+    /// has the first one's log start offset.
+    LogStartFixed,
 }
 
 /// One broken promise.
@@ -349,6 +366,10 @@ struct Checker<'a> {
     pipelines: Vec<(&'a str, &'a str, &'a str, u64)>,
     /// The keyed ingestion each ingested value belongs to: (topic, key, records).
     ingested: HashMap<&'a str, IngestKey<'a>>,
+    /// Compacted topics and their delete retention.
+    compacted: HashMap<&'a str, i64>,
+    /// The key of each value written to a compacted topic, and whether it is a tombstone.
+    keys: HashMap<&'a str, (&'a str, bool)>,
 }
 
 /// One keyed ingestion: its topic, `Idempotency-Key` and records (the request body).
@@ -381,6 +402,8 @@ impl<'a> Checker<'a> {
             outcomes: HashMap::new(),
             pipelines: Vec::new(),
             ingested: HashMap::new(),
+            compacted: HashMap::new(),
+            keys: HashMap::new(),
         };
         c.index_writes()?;
         c.index_observations();
@@ -405,7 +428,9 @@ impl<'a> Checker<'a> {
         self.check_offsets();
         self.check_groups();
         self.check_ingest_answers();
+        self.check_compacted_reads();
         if self.settled.is_some() {
+            self.check_compacted_end_state();
             self.check_end_state();
             self.check_pipelines();
             self.check_ingest_end_state();
@@ -582,6 +607,18 @@ impl<'a> Checker<'a> {
                 )),
                 Observation::Settled => {
                     self.settled.get_or_insert(event.index);
+                }
+                Observation::Compacted {
+                    topic,
+                    delete_retention_ms,
+                } => {
+                    self.compacted.insert(topic, *delete_retention_ms);
+                }
+                Observation::Keys { records } => {
+                    for r in records {
+                        self.keys
+                            .insert(r.value.as_str(), (r.key.as_str(), r.tombstone));
+                    }
                 }
                 _ => {}
             }
@@ -1591,6 +1628,7 @@ impl<'a> Checker<'a> {
             let Some(ru) = self.final_scans.get(&(tp.clone(), false)).copied() else {
                 continue;
             };
+            let compacted = self.compacted.contains_key(tp.topic.as_str());
             let Some(Reply::Fetch {
                 records,
                 high_watermark,
@@ -1620,7 +1658,8 @@ impl<'a> Checker<'a> {
             let gaps: Vec<i64> = (0..*high_watermark)
                 .filter(|o| !held.contains(o) && !markers.contains_key(o))
                 .collect();
-            if gaps.len() > owed {
+            // Compaction leaves gaps by design (`CompactedLatest` judges what must remain).
+            if gaps.len() > owed && !compacted {
                 let shown: Vec<String> = gaps.iter().take(10).map(ToString::to_string).collect();
                 self.violation(
                     Invariant::DenseOffsets,
@@ -1651,6 +1690,10 @@ impl<'a> Checker<'a> {
                 continue;
             };
             let tp = Tp::new(topic.clone(), *partition);
+            if self.compacted.contains_key(topic.as_str()) {
+                // A superseded write is rightly gone: `CompactedLatest` judges compacted topics.
+                continue;
+            }
             let Some(all) = self.final_records(&tp, false) else {
                 continue;
             };
@@ -1680,6 +1723,230 @@ impl<'a> Checker<'a> {
                     );
                 }
             }
+        }
+    }
+
+    // ---- compacted topics ------------------------------------------------------------------
+
+    fn check_compacted_reads(&mut self) {
+        if self.compacted.is_empty() {
+            return;
+        }
+        let ops = self.ops.clone();
+        // The last offset each read_committed reader session read of each key.
+        let mut sessions: HashMap<(&str, Tp, &str), (i64, u64)> = HashMap::new();
+        for op in &ops {
+            let (tp, isolation, reader) = match op.request {
+                Request::Fetch {
+                    topic,
+                    partition,
+                    isolation,
+                    reader,
+                    ..
+                } => (
+                    Tp::new(topic.clone(), *partition),
+                    *isolation,
+                    Some(reader.as_str()),
+                ),
+                Request::Scan {
+                    topic,
+                    partition,
+                    isolation,
+                } => (Tp::new(topic.clone(), *partition), *isolation, None),
+                _ => continue,
+            };
+            if !self.compacted.contains_key(tp.topic.as_str()) {
+                continue;
+            }
+            let Some(Reply::Fetch { records, .. }) = op.reply() else {
+                continue;
+            };
+            for record in records {
+                let Some(&(key, tombstone)) = self.keys.get(record.value.as_str()) else {
+                    // Nobody produced it, or its key was never declared: `OneValuePerOffset`
+                    // says the former; a record of a compacted topic always has a key.
+                    if self.writes.contains_key(record.value.as_str()) {
+                        self.violation(
+                            Invariant::CompactedRead,
+                            format!(
+                                "{tp} offset {} returned {}, whose key was never declared",
+                                record.offset, record.value
+                            ),
+                            vec![op.complete],
+                        );
+                    }
+                    continue;
+                };
+                if record.key.as_deref() != Some(key) || record.tombstone != tombstone {
+                    self.violation(
+                        Invariant::CompactedRead,
+                        format!(
+                            "{tp} offset {} returned {} with key {:?}{}, but it was written \
+                             with key {key}{}",
+                            record.offset,
+                            record.value,
+                            record.key,
+                            if record.tombstone {
+                                " as a tombstone"
+                            } else {
+                                ""
+                            },
+                            if tombstone { " as a tombstone" } else { "" },
+                        ),
+                        vec![op.complete],
+                    );
+                }
+                let Some(reader) = reader else { continue };
+                if !is_committed_isolation(isolation) {
+                    continue;
+                }
+                let last = sessions.insert((reader, tp.clone(), key), (record.offset, op.complete));
+                if let Some((before, at)) = last {
+                    if before >= record.offset {
+                        self.violation(
+                            Invariant::CompactedRead,
+                            format!(
+                                "reader {reader} read key {key} of {tp} at offset {} after \
+                                 reading it at offset {before}",
+                                record.offset
+                            ),
+                            vec![at, op.complete],
+                        );
+                    }
+                }
+            }
+        }
+        let mut log_start: HashMap<Tp, (i64, u64)> = HashMap::new();
+        for event in self.events {
+            let Entry::Observe {
+                observation:
+                    Observation::PartitionState {
+                        topic,
+                        partition,
+                        log_start_offset,
+                        ..
+                    },
+            } = &event.entry
+            else {
+                continue;
+            };
+            if !self.compacted.contains_key(topic.as_str()) {
+                continue;
+            }
+            let tp = Tp::new(topic.clone(), *partition);
+            let (first, at) = *log_start
+                .entry(tp.clone())
+                .or_insert((*log_start_offset, event.index));
+            if first != *log_start_offset {
+                self.violation(
+                    Invariant::LogStartFixed,
+                    format!("{tp}: the log start offset moved from {first} to {log_start_offset}"),
+                    vec![at, event.index],
+                );
+            }
+        }
+    }
+
+    fn check_compacted_end_state(&mut self) {
+        if self.compacted.is_empty() {
+            return;
+        }
+        let settled = self.settled.expect("settled");
+        let time_of: HashMap<u64, i64> = self.events.iter().map(|e| (e.index, e.time_ms)).collect();
+        let settled_ms = time_of[&settled];
+        // The first invoke that carried each value of a compacted topic: its record's timestamp
+        // is no earlier.
+        let mut first_sent: HashMap<&str, i64> = HashMap::new();
+        for op in &self.ops {
+            if let Request::Produce { topic, values, .. } = op.request {
+                if self.compacted.contains_key(topic.as_str()) {
+                    for value in values {
+                        first_sent
+                            .entry(value.as_str())
+                            .or_insert(time_of[&op.invoke]);
+                    }
+                }
+            }
+        }
+        // Per compacted partition and key: the committed write at the highest known offset.
+        // A write is committed when outside a transaction, or its transaction committed; when
+        // the highest non-aborted write's transaction has no known outcome the key is skipped
+        // (nothing to compare with).
+        let mut latest: BTreeMap<(Tp, &str), (i64, &str, bool)> = BTreeMap::new();
+        for (value, (tp, offset, _)) in &self.placed {
+            if !self.compacted.contains_key(tp.topic.as_str()) {
+                continue;
+            }
+            let Some(&(key, _)) = self.keys.get(value) else {
+                continue;
+            };
+            let write = &self.writes[value];
+            let committed = match write.txn {
+                None => Some(true),
+                Some(txn) => match self.outcome(txn) {
+                    Some(TxnResult::Commit) => Some(true),
+                    Some(TxnResult::Abort) => continue,
+                    None => None,
+                },
+            };
+            let entry =
+                latest
+                    .entry((tp.clone(), key))
+                    .or_insert((*offset, value, committed.is_some()));
+            if *offset > entry.0 {
+                *entry = (*offset, value, committed.is_some());
+            }
+        }
+        for ((tp, key), (offset, value, known)) in latest {
+            if !known {
+                continue;
+            }
+            let Some(rc) = self.final_scans.get(&(tp.clone(), true)).copied() else {
+                continue;
+            };
+            let records = self.final_records(&tp, true).unwrap_or(&[]);
+            if records.iter().any(|r| r.offset == offset) {
+                // `OneValuePerOffset` judges which value sits there.
+                continue;
+            }
+            let tombstone = self.keys[value].1;
+            let retention_ms = self.compacted[tp.topic.as_str()];
+            let expired = first_sent
+                .get(value)
+                .is_some_and(|sent| settled_ms > sent.saturating_add(retention_ms));
+            if tombstone && expired {
+                let left: Vec<String> = records
+                    .iter()
+                    .filter(|r| r.key.as_deref() == Some(key))
+                    .map(ToString::to_string)
+                    .collect();
+                if !left.is_empty() {
+                    self.violation(
+                        Invariant::CompactedLatest,
+                        format!(
+                            "{tp}: key {key}'s latest committed write, tombstone {value} at \
+                             {offset}, is gone, but older records of the key remain: {}",
+                            left.join(", ")
+                        ),
+                        vec![rc.complete],
+                    );
+                }
+                continue;
+            }
+            let at = self.placed[value].2;
+            self.violation(
+                Invariant::CompactedLatest,
+                format!(
+                    "{tp}: key {key}'s latest committed write {value}{} at offset {offset} is \
+                     missing from the final read_committed scan",
+                    if tombstone {
+                        " (a tombstone within its delete retention)"
+                    } else {
+                        ""
+                    }
+                ),
+                vec![at, rc.complete],
+            );
         }
     }
 

@@ -182,11 +182,7 @@ pub fn produce_reply(answer: &PartitionProduceResponse) -> Reply {
 /// The history reply of a fetch (values read as UTF-8, as the workload writes them).
 pub fn fetch_reply(answer: &FetchResponse) -> Reply {
     Reply::Fetch {
-        records: answer
-            .records
-            .iter()
-            .map(ReadRecord::from_record)
-            .collect(),
+        records: answer.records.iter().map(ReadRecord::from_record).collect(),
         next_offset: answer.next_offset,
         high_watermark: answer.high_watermark,
         last_stable_offset: answer.last_stable_offset,

@@ -682,7 +682,11 @@ impl fmt::Display for ReadRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.offset, self.value)?;
         if let Some(key) = &self.key {
-            write!(f, "[{key}{}]", if self.tombstone { " tombstone" } else { "" })?;
+            write!(
+                f,
+                "[{key}{}]",
+                if self.tombstone { " tombstone" } else { "" }
+            )?;
         }
         Ok(())
     }

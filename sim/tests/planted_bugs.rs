@@ -76,3 +76,26 @@ fn an_ingest_object_forgetting_its_reservation_is_caught() {
     println!("caught after {seeds} seeds by {caught:?}");
     assert!(caught.contains(&Invariant::IngestExactlyOnce), "{caught:?}");
 }
+
+#[test]
+fn compaction_past_the_last_stable_offset_is_caught() {
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        compaction_ignores_lso: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    assert!(
+        caught.contains(&Invariant::CompactedLatest) || caught.contains(&Invariant::ReadAborted),
+        "{caught:?}"
+    );
+}
+
+#[test]
+fn compaction_without_the_delete_retention_is_caught() {
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        compaction_ignores_delete_retention: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    assert!(caught.contains(&Invariant::CompactedLatest), "{caught:?}");
+}

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! `--bug` plants one of `skip-duplicate-check`, `markers-before-prepare`, `no-epoch-fence`,
-//! `ingest-forgets-reservation` and reports how many seeds the checker needed to catch it. A failing seed is printed with
+//! `ingest-forgets-reservation`, `compaction-ignores-delete-retention`, `compaction-ignores-lso`
+//! and reports how many seeds the checker needed to catch it. A failing seed is printed with
 //! its violations; replay it with `SEED=<n> cargo test -p kafdo-sim --test seeds -- --nocapture`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,6 +30,10 @@ fn main() -> ExitCode {
                 "markers-before-prepare" => bugs.markers_before_prepare = true,
                 "no-epoch-fence" => bugs.no_epoch_fence = true,
                 "ingest-forgets-reservation" => bugs.ingest_forgets_reservation = true,
+                "compaction-ignores-delete-retention" => {
+                    bugs.compaction_ignores_delete_retention = true
+                }
+                "compaction-ignores-lso" => bugs.compaction_ignores_lso = true,
                 other => panic!("unknown bug {other}"),
             },
             other => panic!("unknown argument {other}"),

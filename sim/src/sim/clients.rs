@@ -170,11 +170,9 @@ pub const COMPACTED_KEYS: u64 = 3;
 /// the [`TOMBSTONE_HEADER`] header.
 pub fn keyed_record(value: &str) -> ProduceRecord {
     // FNV-1a: stable across platforms and releases.
-    let hash = value
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = value.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let key = format!("k{}", hash % COMPACTED_KEYS);
     if (hash / COMPACTED_KEYS) % 6 == 0 {
         ProduceRecord {

@@ -58,7 +58,8 @@ use kafdo_types::txn::TransactionState;
 use kafdo_types::ApiError;
 
 use crate::history::{
-    GroupOffset, History, KeyedValue, Observation, Process, ReadRecord, Recorder, Reply, Request, Tp,
+    GroupOffset, History, KeyedValue, Observation, Process, ReadRecord, Recorder, Reply, Request,
+    Tp,
 };
 use crate::rng::Rng;
 use clients::{
@@ -87,6 +88,11 @@ pub struct Bugs {
     /// topic's delete retention (0 instead), so tombstones go at the first compaction round
     /// that reaches them instead of after the retention.
     pub compaction_ignores_delete_retention: bool,
+    /// Compaction ignores the last stable offset: a step plans its round up to the high
+    /// watermark, so an open transaction's records enter the key map and supersede committed
+    /// records of their keys (planted by hiding the open transactions' first offsets from the
+    /// core for the step: the simulator reopens the core without them and puts them back).
+    pub compaction_ignores_lso: bool,
 }
 
 /// The compacted topic of a seed that has one: its own keyed writers and readers.
@@ -444,11 +450,12 @@ impl World {
             partition_counts.insert(name.to_owned(), count);
             let mut partition_config = kafdo_partition::PartitionConfig::default();
             if let (Some(c), CleanupPolicy::Compact) = (config.compaction, cleanup_policy) {
-                partition_config.delete_retention_ms = if config.bugs.compaction_ignores_delete_retention {
-                    0
-                } else {
-                    c.delete_retention_ms
-                };
+                partition_config.delete_retention_ms =
+                    if config.bugs.compaction_ignores_delete_retention {
+                        0
+                    } else {
+                        c.delete_retention_ms
+                    };
                 partition_config.compaction_interval_ms = c.compaction_interval_ms;
             }
             for p in 0..count {
@@ -943,7 +950,13 @@ impl World {
     fn partition_alarm(&mut self, tp: &Tp) {
         let now_ms = self.now_ms;
         self.partitions.get_mut(tp).expect("partition").armed_ms = None;
-        let step = self.partition(tp).compact(now_ms).expect("a compaction step");
+        let step = if self.config.bugs.compaction_ignores_lso {
+            self.bug_compact_past_lso(tp)
+        } else {
+            self.partition(tp)
+                .compact(now_ms)
+                .expect("a compaction step")
+        };
         if step.records_removed > 0 || step.round_finished {
             self.note(format!(
                 "compact {tp}: {} rows read, {} records removed, cleaned to {}",
@@ -1554,6 +1567,41 @@ impl World {
         }
     }
 
+    /// The planted `compaction_ignores_lso` bug: one compaction step run by a core that sees
+    /// no open transaction (their first offsets hidden), so its last stable offset is the high
+    /// watermark; then the rows are put back and the next event reopens a correct core.
+    fn bug_compact_past_lso(&mut self, tp: &Tp) -> kafdo_partition::CompactionStep {
+        let now_ms = self.now_ms;
+        let slot = self.partitions.get_mut(tp).expect("partition");
+        slot.core = None;
+        let db = slot.db.clone();
+        let open = db
+            .exec(
+                "SELECT producer_id, first_offset FROM transactions \
+                 WHERE open = 1 AND first_offset IS NOT NULL",
+                &[],
+            )
+            .expect("open transactions");
+        db.run(
+            "UPDATE transactions SET first_offset = NULL WHERE open = 1",
+            &[],
+        )
+        .expect("hide open transactions");
+        let step = self
+            .partition(tp)
+            .compact(now_ms)
+            .expect("a compaction step");
+        self.partitions.get_mut(tp).expect("partition").core = None;
+        for row in open.iter() {
+            db.run(
+                "UPDATE transactions SET first_offset = ? WHERE producer_id = ?",
+                &[Param::Integer(row.int(1)), Param::Integer(row.int(0))],
+            )
+            .expect("restore an open transaction");
+        }
+        step
+    }
+
     fn before_coordinator_request(&mut self, tid: &str, req: &mut ClientReq) {
         if !self.config.bugs.no_epoch_fence {
             return;
@@ -1726,11 +1774,7 @@ fn history_reply(ans: &ClientAns) -> Reply {
             duplicate: p.duplicate,
         },
         ClientAns::Fetched(f) => Reply::Fetch {
-            records: f
-                .records
-                .iter()
-                .map(ReadRecord::from_record)
-                .collect(),
+            records: f.records.iter().map(ReadRecord::from_record).collect(),
             next_offset: f.next_offset,
             high_watermark: f.high_watermark,
             last_stable_offset: f.last_stable_offset,
