@@ -3,7 +3,8 @@
 
 use kafdo_sim::checker::{check, Invariant, Report};
 use kafdo_sim::history::{
-    GroupOffset, History, IngestRecord, Observation, ReadRecord, Recorder, Reply, Request, Tp,
+    Entry, GroupOffset, History, IngestRecord, KeyedValue, Observation, ReadRecord, Recorder,
+    Reply, Request, Tp,
 };
 use kafdo_types::api::{Isolation, RecordOffset};
 use kafdo_types::rpc::TxnResult;
@@ -28,6 +29,7 @@ fn records(items: &[(i64, &str)]) -> Vec<ReadRecord> {
         .map(|(offset, value)| ReadRecord {
             offset: *offset,
             value: value.to_string(),
+            ..ReadRecord::default()
         })
         .collect()
 }
@@ -1102,4 +1104,315 @@ fn an_ingested_value_reused_is_malformed() {
     h.invoke(1, ingest_req("order-1", &[(0, "k1")]));
     h.info(1);
     assert!(check(&h.history()).is_err());
+}
+
+// ---- compacted topics ---------------------------------------------------------------------
+
+/// The compacted topic of these tests, with a delete retention of 100 ms.
+const C0: (&str, i32) = ("c", 0);
+const RETENTION_MS: i64 = 100;
+
+/// A record of the compacted topic as a reader sees it: the key is `k` and the value's first
+/// letter, and a value with a `t` in it is a tombstone.
+fn kread(offset: i64, value: &str) -> ReadRecord {
+    ReadRecord {
+        offset,
+        value: value.to_string(),
+        key: Some(format!("k{}", &value[..1])),
+        tombstone: value.contains('t'),
+    }
+}
+
+fn krecords(items: &[(i64, &str)]) -> Vec<ReadRecord> {
+    items.iter().map(|(o, v)| kread(*o, v)).collect()
+}
+
+impl H {
+    fn compacted(&mut self) {
+        self.observe(Observation::Compacted {
+            topic: C0.0.into(),
+            delete_retention_ms: RETENTION_MS,
+        });
+    }
+
+    /// A keyed produce to the compacted topic: its keys declared, then the write.
+    fn kproduce(&mut self, p: u32, txn: Option<Txn<'_>>, values: &[&str], base: i64) {
+        let records = values
+            .iter()
+            .map(|v| {
+                let r = kread(0, v);
+                KeyedValue {
+                    value: r.value,
+                    key: r.key.expect("a key"),
+                    tombstone: r.tombstone,
+                }
+            })
+            .collect();
+        self.observe(Observation::Keys { records });
+        self.produce(p, C0, txn, values, base);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn kfetch(
+        &mut self,
+        offset: i64,
+        isolation: Isolation,
+        reader: &str,
+        got: Vec<ReadRecord>,
+        next: i64,
+        hw: i64,
+        lso: i64,
+    ) {
+        self.invoke(
+            3,
+            Request::Fetch {
+                topic: C0.0.into(),
+                partition: C0.1,
+                offset,
+                isolation,
+                reader: reader.into(),
+            },
+        );
+        self.ok(
+            3,
+            Reply::Fetch {
+                records: got,
+                next_offset: next,
+                high_watermark: hw,
+                last_stable_offset: lso,
+            },
+        );
+    }
+
+    fn kscans(&mut self, got: &[(i64, &str)], hw: i64) {
+        for isolation in [RU, RC] {
+            self.invoke(
+                99,
+                Request::Scan {
+                    topic: C0.0.into(),
+                    partition: C0.1,
+                    isolation,
+                },
+            );
+            self.ok(
+                99,
+                Reply::Fetch {
+                    records: krecords(got),
+                    next_offset: hw,
+                    high_watermark: hw,
+                    last_stable_offset: hw,
+                },
+            );
+        }
+    }
+
+    fn kstate(&mut self, log_start_offset: i64, hw: i64) {
+        self.observe(Observation::PartitionState {
+            topic: C0.0.into(),
+            partition: C0.1,
+            log_start_offset,
+            high_watermark: hw,
+            last_stable_offset: hw,
+        });
+    }
+}
+
+/// Keys a and b: a1, b1, a2 outside transactions; T0 commits a3 and b2 (marker at 5); T1
+/// writes the tombstone at4 and aborts (marker at 7); then the tombstone at5 outside. A reader
+/// reads everything committed before compaction; a second one after it, across the gaps.
+fn compacted_story(h: &mut H) {
+    h.compacted();
+    h.kstate(0, 0);
+    h.kproduce(2, None, &["a1", "b1", "a2"], 0);
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[C0]);
+    h.kproduce(1, Some(T0), &["a3", "b2"], 3);
+    h.ended(1, T0, true);
+    h.marker(C0, T0, true, 5);
+    h.add(1, T1, &[C0]);
+    h.kproduce(1, Some(T1), &["at4"], 6);
+    h.ended(1, T1, false);
+    h.marker(C0, T1, false, 7);
+    h.kproduce(2, None, &["at5"], 8);
+    h.kstate(0, 9);
+    h.kfetch(0, RC, "r1", krecords(&[(0, "a1"), (1, "b1")]), 2, 9, 9);
+    h.kfetch(
+        2,
+        RC,
+        "r1",
+        krecords(&[(2, "a2"), (3, "a3"), (4, "b2")]),
+        6,
+        9,
+        9,
+    );
+    h.kfetch(6, RC, "r1", krecords(&[(8, "at5")]), 9, 9, 9);
+    // Compaction ran: a1, b1, a2, a3, the aborted tombstone and both markers are gone.
+    h.kstate(0, 9);
+    h.kfetch(0, RC, "r2", krecords(&[(4, "b2"), (8, "at5")]), 9, 9, 9);
+    h.kfetch(0, RU, "r3", krecords(&[(4, "b2"), (8, "at5")]), 9, 9, 9);
+}
+
+#[test]
+fn a_good_compacted_history_is_valid() {
+    let mut h = H::default();
+    compacted_story(&mut h);
+    h.settle();
+    h.kscans(&[(4, "b2"), (8, "at5")], 9);
+    let history = h.history();
+    let mut bytes = Vec::new();
+    history.write_jsonl(&mut bytes).unwrap();
+    let back = History::read_jsonl(&bytes[..]).unwrap();
+    assert_eq!(back, history);
+    let report = check(&back).unwrap();
+    println!("{}{report}", back.trace());
+    assert!(report.is_valid(), "{report}");
+    assert_eq!((report.committed_txns, report.aborted_txns), (1, 1));
+}
+
+#[test]
+fn an_expired_tombstone_may_go_with_its_key() {
+    let mut h = H::default();
+    compacted_story(&mut h);
+    h.t += RETENTION_MS + 1;
+    h.settle();
+    h.kscans(&[(4, "b2")], 9);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+}
+
+#[test]
+fn the_same_gaps_on_a_topic_that_is_not_compacted_are_caught() {
+    let mut h = H::default();
+    compacted_story(&mut h);
+    h.settle();
+    h.kscans(&[(4, "b2"), (8, "at5")], 9);
+    let mut history = h.history();
+    // The same history without the declaration: the topic is taken as a delete topic.
+    for event in &mut history.events {
+        if let Entry::Observe {
+            observation: observation @ Observation::Compacted { .. },
+        } = &mut event.entry
+        {
+            *observation = Observation::Note {
+                text: "not compacted".into(),
+            };
+        }
+    }
+    let report = check(&history).unwrap();
+    assert!(report.has(Invariant::DenseOffsets), "{report}");
+    assert!(report.has(Invariant::LostWrite), "{report}");
+}
+
+#[test]
+fn a_lost_latest_value_is_caught() {
+    let mut h = H::default();
+    compacted_story(&mut h);
+    h.settle();
+    // Compaction kept b's older value instead of its latest.
+    h.kscans(&[(1, "b1"), (8, "at5")], 9);
+    assert_caught(h, Invariant::CompactedLatest);
+}
+
+#[test]
+fn a_tombstone_removed_within_its_retention_is_caught() {
+    let mut h = H::default();
+    compacted_story(&mut h);
+    h.settle();
+    h.kscans(&[(4, "b2")], 9);
+    assert_caught(h, Invariant::CompactedLatest);
+}
+
+#[test]
+fn an_expired_tombstone_gone_while_older_values_remain_is_caught() {
+    let mut h = H::default();
+    compacted_story(&mut h);
+    h.t += RETENTION_MS + 1;
+    h.settle();
+    // The tombstone went, but a's older value came back into view.
+    h.kscans(&[(3, "a3"), (4, "b2")], 9);
+    assert_caught(h, Invariant::CompactedLatest);
+}
+
+#[test]
+fn an_aborted_write_does_not_count_as_the_latest() {
+    let mut h = H::default();
+    h.compacted();
+    h.kproduce(2, None, &["a1"], 0);
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[C0]);
+    h.kproduce(1, Some(T0), &["a2"], 1);
+    h.ended(1, T0, false);
+    h.marker(C0, T0, false, 2);
+    h.settle();
+    h.kscans(&[(0, "a1")], 3);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+    // Compacting past the open transaction lost a1 to the aborted a2.
+    let mut h = H::default();
+    h.compacted();
+    h.kproduce(2, None, &["a1"], 0);
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[C0]);
+    h.kproduce(1, Some(T0), &["a2"], 1);
+    h.ended(1, T0, false);
+    h.marker(C0, T0, false, 2);
+    h.settle();
+    h.kscans(&[], 3);
+    assert_caught(h, Invariant::CompactedLatest);
+}
+
+#[test]
+fn a_record_read_with_another_key_is_caught() {
+    let mut h = H::default();
+    h.compacted();
+    h.kproduce(2, None, &["a1"], 0);
+    let mut wrong = kread(0, "a1");
+    wrong.key = Some("kb".into());
+    h.kfetch(0, RC, "r1", vec![wrong], 1, 1, 1);
+    assert_caught(h, Invariant::CompactedRead);
+}
+
+#[test]
+fn a_tombstone_read_as_a_value_is_caught() {
+    let mut h = H::default();
+    h.compacted();
+    h.kproduce(2, None, &["at1"], 0);
+    let mut wrong = kread(0, "at1");
+    wrong.tombstone = false;
+    h.kfetch(0, RU, "r1", vec![wrong], 1, 1, 1);
+    assert_caught(h, Invariant::CompactedRead);
+}
+
+#[test]
+fn an_older_value_read_after_a_newer_one_is_caught() {
+    let mut h = H::default();
+    h.compacted();
+    h.kproduce(2, None, &["a1", "a2"], 0);
+    h.kfetch(1, RC, "r1", krecords(&[(1, "a2")]), 2, 2, 2);
+    // The same session goes back to an older version of the key.
+    h.kfetch(0, RC, "r1", krecords(&[(0, "a1")]), 1, 2, 2);
+    assert_caught(h, Invariant::CompactedRead);
+}
+
+#[test]
+fn an_aborted_record_read_on_a_compacted_topic_is_caught() {
+    let mut h = H::default();
+    h.compacted();
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[C0]);
+    h.kproduce(1, Some(T0), &["a1"], 0);
+    h.ended(1, T0, false);
+    h.marker(C0, T0, false, 1);
+    h.kfetch(0, RC, "r1", krecords(&[(0, "a1")]), 2, 2, 2);
+    assert_caught(h, Invariant::ReadAborted);
+}
+
+#[test]
+fn a_log_start_moved_by_compaction_is_caught() {
+    let mut h = H::default();
+    h.compacted();
+    h.kproduce(2, None, &["a1", "a2"], 0);
+    h.kstate(0, 2);
+    h.kstate(1, 2);
+    assert_caught(h, Invariant::LogStartFixed);
 }
