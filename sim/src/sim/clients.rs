@@ -174,7 +174,7 @@ pub fn keyed_record(value: &str) -> ProduceRecord {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     let key = format!("k{}", hash % COMPACTED_KEYS);
-    if (hash / COMPACTED_KEYS) % 6 == 0 {
+    if (hash / COMPACTED_KEYS).is_multiple_of(6) {
         ProduceRecord {
             key: Some(key.into_bytes()),
             value: None,
