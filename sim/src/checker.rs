@@ -98,6 +98,13 @@ pub enum Invariant {
     /// reader session the offsets read of one key only rise, so a reader never sees a key's
     /// older value after a newer one.
     CompactedRead,
+    /// On a compacted topic, compaction removes a committed record only once it is superseded:
+    /// a fetch covering `[offset, next_offset)` returns every committed record there, unless a
+    /// committed write of the same key at a higher offset (or one whose offset nobody saw and
+    /// that did not abort) had been sent before the fetch completed, or the record is a
+    /// tombstone whose delete retention may have passed. A record superseded only by a write
+    /// that later aborted, or by nothing, must still be there.
+    CompactedSkipped,
     /// On a compacted topic, compaction keeps each key's latest committed write: after
     /// settling, the final read_committed scan holds, for every key, the record at the highest
     /// offset known to hold a committed write of that key (acknowledged, read, or scanned);
@@ -371,6 +378,10 @@ struct Checker<'a> {
     /// The key of each value written to a compacted topic, and whether it is a tombstone.
     keys: HashMap<&'a str, (&'a str, bool)>,
 }
+
+/// A write of a compacted topic at a known offset: (offset, value, committed for sure, first
+/// invoke).
+type KeyedWrite<'a> = (i64, &'a str, bool, u64);
 
 /// One keyed ingestion: its topic, `Idempotency-Key` and records (the request body).
 type IngestKey<'a> = (&'a str, &'a str, &'a [IngestRecord]);
@@ -1816,6 +1827,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        self.check_compacted_skips();
         let mut log_start: HashMap<Tp, (i64, u64)> = HashMap::new();
         for event in self.events {
             let Entry::Observe {
@@ -1847,27 +1859,130 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_compacted_end_state(&mut self) {
-        if self.compacted.is_empty() {
-            return;
-        }
-        let settled = self.settled.expect("settled");
+    /// The first invoke (index, time) that carried each value produced to a compacted topic:
+    /// its record's timestamp is no earlier.
+    fn compacted_first_sent(&self) -> HashMap<&'a str, (u64, i64)> {
         let time_of: HashMap<u64, i64> = self.events.iter().map(|e| (e.index, e.time_ms)).collect();
-        let settled_ms = time_of[&settled];
-        // The first invoke that carried each value of a compacted topic: its record's timestamp
-        // is no earlier.
-        let mut first_sent: HashMap<&str, i64> = HashMap::new();
+        let mut first_sent = HashMap::new();
         for op in &self.ops {
             if let Request::Produce { topic, values, .. } = op.request {
                 if self.compacted.contains_key(topic.as_str()) {
                     for value in values {
                         first_sent
                             .entry(value.as_str())
-                            .or_insert(time_of[&op.invoke]);
+                            .or_insert((op.invoke, time_of[&op.invoke]));
                     }
                 }
             }
         }
+        first_sent
+    }
+
+    fn check_compacted_skips(&mut self) {
+        let first_sent = self.compacted_first_sent();
+        // Per (partition, key): the writes placed at a known offset and not aborted, as
+        // (offset, value, committed for sure, first invoke); and the writes nobody saw placed
+        // that did not abort, as their first invoke.
+        let mut placed: HashMap<(Tp, &str), Vec<KeyedWrite<'a>>> = HashMap::new();
+        let mut unplaced: HashMap<(Tp, &str), Vec<u64>> = HashMap::new();
+        for (&value, &(key, _)) in &self.keys {
+            let Some(&(sent, _)) = first_sent.get(value) else {
+                continue;
+            };
+            let Some(write) = self.writes.get(value) else {
+                continue;
+            };
+            let committed = match write.txn {
+                None => true,
+                Some(txn) => match self.outcome(txn) {
+                    Some(TxnResult::Abort) => continue,
+                    Some(TxnResult::Commit) => true,
+                    None => false,
+                },
+            };
+            match self.placed.get(value) {
+                Some((tp, offset, _)) => placed
+                    .entry((tp.clone(), key))
+                    .or_default()
+                    .push((*offset, value, committed, sent)),
+                None => unplaced
+                    .entry((write.tp.clone(), key))
+                    .or_default()
+                    .push(sent),
+            }
+        }
+        let ops = self.ops.clone();
+        for op in &ops {
+            let (tp, offset) = match op.request {
+                Request::Fetch {
+                    topic,
+                    partition,
+                    offset,
+                    ..
+                } => (Tp::new(topic.clone(), *partition), *offset),
+                Request::Scan {
+                    topic, partition, ..
+                } => (Tp::new(topic.clone(), *partition), 0),
+                _ => continue,
+            };
+            let Some(&retention_ms) = self.compacted.get(tp.topic.as_str()) else {
+                continue;
+            };
+            let Some(Reply::Fetch {
+                records,
+                next_offset,
+                ..
+            }) = op.reply()
+            else {
+                continue;
+            };
+            let done_ms = self.events[op.complete as usize].time_ms;
+            let got: HashSet<i64> = records.iter().map(|r| r.offset).collect();
+            for ((wtp, key), writes) in &placed {
+                if *wtp != tp {
+                    continue;
+                }
+                let excused_by_unplaced = unplaced
+                    .get(&(tp.clone(), *key))
+                    .is_some_and(|sent| sent.iter().any(|s| *s < op.complete));
+                if excused_by_unplaced {
+                    continue;
+                }
+                for &(at, value, committed, _) in writes {
+                    if !committed || at < offset || at >= *next_offset || got.contains(&at) {
+                        continue;
+                    }
+                    // A later write whose transaction's outcome is unknown excuses too.
+                    let superseded = writes
+                        .iter()
+                        .any(|&(later, _, _, sent)| later > at && sent < op.complete);
+                    let (tombstone, sent_ms) = (self.keys[value].1, first_sent[value].1);
+                    let expired = tombstone && done_ms > sent_ms.saturating_add(retention_ms);
+                    if superseded || expired {
+                        continue;
+                    }
+                    let placed_at = self.placed[value].2;
+                    self.violation(
+                        Invariant::CompactedSkipped,
+                        format!(
+                            "a fetch of {tp} covering [{offset}, {next_offset}) lacks {value} \
+                             (key {key}) at offset {at}, committed and not superseded by any \
+                             committed write sent before the fetch completed"
+                        ),
+                        vec![placed_at, op.complete],
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_compacted_end_state(&mut self) {
+        if self.compacted.is_empty() {
+            return;
+        }
+        let settled = self.settled.expect("settled");
+        let settled_ms = self.events[settled as usize].time_ms;
+        let first_sent = self.compacted_first_sent();
         // Per compacted partition and key: the committed write at the highest known offset.
         // A write is committed when outside a transaction, or its transaction committed; when
         // the highest non-aborted write's transaction has no known outcome the key is skipped
@@ -1913,7 +2028,7 @@ impl<'a> Checker<'a> {
             let retention_ms = self.compacted[tp.topic.as_str()];
             let expired = first_sent
                 .get(value)
-                .is_some_and(|sent| settled_ms > sent.saturating_add(retention_ms));
+                .is_some_and(|(_, sent_ms)| settled_ms > sent_ms.saturating_add(retention_ms));
             if tombstone && expired {
                 let left: Vec<String> = records
                     .iter()

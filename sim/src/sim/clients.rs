@@ -166,7 +166,7 @@ pub const COMPACTED_KEYS: u64 = 3;
 
 /// A keyed record for the compacted topic, a pure function of its unique value so that a retry
 /// sends the same record and no random draw is spent: the key is one of [`COMPACTED_KEYS`]
-/// (`k0`..), and about one record in six is a tombstone (a null value) that carries its name in
+/// (`k0`..), and about one record in four is a tombstone (a null value) that carries its name in
 /// the [`TOMBSTONE_HEADER`] header.
 pub fn keyed_record(value: &str) -> ProduceRecord {
     // FNV-1a: stable across platforms and releases.
@@ -174,7 +174,7 @@ pub fn keyed_record(value: &str) -> ProduceRecord {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     let key = format!("k{}", hash % COMPACTED_KEYS);
-    if (hash / COMPACTED_KEYS).is_multiple_of(6) {
+    if (hash / COMPACTED_KEYS).is_multiple_of(4) {
         ProduceRecord {
             key: Some(key.into_bytes()),
             value: None,
@@ -404,6 +404,8 @@ pub struct TransactionalProducer {
     producer: Option<(i64, i32)>,
     txn: Option<Txn>,
     txns_left: u32,
+    /// Per mille of transactions it aborts.
+    abort_per_mille: u32,
 }
 
 impl TransactionalProducer {
@@ -423,7 +425,14 @@ impl TransactionalProducer {
             producer: None,
             txn: None,
             txns_left: txns,
+            abort_per_mille: 200,
         }
+    }
+
+    /// Aborts `abort_per_mille` transactions in a thousand instead of 200.
+    pub fn with_aborts(mut self, abort_per_mille: u32) -> Self {
+        self.abort_per_mille = abort_per_mille;
+        self
     }
 
     fn next(&mut self, rng: &mut Rng, env: &Env<'_>) -> Action {
@@ -459,7 +468,7 @@ impl TransactionalProducer {
                     batches.push_back((tp.clone(), self.values.take(n)));
                 }
             }
-            let result = if rng.chance(800) {
+            let result = if rng.chance(1000 - self.abort_per_mille) {
                 TxnResult::Commit
             } else {
                 TxnResult::Abort

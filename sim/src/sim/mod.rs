@@ -209,7 +209,7 @@ impl Config {
     }
 
     fn draw_compaction(rng: &mut Rng) -> Option<CompactionSetup> {
-        if !rng.chance(400) {
+        if !rng.chance(300) {
             return None;
         }
         Some(CompactionSetup {
@@ -219,7 +219,7 @@ impl Config {
             consumers: rng.range(1, 2) as u32,
             // An hour outlives every run (`MAX_RUN_MS`), so its tombstones stay; the short ones
             // expire within a run.
-            delete_retention_ms: *rng.pick(&[300, 3_000, 3_600_000]),
+            delete_retention_ms: *rng.pick(&[300, 3_000, 3_600_000, 3_600_000]),
             compaction_interval_ms: *rng.pick(&[0, 200, 1_000]),
         })
     }
@@ -618,8 +618,8 @@ impl World {
         let tps: Vec<Tp> = (0..c.partitions)
             .map(|p| Tp::new(COMPACTED_TOPIC, p))
             .collect();
-        // More batches than elsewhere, so each key gets many versions and rounds run often.
-        let ops = self.config.ops_per_client * 2;
+        // Three keys (`clients::COMPACTED_KEYS`) for all writers: each key gets many versions.
+        let ops = self.config.ops_per_client;
         for _ in 0..c.idempotent_producers {
             let producer = IdempotentProducer::new(process, tps.clone(), ops);
             self.add_client(process, Client::Idempotent(producer));
@@ -634,7 +634,10 @@ impl World {
                 self.config.transaction_timeout_ms,
                 tps.clone(),
                 ops,
-            );
+            )
+            // Many aborts: aborted records must leave the key map and the log, and a round
+            // must stop at an open transaction that may still abort.
+            .with_aborts(400);
             self.add_client(process, Client::Transactional(producer));
             process += 1;
         }
@@ -910,7 +913,12 @@ impl World {
     /// faults on the alarm may fire late, and a spurious firing may come early or twice.
     fn arm_partition_alarm(&mut self, tp: &Tp) {
         let now_ms = self.now_ms;
-        let Some(at_ms) = self.partition(tp).next_compaction_ms(now_ms) else {
+        let next = if self.config.bugs.compaction_ignores_lso {
+            self.with_lso_hidden(tp, |core| core.next_compaction_ms(now_ms))
+        } else {
+            self.partition(tp).next_compaction_ms(now_ms)
+        };
+        let Some(at_ms) = next else {
             return;
         };
         let faults = self.faults_on();
@@ -951,7 +959,7 @@ impl World {
         let now_ms = self.now_ms;
         self.partitions.get_mut(tp).expect("partition").armed_ms = None;
         let step = if self.config.bugs.compaction_ignores_lso {
-            self.bug_compact_past_lso(tp)
+            self.with_lso_hidden(tp, |core| core.compact(now_ms).expect("a compaction step"))
         } else {
             self.partition(tp)
                 .compact(now_ms)
@@ -1567,11 +1575,11 @@ impl World {
         }
     }
 
-    /// The planted `compaction_ignores_lso` bug: one compaction step run by a core that sees
-    /// no open transaction (their first offsets hidden), so its last stable offset is the high
-    /// watermark; then the rows are put back and the next event reopens a correct core.
-    fn bug_compact_past_lso(&mut self, tp: &Tp) -> kafdo_partition::CompactionStep {
-        let now_ms = self.now_ms;
+    /// The planted `compaction_ignores_lso` bug: `f` (a compaction step, or the question when
+    /// the next is due) runs on a core that sees no open transaction (their first offsets
+    /// hidden), so its last stable offset is the high watermark; then the rows are put back
+    /// and the next event reopens a correct core.
+    fn with_lso_hidden<T>(&mut self, tp: &Tp, f: impl FnOnce(&mut Partition<Db>) -> T) -> T {
         let slot = self.partitions.get_mut(tp).expect("partition");
         slot.core = None;
         let db = slot.db.clone();
@@ -1587,10 +1595,7 @@ impl World {
             &[],
         )
         .expect("hide open transactions");
-        let step = self
-            .partition(tp)
-            .compact(now_ms)
-            .expect("a compaction step");
+        let result = f(self.partition(tp));
         self.partitions.get_mut(tp).expect("partition").core = None;
         for row in open.iter() {
             db.run(
@@ -1599,7 +1604,7 @@ impl World {
             )
             .expect("restore an open transaction");
         }
-        step
+        result
     }
 
     fn before_coordinator_request(&mut self, tid: &str, req: &mut ClientReq) {
