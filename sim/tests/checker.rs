@@ -1416,3 +1416,39 @@ fn a_log_start_moved_by_compaction_is_caught() {
     h.kstate(1, 2);
     assert_caught(h, Invariant::LogStartFixed);
 }
+
+#[test]
+fn a_record_removed_for_an_aborted_write_is_caught() {
+    let mut h = H::default();
+    h.compacted();
+    h.kproduce(2, None, &["a1"], 0);
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[C0]);
+    h.kproduce(1, Some(T0), &["a2"], 1);
+    h.ended(1, T0, false);
+    h.marker(C0, T0, false, 2);
+    // Compaction took the open a2 as a1's successor: a1 went, and a2 aborted.
+    h.kfetch(0, RC, "r1", krecords(&[]), 3, 3, 3);
+    assert_caught(h, Invariant::CompactedSkipped);
+}
+
+#[test]
+fn a_record_removed_before_its_successor_was_sent_is_caught() {
+    let mut h = H::default();
+    h.compacted();
+    h.kproduce(2, None, &["a1"], 0);
+    h.kfetch(0, RC, "r1", krecords(&[]), 1, 1, 1);
+    h.kproduce(2, None, &["a2"], 1);
+    assert_caught(h, Invariant::CompactedSkipped);
+}
+
+#[test]
+fn a_record_superseded_before_the_fetch_may_be_gone() {
+    let mut h = H::default();
+    h.compacted();
+    h.kproduce(2, None, &["a1", "b1"], 0);
+    h.kproduce(2, None, &["a2"], 2);
+    h.kfetch(0, RC, "r1", krecords(&[(1, "b1"), (2, "a2")]), 3, 3, 3);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+}
