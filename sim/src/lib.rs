@@ -34,6 +34,8 @@ pub struct SeedOutcome {
     pub steps: u64,
     /// Logical time at the end.
     pub end_ms: i64,
+    /// What compaction did.
+    pub compaction: sim::CompactionStats,
 }
 
 /// Simulates `seed` with the given planted bugs and checks the history.
@@ -52,5 +54,6 @@ pub fn run_seed(seed: u64, bugs: Bugs) -> SeedOutcome {
         history: out.history,
         steps: out.steps,
         end_ms: out.end_ms,
+        compaction: out.compaction,
     }
 }

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
     let mut steps = 0u64;
     let mut ops = 0usize;
     let (mut committed, mut aborted, mut run) = (0usize, 0usize, 0u64);
+    let (mut compacted_seeds, mut compaction) = (0u64, kafdo_sim::sim::CompactionStats::default());
     for seed in from..from + seeds {
         run += 1;
         match catch_unwind(AssertUnwindSafe(|| run_seed(seed, bugs))) {
@@ -53,6 +54,12 @@ fn main() -> ExitCode {
                 ops += outcome.report.ops;
                 committed += outcome.report.committed_txns;
                 aborted += outcome.report.aborted_txns;
+                if outcome.config.compaction.is_some() {
+                    compacted_seeds += 1;
+                }
+                compaction.steps += outcome.compaction.steps;
+                compaction.rounds += outcome.compaction.rounds;
+                compaction.records_removed += outcome.compaction.records_removed;
                 if !outcome.report.is_valid() {
                     failures += 1;
                     println!("seed {seed}: {}", outcome.report);
@@ -77,6 +84,11 @@ fn main() -> ExitCode {
         "{run} seeds from {from}: {failures} failed; {:.1} seeds/s; {steps} events, {ops} ops, \
          {committed} committed and {aborted} aborted transactions checked; {secs:.1} s",
         run as f64 / secs
+    );
+    println!(
+        "compaction: {compacted_seeds} seeds with a compacted topic, {} steps, {} rounds, {} \
+         records removed",
+        compaction.steps, compaction.rounds, compaction.records_removed
     );
     if failures > 0 && !planted {
         ExitCode::FAILURE

@@ -233,6 +233,19 @@ pub struct RunOutput {
     pub steps: u64,
     /// Logical time at the end.
     pub end_ms: i64,
+    /// What compaction did.
+    pub compaction: CompactionStats,
+}
+
+/// What compaction did in one run.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Compaction steps run (alarm firings on compacted partitions).
+    pub steps: u64,
+    /// Rounds finished.
+    pub rounds: u64,
+    /// Records removed (superseded, expired tombstones, aborted records and markers).
+    pub records_removed: u64,
 }
 
 /// Where a message goes.
@@ -389,6 +402,7 @@ pub struct World {
     keys: BTreeMap<String, ingest::KeySlot>,
     runs: BTreeMap<u64, ingest::Run>,
     next_run: u64,
+    compaction_stats: CompactionStats,
 }
 
 /// The process that records the final scans.
@@ -496,6 +510,7 @@ impl World {
             keys: BTreeMap::new(),
             runs: BTreeMap::new(),
             next_run: 0,
+            compaction_stats: CompactionStats::default(),
             config,
         };
         world.place_clients();
@@ -721,6 +736,7 @@ impl World {
             history: self.rec.into_history(),
             steps: self.steps,
             end_ms: self.now_ms,
+            compaction: self.compaction_stats,
         }
     }
 
@@ -965,6 +981,9 @@ impl World {
                 .compact(now_ms)
                 .expect("a compaction step")
         };
+        self.compaction_stats.steps += 1;
+        self.compaction_stats.rounds += u64::from(step.round_finished);
+        self.compaction_stats.records_removed += step.records_removed as u64;
         if step.records_removed > 0 || step.round_finished {
             self.note(format!(
                 "compact {tp}: {} rows read, {} records removed, cleaned to {}",
