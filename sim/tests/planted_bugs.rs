@@ -85,7 +85,9 @@ fn compaction_past_the_last_stable_offset_is_caught() {
     });
     println!("caught after {seeds} seeds by {caught:?}");
     assert!(
-        caught.contains(&Invariant::CompactedLatest) || caught.contains(&Invariant::ReadAborted),
+        caught.contains(&Invariant::CompactedSkipped)
+            || caught.contains(&Invariant::CompactedLatest)
+            || caught.contains(&Invariant::ReadAborted),
         "{caught:?}"
     );
 }
@@ -97,5 +99,9 @@ fn compaction_without_the_delete_retention_is_caught() {
         ..Bugs::default()
     });
     println!("caught after {seeds} seeds by {caught:?}");
-    assert!(caught.contains(&Invariant::CompactedLatest), "{caught:?}");
+    assert!(
+        caught.contains(&Invariant::CompactedSkipped)
+            || caught.contains(&Invariant::CompactedLatest),
+        "{caught:?}"
+    );
 }
