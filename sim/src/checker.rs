@@ -11,7 +11,14 @@
 //! # What the checker assumes of the workload
 //!
 //! Every produced value is unique across the history (a retry resends the same values). No
-//! topic has retention or compaction, so the log starts at offset 0 and nothing disappears.
+//! topic has retention, so the log starts at offset 0. Nothing disappears, except on a topic
+//! declared compacted ([`Observation::Compacted`]): there superseded records, aborted records
+//! and markers go, leaving gaps, so dense offsets and "every acknowledged write stays readable"
+//! give way to what compaction promises (`CompactedRead`, `CompactedSkipped`,
+//! `CompactedLatest`, `LogStartFixed`): what is read is what was written (key and tombstone
+//! included, declared by [`Observation::Keys`]), a committed record goes only once a
+//! non-aborted write of its key sent earlier supersedes it (or as an expired tombstone), each
+//! key's latest committed write survives, and the log start never moves.
 //! A transaction is named by its (producer id, epoch): epochs are bumped after every commit or
 //! abort (KIP-890 part 2), so one pair never names two transactions.
 //!

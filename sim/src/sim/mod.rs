@@ -26,7 +26,10 @@
 //! # Alarms
 //!
 //! After every step of a coordinator the world sets its alarm to `next_alarm_ms`, as the
-//! Durable Object adapter does. With faults on an alarm may fire late, early, or twice.
+//! Durable Object adapter does. A compacted partition arms its alarm for `next_compaction_ms`
+//! after appends and markers (only when earlier than the one it armed) and runs one
+//! `compact` step when it fires, as worker/src/objects/partition.rs does. With faults on an
+//! alarm may fire late, early, or twice.
 //!
 //! # Phases
 //!
