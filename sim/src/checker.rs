@@ -393,6 +393,43 @@ type KeyedWrite<'a> = (i64, &'a str, bool, u64);
 /// One keyed ingestion: its topic, `Idempotency-Key` and records (the request body).
 type IngestKey<'a> = (&'a str, &'a str, &'a [IngestRecord]);
 
+/// What a read request asked for: a fetch, or a scan (a full read from offset 0, no reader
+/// session).
+struct ReadOp<'a> {
+    tp: Tp,
+    offset: i64,
+    isolation: Isolation,
+    reader: Option<&'a str>,
+}
+
+fn read_op(request: &Request) -> Option<ReadOp<'_>> {
+    match request {
+        Request::Fetch {
+            topic,
+            partition,
+            offset,
+            isolation,
+            reader,
+        } => Some(ReadOp {
+            tp: Tp::new(topic.clone(), *partition),
+            offset: *offset,
+            isolation: *isolation,
+            reader: Some(reader.as_str()),
+        }),
+        Request::Scan {
+            topic,
+            partition,
+            isolation,
+        } => Some(ReadOp {
+            tp: Tp::new(topic.clone(), *partition),
+            offset: 0,
+            isolation: *isolation,
+            reader: None,
+        }),
+        _ => None,
+    }
+}
+
 fn values_of(records: &[ReadRecord]) -> impl Iterator<Item = (i64, &str)> {
     records.iter().map(|r| (r.offset, r.value.as_str()))
 }
@@ -810,18 +847,13 @@ impl<'a> Checker<'a> {
                         self.claim(&tp, o.offset, &record.value, op.complete);
                     }
                 }
-                (
-                    Request::Fetch {
-                        topic, partition, ..
-                    }
-                    | Request::Scan {
-                        topic, partition, ..
-                    },
-                    Reply::Fetch { records, .. },
-                ) => {
-                    let tp = Tp::new(topic.clone(), *partition);
+                (request, Reply::Fetch { records, .. }) => {
+                    // Only reads are answered with records.
+                    let Some(read) = read_op(request) else {
+                        continue;
+                    };
                     for (offset, value) in values_of(records) {
-                        self.claim(&tp, offset, value, op.complete);
+                        self.claim(&read.tp, offset, value, op.complete);
                     }
                 }
                 _ => {}
@@ -993,25 +1025,14 @@ impl<'a> Checker<'a> {
         // Values seen by each reader session of each partition.
         let mut sessions: HashMap<(&str, Tp), HashMap<&str, u64>> = HashMap::new();
         for op in &ops {
-            let (tp, offset, isolation, reader) = match op.request {
-                Request::Fetch {
-                    topic,
-                    partition,
-                    offset,
-                    isolation,
-                    reader,
-                } => (
-                    Tp::new(topic.clone(), *partition),
-                    *offset,
-                    *isolation,
-                    Some(reader.as_str()),
-                ),
-                Request::Scan {
-                    topic,
-                    partition,
-                    isolation,
-                } => (Tp::new(topic.clone(), *partition), 0, *isolation, None),
-                _ => continue,
+            let Some(ReadOp {
+                tp,
+                offset,
+                isolation,
+                reader,
+            }) = read_op(op.request)
+            else {
+                continue;
             };
             let Some(Reply::Fetch {
                 records,
@@ -1132,19 +1153,14 @@ impl<'a> Checker<'a> {
         let ops = self.ops.clone();
         let mut last_seen: HashMap<(Process, Tp), (i64, i64, u64)> = HashMap::new();
         for op in &ops {
-            let (tp, isolation) = match op.request {
-                Request::Fetch {
-                    topic,
-                    partition,
-                    isolation,
-                    ..
-                }
-                | Request::Scan {
-                    topic,
-                    partition,
-                    isolation,
-                } => (Tp::new(topic.clone(), *partition), *isolation),
-                _ => continue,
+            let Some(ReadOp {
+                tp,
+                offset: request_offset,
+                isolation,
+                ..
+            }) = read_op(op.request)
+            else {
+                continue;
             };
             let Some(Reply::Fetch {
                 records,
@@ -1167,10 +1183,6 @@ impl<'a> Checker<'a> {
                 lso
             } else {
                 hw
-            };
-            let request_offset = match op.request {
-                Request::Fetch { offset, .. } => *offset,
-                _ => 0,
             };
             if records.iter().any(|r| r.offset >= bound) || *next_offset > bound.max(request_offset)
             {
@@ -1754,24 +1766,14 @@ impl<'a> Checker<'a> {
         // The last offset each read_committed reader session read of each key.
         let mut sessions: HashMap<(&str, Tp, &str), (i64, u64)> = HashMap::new();
         for op in &ops {
-            let (tp, isolation, reader) = match op.request {
-                Request::Fetch {
-                    topic,
-                    partition,
-                    isolation,
-                    reader,
-                    ..
-                } => (
-                    Tp::new(topic.clone(), *partition),
-                    *isolation,
-                    Some(reader.as_str()),
-                ),
-                Request::Scan {
-                    topic,
-                    partition,
-                    isolation,
-                } => (Tp::new(topic.clone(), *partition), *isolation, None),
-                _ => continue,
+            let Some(ReadOp {
+                tp,
+                isolation,
+                reader,
+                ..
+            }) = read_op(op.request)
+            else {
+                continue;
             };
             if !self.compacted.contains_key(tp.topic.as_str()) {
                 continue;
@@ -1920,17 +1922,8 @@ impl<'a> Checker<'a> {
         }
         let ops = self.ops.clone();
         for op in &ops {
-            let (tp, offset) = match op.request {
-                Request::Fetch {
-                    topic,
-                    partition,
-                    offset,
-                    ..
-                } => (Tp::new(topic.clone(), *partition), *offset),
-                Request::Scan {
-                    topic, partition, ..
-                } => (Tp::new(topic.clone(), *partition), 0),
-                _ => continue,
+            let Some(ReadOp { tp, offset, .. }) = read_op(op.request) else {
+                continue;
             };
             let Some(&retention_ms) = self.compacted.get(tp.topic.as_str()) else {
                 continue;
