@@ -11,35 +11,19 @@
 //! 100-byte values and 16-byte keys on every topic. Run:
 //! `cargo run --release -p kafdo-partition --example compaction_bench`.
 
-use std::path::PathBuf;
+mod bench_db;
+
 use std::time::Instant;
 
 use kafdo_partition::{Partition, PartitionConfig};
-use kafdo_sql::{Sql, Sqlite};
 use kafdo_types::api::{CleanupPolicy, Isolation, TopicConfig};
 use kafdo_types::record::ProduceRecord;
 use kafdo_types::rpc::{AppendRequest, PartitionRef, ReadRequest};
 
+use bench_db::{cleanup, temp_db};
+
 const VALUE_BYTES: usize = 100;
 const NOW: i64 = 1_700_000_000_000;
-
-fn temp_db(name: &str, fsync: bool) -> (Sqlite, PathBuf) {
-    let path = std::env::temp_dir().join(format!(
-        "kafdo-compaction-bench-{}-{name}.sqlite",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&path);
-    let db = Sqlite::file(&path).expect("open the database file");
-    if !fsync {
-        db.run("PRAGMA synchronous = OFF", &[]).unwrap();
-    }
-    (db, path)
-}
-
-fn cleanup(path: &PathBuf) {
-    let _ = std::fs::remove_file(path);
-    let _ = std::fs::remove_file(path.with_extension("sqlite-journal"));
-}
 
 fn partition_ref(policy: CleanupPolicy) -> PartitionRef {
     PartitionRef {
@@ -95,7 +79,7 @@ fn total_records(batch: usize, fsync: bool) -> usize {
 
 /// Appends per second, and the compaction steps run (with steps).
 fn appends(mode: Mode, batch: usize, fsync: bool) -> (f64, usize) {
-    let (db, path) = temp_db(&format!("append-{batch}"), fsync);
+    let (db, path) = temp_db("compaction", &format!("append-{batch}"), fsync);
     let policy = match mode {
         Mode::Delete => CleanupPolicy::Delete,
         _ => CleanupPolicy::Compact,
@@ -126,7 +110,7 @@ fn appends(mode: Mode, batch: usize, fsync: bool) -> (f64, usize) {
 /// Compacts a 200,000-record log over `keys` keys to the end: (records read per second,
 /// records removed per second, steps, records left).
 fn compaction(keys: usize, fsync: bool) -> (f64, f64, usize, usize) {
-    let (db, path) = temp_db(&format!("compact-{keys}"), fsync);
+    let (db, path) = temp_db("compaction", &format!("compact-{keys}"), fsync);
     let mut p = Partition::open_with_config(&db, NOW, config()).unwrap();
     let total = 200_000;
     for b in 0..total / 1_000 {

@@ -11,35 +11,20 @@
 //! 100-byte values, no keys, batch sizes 1, 100 and 1,000; reads fetch 1,000 records at a
 //! time. Run: `cargo run --release -p kafdo-partition --example layout_bench`.
 
-use std::path::PathBuf;
+mod bench_db;
+
 use std::time::Instant;
 
 use kafdo_partition::Partition;
-use kafdo_sql::{Param, Sql, SqlError, Sqlite};
+use kafdo_sql::{Param, Sql, SqlError};
 use kafdo_types::api::{Isolation, TopicConfig};
 use kafdo_types::record::ProduceRecord;
 use kafdo_types::rpc::{AppendRequest, PartitionRef, ProducerBatch, ReadRequest};
 
+use bench_db::{cleanup, temp_db};
+
 const VALUE_BYTES: usize = 100;
 const READ_BATCH: usize = 1_000;
-
-fn temp_db(name: &str, fsync: bool) -> (Sqlite, PathBuf) {
-    let path = std::env::temp_dir().join(format!(
-        "kafdo-layout-bench-{}-{name}.sqlite",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&path);
-    let db = Sqlite::file(&path).expect("open the database file");
-    if !fsync {
-        db.run("PRAGMA synchronous = OFF", &[]).unwrap();
-    }
-    (db, path)
-}
-
-fn cleanup(path: &PathBuf) {
-    let _ = std::fs::remove_file(path);
-    let _ = std::fs::remove_file(path.with_extension("sqlite-journal"));
-}
 
 /// How many records to write per batch size: enough for a stable figure, few enough that the
 /// fsync-bound single-record case stays short.
@@ -53,7 +38,7 @@ fn total_records(batch: usize, fsync: bool) -> usize {
 }
 
 fn per_record(batch: usize, fsync: bool) -> (f64, f64) {
-    let (db, path) = temp_db(&format!("record-{batch}"), fsync);
+    let (db, path) = temp_db("layout", &format!("record-{batch}"), fsync);
     db.run(
         "CREATE TABLE records (offset INTEGER PRIMARY KEY, timestamp INTEGER NOT NULL,
              key BLOB, value BLOB, headers BLOB, producer_id INTEGER, flags INTEGER NOT NULL)",
@@ -125,7 +110,7 @@ fn partition_ref() -> PartitionRef {
 }
 
 fn per_batch(batch: usize, idempotent: bool, fsync: bool) -> (f64, f64) {
-    let (db, path) = temp_db(&format!("batch-{batch}-{idempotent}"), fsync);
+    let (db, path) = temp_db("layout", &format!("batch-{batch}-{idempotent}"), fsync);
     let mut p = Partition::open(&db, 0).unwrap();
     let total = total_records(batch, fsync);
     let mut req = AppendRequest {
