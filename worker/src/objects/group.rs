@@ -36,13 +36,11 @@ use kafdo_types::group::{
 use kafdo_types::rpc::{GroupTxnMarkerRequest, MarkerAck, TxnOffsetCommitRequest};
 use kafdo_types::{ApiError, ErrorCode};
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
 use worker::worker_sys::DurableObjectState;
 use worker::{web_sys, Env, Response, State};
 
-use super::{cbor_answer, no_such_call, now_ms, serve, storage_error, ArmedAlarm};
+use super::{cbor_answer, no_such_call, now_ms, serve, serve_alarm, storage_error, ArmedAlarm};
 use crate::group_http::MemberCall;
-use crate::guard::guarded;
 use crate::http::from_cbor;
 use crate::sql::DoSql;
 
@@ -257,13 +255,6 @@ impl Group {
 
     /// Called by the runtime when the alarm fires.
     pub fn alarm(&self) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        guarded(
-            async move {
-                inner.alarm().await;
-                JsValue::UNDEFINED
-            },
-            JsValue::UNDEFINED,
-        )
+        serve_alarm(&self.inner, |inner| async move { inner.alarm().await })
     }
 }

@@ -27,8 +27,7 @@ use wasm_bindgen::prelude::{wasm_bindgen, JsValue};
 use worker::worker_sys::DurableObjectState;
 use worker::{web_sys, Env, Response, ScheduledTime, State};
 
-use super::{cbor_answer, no_such_call, now_ms, serve, storage_error};
-use crate::guard::guarded;
+use super::{cbor_answer, no_such_call, now_ms, serve, serve_alarm, storage_error};
 use crate::http::from_cbor;
 use crate::sql::DoSql;
 
@@ -218,15 +217,10 @@ impl IdempotencyKey {
 
     /// The key's expiry: forget it.
     pub fn alarm(&self) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        guarded(
-            async move {
-                if let Err(e) = inner.alarm().await {
-                    worker::console_error!("idempotency key alarm: {}", e.message);
-                }
-                JsValue::UNDEFINED
-            },
-            JsValue::UNDEFINED,
-        )
+        serve_alarm(&self.inner, |inner| async move {
+            if let Err(e) = inner.alarm().await {
+                worker::console_error!("idempotency key alarm: {}", e.message);
+            }
+        })
     }
 }

@@ -21,6 +21,7 @@ use std::rc::Rc;
 use js_sys::Promise;
 use kafdo_types::{ApiError, ErrorCode};
 use serde::Serialize;
+use wasm_bindgen::JsValue;
 use worker::{web_sys, Response, ResponseBuilder, State};
 
 use crate::guard::guarded;
@@ -64,6 +65,24 @@ where
             "the object panicked while serving this call (the panic is in the log)",
         ))
         .into(),
+    )
+}
+
+/// Runs an object's alarm as a guarded task (see [`crate::guard`]): a panic is logged and the
+/// runtime's promise still resolves.
+pub fn serve_alarm<O, F, Fut>(object: &Rc<O>, alarm: F) -> Promise
+where
+    O: 'static,
+    F: FnOnce(Rc<O>) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let object = Rc::clone(object);
+    guarded(
+        async move {
+            alarm(object).await;
+            JsValue::UNDEFINED
+        },
+        JsValue::UNDEFINED,
     )
 }
 

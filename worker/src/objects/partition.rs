@@ -39,12 +39,10 @@ use kafdo_types::rpc::{
 };
 use kafdo_types::ApiError;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
 use worker::worker_sys::DurableObjectState;
 use worker::{web_sys, Delay, Env, Response, State};
 
-use super::{cbor_answer, no_such_call, now_ms, serve, storage_error, ArmedAlarm};
-use crate::guard::guarded;
+use super::{cbor_answer, no_such_call, now_ms, serve, serve_alarm, storage_error, ArmedAlarm};
 use crate::http::from_cbor;
 use crate::sql::DoSql;
 
@@ -248,13 +246,6 @@ impl Partition {
 
     /// Called by the runtime when the alarm fires: a compaction step.
     pub fn alarm(&self) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        guarded(
-            async move {
-                inner.alarm().await;
-                JsValue::UNDEFINED
-            },
-            JsValue::UNDEFINED,
-        )
+        serve_alarm(&self.inner, |inner| async move { inner.alarm().await })
     }
 }

@@ -44,8 +44,7 @@ use wasm_bindgen::prelude::{wasm_bindgen, JsValue};
 use worker::worker_sys::DurableObjectState;
 use worker::{web_sys, Env, Response, ScheduledTime, State};
 
-use super::{cbor_answer, no_such_call, now_ms, serve, storage_error};
-use crate::guard::guarded;
+use super::{cbor_answer, no_such_call, now_ms, serve, serve_alarm, storage_error};
 use crate::http::from_cbor;
 use crate::internal::{AllocateProducerIds, ProducerIdBlock, METADATA_OBJECT_NAME};
 use crate::router::call_object;
@@ -373,13 +372,6 @@ impl TxnCoordinator {
 
     /// Re-sends markers that are due and aborts transactions past their timeout.
     pub fn alarm(&self) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        guarded(
-            async move {
-                inner.alarm().await;
-                JsValue::UNDEFINED
-            },
-            JsValue::UNDEFINED,
-        )
+        serve_alarm(&self.inner, |inner| async move { inner.alarm().await })
     }
 }
