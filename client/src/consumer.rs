@@ -207,7 +207,11 @@ impl Consumer {
     }
 
     /// The offset a reset policy gives a partition.
-    async fn reset_offset(&self, tp: &TopicPartition, reset: OffsetReset) -> Result<i64, Error> {
+    pub(crate) async fn reset_offset(
+        &self,
+        tp: &TopicPartition,
+        reset: OffsetReset,
+    ) -> Result<i64, Error> {
         let info = self.client.partition_info(&tp.topic, tp.partition).await?;
         match reset {
             OffsetReset::Earliest => Ok(info.log_start_offset),

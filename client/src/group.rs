@@ -251,7 +251,9 @@ pub struct GroupConsumer {
     config: GroupConsumerConfig,
     shared: Arc<Shared>,
     listener: Option<Box<dyn RebalanceListener>>,
-    /// The positions last committed, so auto-commit sends only what moved.
+    /// Per assigned partition, the offset a rewind returns to and auto-commit measures moves
+    /// from: the last committed offset or, for a partition without one, where this member
+    /// started reading it.
     committed: HashMap<TopicPartition, i64>,
     last_commit_tick: u64,
 }
@@ -390,8 +392,9 @@ impl GroupConsumer {
         self.consumer.poll(timeout).await
     }
 
-    /// Rewinds every assigned partition to its committed offset (or `auto_offset_reset`):
-    /// what a read-process-write loop does after an aborted transaction.
+    /// Rewinds every assigned partition to its committed offset (a partition without one to
+    /// where this member started reading it): what a read-process-write loop does after an
+    /// aborted transaction.
     pub async fn rewind_to_committed(&mut self) -> Result<(), Error> {
         let assignment = self.consumer.assignment().to_vec();
         self.start_at_committed(&assignment).await
@@ -553,13 +556,17 @@ impl GroupConsumer {
         Ok(())
     }
 
-    /// Seeks partitions to their committed offsets; the others start from `auto_offset_reset`.
+    /// Seeks partitions to their committed offsets (`require_stable`). A partition without one
+    /// goes back to where this member started reading it or, the first time, to where
+    /// `auto_offset_reset` says. That start is remembered: a rewind after an aborted transaction
+    /// must read the aborted inputs again, not reset past them.
     async fn start_at_committed(&mut self, partitions: &[TopicPartition]) -> Result<(), Error> {
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for tp in partitions {
             by_topic.entry(&tp.topic).or_default().push(tp.partition);
         }
         let client = self.consumer.client().clone();
+        let mut found: HashMap<TopicPartition, i64> = HashMap::new();
         for (topic, list) in by_topic {
             let offsets = loop {
                 match client
@@ -573,16 +580,25 @@ impl GroupConsumer {
                     other => break other?,
                 }
             };
-            for o in offsets {
+            found.extend(offsets.into_iter().map(|o| {
                 let tp = TopicPartition {
                     topic: o.topic,
                     partition: o.partition,
                 };
-                if partitions.contains(&tp) {
-                    self.consumer.seek(&tp, o.offset)?;
-                    self.committed.insert(tp, o.offset);
+                (tp, o.offset)
+            }));
+        }
+        for tp in partitions {
+            let offset = match found.get(tp).or(self.committed.get(tp)) {
+                Some(&offset) => offset,
+                None => {
+                    self.consumer
+                        .reset_offset(tp, self.consumer.config().auto_offset_reset)
+                        .await?
                 }
-            }
+            };
+            self.consumer.seek(tp, offset)?;
+            self.committed.insert(tp.clone(), offset);
         }
         Ok(())
     }
@@ -841,6 +857,34 @@ mod tests {
             .requests()
             .iter()
             .any(|r| r.method == Method::Delete && r.path == "/v1/groups/g/members/m1"));
+    }
+
+    #[tokio::test]
+    async fn a_rewind_returns_a_partition_without_a_committed_offset_to_its_start() {
+        let transport = server(usize::MAX);
+        let mut consumer = GroupConsumer::join(
+            Client::new(transport.clone()),
+            "g",
+            vec!["in".into()],
+            config(),
+        )
+        .await
+        .unwrap();
+        let tp = |partition| TopicPartition {
+            topic: "in".into(),
+            partition,
+        };
+        assert_eq!(consumer.position(&tp(1)), Some(0), "auto_offset_reset");
+        // What a poll of a transaction's inputs does to the positions.
+        consumer.seek(&tp(0), 8).unwrap();
+        consumer.seek(&tp(1), 3).unwrap();
+        consumer.rewind_to_committed().await.unwrap();
+        assert_eq!(consumer.position(&tp(0)), Some(5), "the committed offset");
+        assert_eq!(
+            consumer.position(&tp(1)),
+            Some(0),
+            "where this member started: the inputs it read are read again"
+        );
     }
 
     #[tokio::test]

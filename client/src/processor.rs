@@ -236,10 +236,10 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
     use std::sync::Arc;
 
-    /// Input topic `in` (1 partition, offsets 0..3, committed offset 1), output topic `out`, a
-    /// group that assigns `in/0`, and a coordinator. With `fence_first_offsets`, the first
-    /// transactional offset commit answers ILLEGAL_GENERATION.
-    fn server(fence_first_offsets: bool) -> FakeTransport {
+    /// Input topic `in` (1 partition, offsets 0..3, `committed` its committed offset), output
+    /// topic `out`, a group that assigns `in/0`, and a coordinator. With `fence_first_offsets`,
+    /// the first transactional offset commit answers ILLEGAL_GENERATION.
+    fn server(fence_first_offsets: bool, committed: Option<i64>) -> FakeTransport {
         let epoch = Arc::new(AtomicI64::new(0));
         let fenced = Arc::new(AtomicBool::new(!fence_first_offsets));
         let out_offset = Arc::new(AtomicI64::new(0));
@@ -254,9 +254,16 @@ mod tests {
                     200,
                     json!({"member_id": "m", "generation_id": 4, "assignment": [{"topic": "in", "partition": 0}]}),
                 ),
-                (Method::Get, "/v1/groups/g/offsets") => json(
+                (Method::Get, "/v1/groups/g/offsets") => {
+                    let offsets: Vec<_> = committed
+                        .iter()
+                        .map(|o| json!({"topic": "in", "partition": 0, "offset": o}))
+                        .collect();
+                    json(200, json!({ "offsets": offsets }))
+                }
+                (Method::Get, "/v1/topics/in/partitions/0") => json(
                     200,
-                    json!({"offsets": [{"topic": "in", "partition": 0, "offset": 1}]}),
+                    json!({"log_start_offset": 0, "high_watermark": 3, "last_stable_offset": 3}),
                 ),
                 (Method::Post, p) if p.ends_with("/heartbeat") => json(
                     200,
@@ -347,7 +354,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_step_commits_outputs_and_offsets_in_one_transaction() {
-        let transport = server(false);
+        let transport = server(false, Some(1));
         let mut processor =
             Processor::new(client(&transport), "g", vec!["in".into()], "p-1", config())
                 .await
@@ -412,11 +419,14 @@ mod tests {
         assert_eq!(processor.step(&mut f).await.unwrap(), StepOutcome::Idle);
     }
 
-    #[tokio::test]
-    async fn a_fenced_offset_commit_aborts_and_rewinds() {
-        let transport = server(true);
+    /// With `committed`, the first step's offset commit is fenced: the step aborts, rewinds to
+    /// `rewound_to` and the next step commits the same inputs.
+    async fn fenced_first_step(committed: Option<i64>, rewound_to: i64) {
+        let transport = server(true, committed);
+        let mut config = config();
+        config.group.consumer.auto_offset_reset = crate::OffsetReset::Earliest;
         let mut processor =
-            Processor::new(client(&transport), "g", vec!["in".into()], "p-1", config())
+            Processor::new(client(&transport), "g", vec!["in".into()], "p-1", config)
                 .await
                 .unwrap();
         let mut f = upper;
@@ -429,16 +439,24 @@ mod tests {
             topic: "in".into(),
             partition: 0,
         };
-        assert_eq!(
-            processor.consumer().position(&tp),
-            Some(1),
-            "rewound to the committed offset"
-        );
+        assert_eq!(processor.consumer().position(&tp), Some(rewound_to));
         // The same inputs again, in a new transaction with the next epoch.
         assert_eq!(
             processor.step(&mut f).await.unwrap(),
-            StepOutcome::Committed(2)
+            StepOutcome::Committed((3 - rewound_to) as usize)
         );
         assert_eq!(processor.producer().identity().producer_epoch, 2);
+    }
+
+    #[tokio::test]
+    async fn a_fenced_offset_commit_aborts_and_rewinds_to_the_committed_offset() {
+        fenced_first_step(Some(1), 1).await;
+    }
+
+    /// A partition's first transaction aborted: no committed offset to go back to, yet its
+    /// inputs must be read again (not skipped by a fresh `auto_offset_reset`).
+    #[tokio::test]
+    async fn a_fenced_first_commit_rewinds_to_where_the_member_started() {
+        fenced_first_step(None, 0).await;
     }
 }

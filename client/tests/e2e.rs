@@ -586,13 +586,39 @@ fn processor_is_exactly_once_across_kills() {
             },
         );
         consumer.assign_topic(&output).await.unwrap();
+        // Read to each output partition's end, once no transaction is open there (its last
+        // stable offset is its high watermark). An empty poll proves nothing: a fetch may skip
+        // only aborted records.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut output_ends = Vec::new();
+        for p in 0..4 {
+            let info = loop {
+                let info = client.partition_info(&output, p).await.unwrap();
+                if info.last_stable_offset == info.high_watermark {
+                    break info;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "p{p} keeps a transaction open: {info:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let tp = TopicPartition {
+                topic: output.clone(),
+                partition: p,
+            };
+            output_ends.push((tp, info.high_watermark));
+        }
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-        loop {
-            let records = consumer.poll(Duration::from_millis(500)).await.unwrap();
-            if records.is_empty() {
-                break;
-            }
-            for r in records {
+        while output_ends
+            .iter()
+            .any(|(tp, end)| consumer.position(tp) < Some(*end))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the output was not read to its end"
+            );
+            for r in consumer.poll(Duration::from_millis(500)).await.unwrap() {
                 *seen
                     .entry(String::from_utf8(r.value.unwrap()).unwrap())
                     .or_default() += 1;
