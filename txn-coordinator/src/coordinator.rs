@@ -153,8 +153,10 @@ fn next_epoch(epoch: i32) -> i32 {
 }
 
 /// Moves `row` to its new producer id, if its epochs moved to one: epoch 0, nothing fenced.
+/// The old id is remembered as retired.
 fn adopt_next_producer_id(row: &mut TxnRow) {
     if let Some(producer_id) = row.next_producer_id.take() {
+        row.previous_producer_id = row.producer_id;
         row.producer_id = Some(producer_id);
         row.producer_epoch = 0;
         row.fence_epoch = 0;
@@ -229,6 +231,7 @@ impl<S: Sql> TxnCoordinator<S> {
                     state_ms: now_ms,
                     incarnation: 0,
                     next_producer_id: None,
+                    previous_producer_id: None,
                 },
             };
             row.incarnation = row
@@ -1448,6 +1451,12 @@ impl<S: Sql> TxnCoordinator<S> {
                     current_epoch: 0,
                 }),
             };
+        }
+        if Some(producer_id) == self.row.previous_producer_id {
+            return Err(TxnError::ProducerIdRetired {
+                producer_id,
+                current_producer_id: our_producer_id,
+            });
         }
         if producer_id != our_producer_id {
             return Err(TxnError::InvalidRequest(format!(

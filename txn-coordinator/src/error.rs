@@ -20,6 +20,17 @@ pub enum TxnError {
         /// The first epoch of the newest instance.
         fence_epoch: i32,
     },
+    /// The producer id was this transactional id's before its epochs were spent and it moved to
+    /// a new one (see `CoordinatorConfig::roll_epoch`): whoever uses it was fenced by the move.
+    #[error(
+        "producer id {producer_id} is retired: the transactional id moved to producer id {current_producer_id}"
+    )]
+    ProducerIdRetired {
+        /// The producer id of the request.
+        producer_id: i64,
+        /// The transactional id's producer id now.
+        current_producer_id: i64,
+    },
     /// The epoch is not the current one, but no newer instance exists: the coordinator bumped it
     /// when it ended a transaction (KIP-890 part 2), or the epoch was never issued.
     #[error("producer epoch {producer_epoch} is not the current epoch {current_epoch}")]
@@ -67,7 +78,9 @@ impl TxnError {
     /// The protocol error code for the answer.
     pub fn code(&self) -> ErrorCode {
         match self {
-            TxnError::ProducerFenced { .. } => ErrorCode::ProducerFenced,
+            TxnError::ProducerFenced { .. } | TxnError::ProducerIdRetired { .. } => {
+                ErrorCode::ProducerFenced
+            }
             TxnError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
             TxnError::ConcurrentTransactions(_) => ErrorCode::ConcurrentTransactions,
             TxnError::TransactionTimedOut { .. } => ErrorCode::TransactionTimedOut,

@@ -88,6 +88,9 @@ pub(crate) struct TxnRow {
     /// the last transaction completed: the new producer id the owner of the current epoch goes
     /// on with, at epoch 0. The next transaction or init moves to it (and clears this).
     pub next_producer_id: Option<i64>,
+    /// The producer id this transactional id had before its last move, so requests that still
+    /// carry it are answered `PRODUCER_FENCED`, not as an unknown id.
+    pub previous_producer_id: Option<i64>,
 }
 
 /// Who takes part in a transaction.
@@ -187,7 +190,8 @@ const SCHEMA: [&str; 2] = [
         txn_start_ms INTEGER,
         state_ms INTEGER NOT NULL,
         incarnation INTEGER NOT NULL,
-        next_producer_id INTEGER
+        next_producer_id INTEGER,
+        previous_producer_id INTEGER
     )",
     "CREATE TABLE IF NOT EXISTS txn_participant (
         kind TEXT NOT NULL,
@@ -214,7 +218,7 @@ pub(crate) fn load_row(sql: &impl Sql) -> Result<Option<TxnRow>, SqlError> {
     let Some(row) = sql.first(
         "SELECT transactional_id, producer_id, producer_epoch, fence_epoch, state, txn_epoch,
                 end_reason, transaction_timeout_ms, txn_start_ms, state_ms, incarnation,
-                next_producer_id
+                next_producer_id, previous_producer_id
          FROM txn_coordinator WHERE id = 1",
         &[],
     )?
@@ -236,6 +240,7 @@ pub(crate) fn load_row(sql: &impl Sql) -> Result<Option<TxnRow>, SqlError> {
         state_ms: row.int(9),
         incarnation: u32::try_from(row.int(10)).expect("incarnation fits in u32"),
         next_producer_id: row.opt_int(11),
+        previous_producer_id: row.opt_int(12),
     }))
 }
 
@@ -244,7 +249,11 @@ fn epoch(row: &Row, i: usize) -> i32 {
 }
 
 pub(crate) fn save_row(sql: &impl Sql, row: &TxnRow) -> Result<(), SqlError> {
-    for producer_id in [row.producer_id, row.next_producer_id]
+    for producer_id in [
+        row.producer_id,
+        row.next_producer_id,
+        row.previous_producer_id,
+    ]
         .into_iter()
         .flatten()
     {
@@ -253,8 +262,8 @@ pub(crate) fn save_row(sql: &impl Sql, row: &TxnRow) -> Result<(), SqlError> {
     sql.run(
         "INSERT OR REPLACE INTO txn_coordinator (id, transactional_id, producer_id,
              producer_epoch, fence_epoch, state, txn_epoch, end_reason, transaction_timeout_ms,
-             txn_start_ms, state_ms, incarnation, next_producer_id)
-         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             txn_start_ms, state_ms, incarnation, next_producer_id, previous_producer_id)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             Param::from(&row.transactional_id),
             row.producer_id.into(),
@@ -268,6 +277,7 @@ pub(crate) fn save_row(sql: &impl Sql, row: &TxnRow) -> Result<(), SqlError> {
             row.state_ms.into(),
             row.incarnation.into(),
             row.next_producer_id.into(),
+            row.previous_producer_id.into(),
         ],
     )
 }
