@@ -37,7 +37,7 @@ pub const MAX_COMMITTED_OFFSETS: usize = 100_000;
 
 /// One statement per entry: the Durable Object's `exec` would take them together, rusqlite's
 /// prepared statements take one at a time.
-const SCHEMA: &[&str] = &[
+const MIGRATIONS: &[&str] = &[
     // The group's single row. `next_member_seq` makes member ids deterministic.
     "CREATE TABLE IF NOT EXISTS group_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -183,12 +183,7 @@ impl<S: Sql> GroupCoordinator<S> {
     /// Opens the group's storage (creating the tables on first use). Everything lives in SQL,
     /// so reopening after a restart resumes exactly where the group was.
     pub fn open(sql: S) -> Result<Self, GroupError> {
-        sql.transaction(|| {
-            for statement in SCHEMA {
-                sql.run(statement, &[])?;
-            }
-            Ok::<_, GroupError>(())
-        })?;
+        kafdo_sql::migrate(&sql, MIGRATIONS)?;
         Ok(Self { sql })
     }
 

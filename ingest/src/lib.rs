@@ -167,7 +167,7 @@ pub enum Begin {
     },
 }
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS idempotency_key (
+const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS idempotency_key (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     fingerprint BLOB NOT NULL,
     producer_id INTEGER NOT NULL,
@@ -175,7 +175,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS idempotency_key (
     lease_until_ms INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL,
     answer BLOB
-)";
+)"];
 
 /// One key's state: the single row of its object.
 pub struct IdempotencyKey<S: Sql> {
@@ -185,7 +185,7 @@ pub struct IdempotencyKey<S: Sql> {
 impl<S: Sql> IdempotencyKey<S> {
     /// Opens the key's storage.
     pub fn open(sql: S) -> Result<Self, IngestError> {
-        sql.run(SCHEMA, &[])?;
+        kafdo_sql::migrate(&sql, MIGRATIONS)?;
         Ok(Self { sql })
     }
 

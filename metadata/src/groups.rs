@@ -24,13 +24,6 @@ pub const MAX_GROUPS_PER_LISTING: u32 = 1_000;
 /// The longest group id, in bytes.
 pub const MAX_GROUP_ID_LEN: usize = 255;
 
-/// The table is created on first use by each call (cheap, idempotent), so the metadata core's
-/// schema needs no change and an older deployment's storage gains it on its first group.
-const GROUPS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS consumer_groups (
-    group_id TEXT PRIMARY KEY,
-    created_ms INTEGER NOT NULL
-)";
-
 impl<S: Sql> Metadata<S> {
     /// Registers a group id so that [`Metadata::list_groups`] shows it. Registering a group
     /// that is registered already changes nothing.
@@ -42,7 +35,6 @@ impl<S: Sql> Metadata<S> {
             )));
         }
         self.sql.transaction(|| {
-            self.sql.run(GROUPS_SCHEMA, &[])?;
             let known = self.sql.first(
                 "SELECT 1 FROM consumer_groups WHERE group_id = ?",
                 &[Param::Text(group_id)],
@@ -76,7 +68,6 @@ impl<S: Sql> Metadata<S> {
         limit: u32,
     ) -> Result<Vec<String>, MetadataError> {
         let limit = limit.clamp(1, MAX_GROUPS_PER_LISTING);
-        self.sql.run(GROUPS_SCHEMA, &[])?;
         let rows = self.sql.exec(
             "SELECT group_id FROM consumer_groups WHERE ? IS NULL OR group_id > ?
              ORDER BY group_id LIMIT ?",

@@ -92,20 +92,25 @@ impl MetadataError {
     }
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS topics (
-    name TEXT PRIMARY KEY,
-    topic_id TEXT NOT NULL UNIQUE,
-    partitions INTEGER NOT NULL,
-    retention_ms INTEGER NOT NULL,
-    cleanup_policy TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counters (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-";
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS topics (
+        name TEXT PRIMARY KEY,
+        topic_id TEXT NOT NULL UNIQUE,
+        partitions INTEGER NOT NULL,
+        retention_ms INTEGER NOT NULL,
+        cleanup_policy TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    )",
+    // The groups the Worker has seen (see `groups.rs`).
+    "CREATE TABLE IF NOT EXISTS consumer_groups (
+        group_id TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL
+    )",
+];
 
 const TOPIC_COLUMNS: &str = "name, topic_id, partitions, retention_ms, cleanup_policy, created_ms";
 
@@ -117,9 +122,7 @@ pub struct Metadata<S: Sql> {
 impl<S: Sql> Metadata<S> {
     /// Opens the metadata on its storage, creating the schema on first use.
     pub fn open(sql: S) -> Result<Self, MetadataError> {
-        for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sql.run(statement, &[])?;
-        }
+        kafdo_sql::migrate(&sql, MIGRATIONS)?;
         Ok(Self { sql })
     }
 

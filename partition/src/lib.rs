@@ -266,62 +266,62 @@ pub struct PartitionOpenTransaction {
     pub start_ms: i64,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS partition_meta (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    topic_name TEXT NOT NULL,
-    topic_id TEXT NOT NULL,
-    partition_index INTEGER NOT NULL,
-    retention_ms INTEGER NOT NULL,
-    cleanup_policy TEXT NOT NULL,
-    log_start_offset INTEGER NOT NULL,
-    deleted INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batches (
-    base_offset INTEGER PRIMARY KEY,
-    last_offset INTEGER NOT NULL,
-    max_timestamp INTEGER NOT NULL,
-    producer_id INTEGER,
-    producer_epoch INTEGER,
-    flags INTEGER NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    records BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS producers (
-    producer_id INTEGER PRIMARY KEY,
-    producer_epoch INTEGER NOT NULL,
-    last_seen_ms INTEGER NOT NULL,
-    batches BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS transactions (
-    producer_id INTEGER PRIMARY KEY,
-    producer_epoch INTEGER NOT NULL,
-    transactional_id TEXT NOT NULL,
-    open INTEGER NOT NULL,
-    first_offset INTEGER,
-    start_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS aborted_transactions (
-    producer_id INTEGER NOT NULL,
-    first_offset INTEGER NOT NULL,
-    last_offset INTEGER NOT NULL,
-    PRIMARY KEY (producer_id, first_offset)
-);
-CREATE INDEX IF NOT EXISTS aborted_transactions_by_last_offset
-    ON aborted_transactions (last_offset);
-CREATE TABLE IF NOT EXISTS compaction (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    cleaned_offset INTEGER NOT NULL,
-    round_end_offset INTEGER,
-    cursor_offset INTEGER NOT NULL,
-    round_kept_records INTEGER NOT NULL,
-    round_min_tombstone_ms INTEGER,
-    clean_records INTEGER NOT NULL,
-    min_tombstone_ms INTEGER,
-    last_round_ms INTEGER NOT NULL
-);
-";
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS partition_meta (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        topic_name TEXT NOT NULL,
+        topic_id TEXT NOT NULL,
+        partition_index INTEGER NOT NULL,
+        retention_ms INTEGER NOT NULL,
+        cleanup_policy TEXT NOT NULL,
+        log_start_offset INTEGER NOT NULL,
+        deleted INTEGER NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS batches (
+        base_offset INTEGER PRIMARY KEY,
+        last_offset INTEGER NOT NULL,
+        max_timestamp INTEGER NOT NULL,
+        producer_id INTEGER,
+        producer_epoch INTEGER,
+        flags INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        records BLOB NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS producers (
+        producer_id INTEGER PRIMARY KEY,
+        producer_epoch INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        batches BLOB NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS transactions (
+        producer_id INTEGER PRIMARY KEY,
+        producer_epoch INTEGER NOT NULL,
+        transactional_id TEXT NOT NULL,
+        open INTEGER NOT NULL,
+        first_offset INTEGER,
+        start_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS aborted_transactions (
+        producer_id INTEGER NOT NULL,
+        first_offset INTEGER NOT NULL,
+        last_offset INTEGER NOT NULL,
+        PRIMARY KEY (producer_id, first_offset)
+    )",
+    "CREATE INDEX IF NOT EXISTS aborted_transactions_by_last_offset
+        ON aborted_transactions (last_offset)",
+    "CREATE TABLE IF NOT EXISTS compaction (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        cleaned_offset INTEGER NOT NULL,
+        round_end_offset INTEGER,
+        cursor_offset INTEGER NOT NULL,
+        round_kept_records INTEGER NOT NULL,
+        round_min_tombstone_ms INTEGER,
+        clean_records INTEGER NOT NULL,
+        min_tombstone_ms INTEGER,
+        last_round_ms INTEGER NOT NULL
+    )",
+];
 
 /// The topic incarnation this object serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -421,9 +421,7 @@ impl<S: Sql> Partition<S> {
     ) -> Result<Self, PartitionError> {
         assert!(config.max_producers > 0 && config.producer_expiry_ms > 0);
         assert!(config.delete_retention_ms >= 0 && config.compaction_interval_ms >= 0);
-        for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sql.run(statement, &[])?;
-        }
+        kafdo_sql::migrate(&sql, MIGRATIONS)?;
         let meta = sql.first(
             "SELECT topic_name, topic_id, partition_index, log_start_offset, deleted,
                     retention_ms, cleanup_policy

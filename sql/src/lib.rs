@@ -191,6 +191,14 @@ pub enum SqlError {
     /// A statement bound more parameters than a Durable Object allows.
     #[error("statement binds {0} parameters, more than the limit of {MAX_BOUND_PARAMS}")]
     TooManyParams(usize),
+    /// The database ran more schema migrations than this build knows: a newer build wrote it.
+    #[error("the database is at schema version {version}, newer than this build's {known}")]
+    SchemaTooNew {
+        /// The migrations the database ran.
+        version: i64,
+        /// The migrations this build knows.
+        known: i64,
+    },
 }
 
 /// Storage for one object: a private SQLite database.
@@ -254,6 +262,9 @@ impl fmt::Display for Param<'_> {
         }
     }
 }
+
+mod migrate;
+pub use migrate::migrate;
 
 #[cfg(feature = "rusqlite")]
 mod sqlite;

@@ -176,7 +176,8 @@ impl Participant {
     }
 }
 
-const SCHEMA: [&str; 2] = [
+/// The schema, as migrations (see `kafdo_sql::migrate`): append, never edit.
+const MIGRATIONS: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS txn_coordinator (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         transactional_id TEXT NOT NULL,
@@ -190,8 +191,7 @@ const SCHEMA: [&str; 2] = [
         txn_start_ms INTEGER,
         state_ms INTEGER NOT NULL,
         incarnation INTEGER NOT NULL,
-        next_producer_id INTEGER,
-        previous_producer_id INTEGER
+        next_producer_id INTEGER
     )",
     "CREATE TABLE IF NOT EXISTS txn_participant (
         kind TEXT NOT NULL,
@@ -205,13 +205,11 @@ const SCHEMA: [&str; 2] = [
         offsets_sequence INTEGER NOT NULL,
         PRIMARY KEY (kind, name)
     )",
+    "ALTER TABLE txn_coordinator ADD COLUMN previous_producer_id INTEGER",
 ];
 
 pub(crate) fn create_schema(sql: &impl Sql) -> Result<(), SqlError> {
-    for statement in SCHEMA {
-        sql.run(statement, &[])?;
-    }
-    Ok(())
+    kafdo_sql::migrate(sql, MIGRATIONS)
 }
 
 pub(crate) fn load_row(sql: &impl Sql) -> Result<Option<TxnRow>, SqlError> {

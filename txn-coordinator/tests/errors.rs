@@ -932,8 +932,46 @@ fn commit_with_failed_write(fail_at: u64) -> u64 {
 fn a_storage_failure_at_any_write_leaves_a_consistent_state() {
     let clean = commit_with_failed_write(0);
     assert!(clean >= 8);
-    // Writes 1 to 3 are the first open's (the schema and the row).
-    for fail_at in 4..=clean {
+    // The first open's writes (the schema and the row) come before the test.
+    let first_open = open_retrying(FailNthWrite {
+        inner: Sqlite::memory(),
+        writes: std::cell::Cell::new(0),
+        fail_at: 0,
+    })
+    .sql()
+    .writes
+    .get();
+    for fail_at in first_open + 1..=clean {
         commit_with_failed_write(fail_at);
     }
+}
+
+/// A coordinator stored by the build before `previous_producer_id` (schema version 2) opens
+/// with this build: the migration adds the column and the open transaction goes on.
+#[test]
+fn a_database_of_the_previous_schema_version_is_migrated() {
+    let db = std::rc::Rc::new(Sqlite::memory());
+    let mut d = Driver::on(db.clone());
+    let epoch = d.init();
+    d.begin(epoch);
+    drop(d);
+    db.run(
+        "ALTER TABLE txn_coordinator DROP COLUMN previous_producer_id",
+        &[],
+    )
+    .unwrap();
+    db.run("UPDATE schema_version SET version = 2", &[]).unwrap();
+
+    let mut d = Driver::on(db.clone());
+    assert_eq!(d.core.state(), TransactionState::Ongoing);
+    let row = db
+        .first("SELECT previous_producer_id FROM txn_coordinator", &[])
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.opt_int(0), None);
+    assert_eq!(
+        d.commit(epoch),
+        epoch + 1,
+        "the transaction of the old schema commits"
+    );
 }
