@@ -786,17 +786,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn joins_starts_at_committed_offsets_and_releases_with_a_commit() {
-        let transport = server(usize::MAX);
-        let mut consumer = GroupConsumer::join(
+    async fn join(transport: &FakeTransport) -> GroupConsumer {
+        GroupConsumer::join(
             Client::new(transport.clone()),
             "g",
             vec!["in".into()],
             config(),
         )
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn joins_starts_at_committed_offsets_and_releases_with_a_commit() {
+        let transport = server(usize::MAX);
+        let mut consumer = join(&transport).await;
         let events = Events::default();
         consumer.set_rebalance_listener(events.clone());
         let tp0 = TopicPartition {
@@ -862,14 +866,7 @@ mod tests {
     #[tokio::test]
     async fn a_rewind_returns_a_partition_without_a_committed_offset_to_its_start() {
         let transport = server(usize::MAX);
-        let mut consumer = GroupConsumer::join(
-            Client::new(transport.clone()),
-            "g",
-            vec!["in".into()],
-            config(),
-        )
-        .await
-        .unwrap();
+        let mut consumer = join(&transport).await;
         let tp = |partition| TopicPartition {
             topic: "in".into(),
             partition,
@@ -890,14 +887,7 @@ mod tests {
     #[tokio::test]
     async fn a_forgotten_member_loses_its_partitions_and_rejoins() {
         let transport = server(0);
-        let mut consumer = GroupConsumer::join(
-            Client::new(transport.clone()),
-            "g",
-            vec!["in".into()],
-            config(),
-        )
-        .await
-        .unwrap();
+        let mut consumer = join(&transport).await;
         let events = Events::default();
         consumer.set_rebalance_listener(events.clone());
         for _ in 0..500 {
