@@ -10,12 +10,13 @@
 //!    group's generation and member id (KIP-447);
 //! 4. commits. Outputs and input offsets become visible together or not at all.
 //!
-//! If any of that fails with an abortable error (a rebalance fenced the offsets, a batch was
-//! rejected), the step aborts the transaction and rewinds the consumer to the committed
-//! offsets, so the same inputs are processed again in a later transaction: nothing is lost, and
-//! the aborted outputs are never visible to read_committed readers. A commit with an unknown
-//! outcome is retried as is (never turned into an abort, brief rule 8). A fatal error (another
-//! instance took the transactional id) ends the processor.
+//! If anything before the commit fails (a rebalance fenced the offsets, a batch was rejected or
+//! its outcome is unknown), the step aborts the transaction and rewinds the consumer to the
+//! committed offsets, so the same inputs are processed again in a later transaction: nothing is
+//! lost, and the aborted outputs are never visible to read_committed readers. A commit with an
+//! unknown outcome is repeated as is, never turned into an abort (brief rule 8): if it keeps
+//! timing out the step returns the error and the next step commits again before reading on. A
+//! fatal error (another instance took the transactional id) ends the processor.
 //!
 //! A processor that crashes mid-transaction leaves it open; the next instance with the same
 //! `transactional_id` fences it and the coordinator aborts it, and the group gives its
@@ -63,8 +64,9 @@ pub struct ProcessorConfig {
     pub transaction_timeout_ms: Option<i64>,
     /// How long one step waits for input.
     pub poll_timeout_ms: u64,
-    /// How many times a commit with an unknown outcome is repeated before giving up (the
-    /// transaction then stays open; the coordinator aborts it at its timeout).
+    /// How many times one step repeats a commit with an unknown outcome before it returns the
+    /// error (the transaction then stays open: the next step commits it again, or the
+    /// coordinator aborts it at its timeout if no step comes).
     pub max_commit_attempts: u32,
 }
 
@@ -97,6 +99,8 @@ pub struct Processor {
     consumer: GroupConsumer,
     producer: TransactionalProducer,
     config: ProcessorConfig,
+    /// The inputs of a transaction whose commit had an unknown outcome, still open.
+    unfinished: Option<usize>,
 }
 
 impl Processor {
@@ -123,6 +127,7 @@ impl Processor {
             consumer,
             producer,
             config,
+            unfinished: None,
         })
     }
 
@@ -137,10 +142,23 @@ impl Processor {
     }
 
     /// Runs one step: poll, transform with `f`, commit outputs and offsets together.
+    ///
+    /// If the last step returned an error of class [`ErrorClass::UnknownOutcome`] (its commit
+    /// kept timing out), its transaction is still open with its outputs and offsets: this step
+    /// only finishes it (commits again), before any new input is read. Likewise an abort that
+    /// failed is tried again.
     pub async fn step<F>(&mut self, f: &mut F) -> Result<StepOutcome, Error>
     where
         F: FnMut(&[ConsumerRecord]) -> Vec<OutputRecord>,
     {
+        if self.producer.in_transaction() {
+            // The last step left its transaction open: its commit, or its abort, had an unknown
+            // outcome. That is settled first, before any new input is read.
+            return match self.unfinished.take() {
+                Some(inputs) => self.finish(inputs).await,
+                None => self.abort_and_rewind().await,
+            };
+        }
         let records = self
             .consumer
             .poll(Duration::from_millis(self.config.poll_timeout_ms))
@@ -149,21 +167,14 @@ impl Processor {
             return Ok(StepOutcome::Idle);
         }
         self.producer.begin_transaction()?;
-        match self.transact(&records, f).await {
-            Ok(()) => Ok(StepOutcome::Committed(records.len())),
-            Err(e) if e.class() == ErrorClass::Fatal && is_fatal_for_instance(&e) => Err(e),
-            Err(e) if e.class() == ErrorClass::UnknownOutcome => Err(e),
-            Err(_) => {
-                if self.producer.in_transaction() {
-                    self.producer.abort_transaction().await?;
-                }
-                self.consumer.rewind_to_committed().await?;
-                Ok(StepOutcome::Aborted)
-            }
+        match self.send(&records, f).await {
+            Ok(()) => self.finish(records.len()).await,
+            Err(e) => self.failed(e).await,
         }
     }
 
-    async fn transact<F>(&mut self, records: &[ConsumerRecord], f: &mut F) -> Result<(), Error>
+    /// Sends the outputs of `records` and their offsets in the open transaction.
+    async fn send<F>(&mut self, records: &[ConsumerRecord], f: &mut F) -> Result<(), Error>
     where
         F: FnMut(&[ConsumerRecord]) -> Vec<OutputRecord>,
     {
@@ -174,21 +185,44 @@ impl Processor {
         }
         self.producer
             .send_offsets_to_transaction(self.consumer.positions(), &self.consumer.group_metadata())
-            .await?;
+            .await
+    }
+
+    /// Commits the open transaction of `inputs` inputs, repeating a commit whose outcome is
+    /// unknown (with the same epoch: the coordinator answers a repeated commit with success).
+    async fn finish(&mut self, inputs: usize) -> Result<StepOutcome, Error> {
         let mut attempt = 1;
         loop {
             match self.producer.commit_transaction().await {
-                Ok(()) => return Ok(()),
-                // The commit may have happened: repeat it with the same epoch.
-                Err(e)
-                    if e.class() == ErrorClass::UnknownOutcome
-                        && attempt < self.config.max_commit_attempts =>
-                {
+                Ok(()) => return Ok(StepOutcome::Committed(inputs)),
+                Err(e) if e.class() == ErrorClass::UnknownOutcome => {
+                    if attempt >= self.config.max_commit_attempts {
+                        // Never turned into an abort (brief rule 8): the next step commits again.
+                        self.unfinished = Some(inputs);
+                        return Err(e);
+                    }
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return self.failed(e).await,
             }
         }
+    }
+
+    /// After a failed send or commit: a fenced instance stops; otherwise the transaction is
+    /// aborted and the consumer rewound, so the same inputs are processed again.
+    async fn failed(&mut self, error: Error) -> Result<StepOutcome, Error> {
+        if error.class() == ErrorClass::Fatal && is_fatal_for_instance(&error) {
+            return Err(error);
+        }
+        self.abort_and_rewind().await
+    }
+
+    async fn abort_and_rewind(&mut self) -> Result<StepOutcome, Error> {
+        if self.producer.in_transaction() {
+            self.producer.abort_transaction().await?;
+        }
+        self.consumer.rewind_to_committed().await?;
+        Ok(StepOutcome::Aborted)
     }
 
     /// Runs steps until `keep_going` says stop; returns how many inputs were committed.
@@ -233,13 +267,19 @@ mod tests {
     use crate::transport::Method;
     use kafdo_types::ErrorCode;
     use serde_json::json;
-    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
     use std::sync::Arc;
 
     /// Input topic `in` (1 partition, offsets 0..3, `committed` its committed offset), output
     /// topic `out`, a group that assigns `in/0`, and a coordinator. With `fence_first_offsets`,
-    /// the first transactional offset commit answers ILLEGAL_GENERATION.
-    fn server(fence_first_offsets: bool, committed: Option<i64>) -> FakeTransport {
+    /// the first transactional offset commit answers ILLEGAL_GENERATION; the first
+    /// `lost_commits` commits time out (outcome unknown: not applied).
+    fn server(
+        fence_first_offsets: bool,
+        committed: Option<i64>,
+        lost_commits: usize,
+    ) -> FakeTransport {
+        let commits = Arc::new(AtomicUsize::new(0));
         let epoch = Arc::new(AtomicI64::new(0));
         let fenced = Arc::new(AtomicBool::new(!fence_first_offsets));
         let out_offset = Arc::new(AtomicI64::new(0));
@@ -303,6 +343,14 @@ mod tests {
                     }
                     json(200, json!({}))
                 }
+                (Method::Post, p)
+                    if p.ends_with("/commit")
+                        && commits.fetch_add(1, Ordering::SeqCst) < lost_commits =>
+                {
+                    Err(crate::transport::TransportError::Timeout(
+                        Duration::from_millis(1),
+                    ))
+                }
                 (Method::Post, p) if p.starts_with("/v1/transactions/p-1/") => {
                     let next = epoch.fetch_add(1, Ordering::SeqCst) + 1;
                     let state = if p.ends_with("/commit") {
@@ -354,7 +402,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_step_commits_outputs_and_offsets_in_one_transaction() {
-        let transport = server(false, Some(1));
+        let transport = server(false, Some(1), 0);
         let mut processor =
             Processor::new(client(&transport), "g", vec!["in".into()], "p-1", config())
                 .await
@@ -422,7 +470,7 @@ mod tests {
     /// With `committed`, the first step's offset commit is fenced: the step aborts, rewinds to
     /// `rewound_to` and the next step commits the same inputs.
     async fn fenced_first_step(committed: Option<i64>, rewound_to: i64) {
-        let transport = server(true, committed);
+        let transport = server(true, committed, 0);
         let mut config = config();
         config.group.consumer.auto_offset_reset = crate::OffsetReset::Earliest;
         let mut processor =
@@ -458,5 +506,40 @@ mod tests {
     #[tokio::test]
     async fn a_fenced_first_commit_rewinds_to_where_the_member_started() {
         fenced_first_step(None, 0).await;
+    }
+
+    /// A commit that keeps timing out is never turned into an abort: the step returns the
+    /// unknown outcome, and the next step commits the same transaction before reading on.
+    #[tokio::test]
+    async fn a_commit_of_unknown_outcome_is_finished_by_the_next_step() {
+        // Two attempts of the step, each sent twice by the client's retries.
+        let transport = server(false, Some(1), 4);
+        let mut config = config();
+        config.max_commit_attempts = 2;
+        let mut processor =
+            Processor::new(client(&transport), "g", vec!["in".into()], "p-1", config)
+                .await
+                .unwrap();
+        let mut f = upper;
+        let error = processor.step(&mut f).await.unwrap_err();
+        assert_eq!(error.class(), ErrorClass::UnknownOutcome, "{error}");
+        assert!(processor.producer().in_transaction());
+        let fetches = |t: &FakeTransport| {
+            t.requests()
+                .iter()
+                .filter(|r| r.path.ends_with("/in/partitions/0/records"))
+                .count()
+        };
+        let read = fetches(&transport);
+        assert_eq!(
+            processor.step(&mut f).await.unwrap(),
+            StepOutcome::Committed(2)
+        );
+        assert_eq!(fetches(&transport), read, "no input read before the commit");
+        assert!(!transport
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/abort")));
+        assert_eq!(processor.step(&mut f).await.unwrap(), StepOutcome::Idle);
     }
 }

@@ -38,7 +38,7 @@ use kafdo_types::txn::{
     AddOffsetsRequest, AddPartitionsRequest, EndTxnRequest, EndTxnResponse, OpenTransactionList,
     TopicPartition, TransactionDescription,
 };
-use kafdo_types::ProduceRecord;
+use kafdo_types::{ErrorCode, ProduceRecord};
 use serde::de::IgnoredAny;
 
 use crate::client::{Call, Client};
@@ -395,12 +395,23 @@ impl TransactionalProducer {
 
     /// Sends every record of the transaction, then commits it. On
     /// [`ErrorClass::UnknownOutcome`] call `commit_transaction` again; on `Abortable` call
-    /// [`TransactionalProducer::abort_transaction`]; on `Fatal` drop this producer.
+    /// [`TransactionalProducer::abort_transaction`]; on `Fatal` drop this producer. If a batch
+    /// or an offsets call of the transaction failed (its outcome unknown included), the commit
+    /// is refused with `INVALID_TXN_STATE` (abortable) before the coordinator is asked.
     pub async fn commit_transaction(&self) -> Result<(), Error> {
         self.expect_phase(Phase::InTransaction, "commit")?;
         self.producer.flush().await?;
         if let Some(failure) = self.txn().state.lock().unwrap().failure.clone() {
-            return Err(failure);
+            // Committing could make the outputs visible without a failed batch or offsets: the
+            // transaction must abort. Only a fencing stays what it is (fatal).
+            return Err(match failure.class() {
+                ErrorClass::Fatal => failure,
+                _ => Error::Api {
+                    status: ErrorCode::InvalidTxnState.http_status(),
+                    code: ErrorCode::InvalidTxnState,
+                    message: format!("the transaction must abort: {failure}"),
+                },
+            });
         }
         self.end(true).await
     }
@@ -524,6 +535,12 @@ mod tests {
                         return api_error(ErrorCode::InvalidTxnRegistration);
                     }
                 }
+                // "lost": the batch's outcome is unknown, every time it is sent.
+                if b["records"][0]["value"] == json!("bG9zdA==") {
+                    return Err(crate::transport::TransportError::Timeout(
+                        std::time::Duration::from_millis(1),
+                    ));
+                }
                 let n = b["records"].as_array().unwrap().len() as i64;
                 let base = offset.fetch_add(n, Ordering::SeqCst);
                 return json(
@@ -552,6 +569,11 @@ mod tests {
     fn config() -> ProducerConfig {
         ProducerConfig {
             linger_ms: 0,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                initial_backoff_ms: 1,
+                max_backoff_ms: 1,
+            },
             ..ProducerConfig::default()
         }
     }
@@ -733,14 +755,15 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_failed_batch_makes_commit_refuse_until_abort() {
+    /// A transaction with a batch of value `bad` that fails: its commit is refused (abortable,
+    /// the coordinator is not asked) until it is aborted; the next transaction commits.
+    async fn commit_refused_until_abort(bad: &[u8]) {
         let transport = server(Some("YmFk"));
         let producer = TransactionalProducer::init(client(&transport), "tx-1", None, config())
             .await
             .unwrap();
         producer.begin_transaction().unwrap();
-        let bad = producer.send("out", None, b"bad".to_vec()).await.unwrap();
+        let bad = producer.send("out", None, bad.to_vec()).await.unwrap();
         let error = producer.commit_transaction().await.unwrap_err();
         assert_eq!(error.class(), ErrorClass::Abortable);
         assert!(bad.await.is_err());
@@ -753,6 +776,17 @@ mod tests {
         producer.begin_transaction().unwrap();
         producer.send("out", None, b"good".to_vec()).await.unwrap();
         producer.commit_transaction().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_makes_commit_refuse_until_abort() {
+        commit_refused_until_abort(b"bad").await;
+    }
+
+    /// A batch whose outcome is unknown may be missing: committing is never right.
+    #[tokio::test]
+    async fn a_batch_of_unknown_outcome_makes_commit_refuse_until_abort() {
+        commit_refused_until_abort(b"lost").await;
     }
 
     #[tokio::test]
