@@ -143,8 +143,9 @@ impl Processor {
 
     /// Runs one step: poll, transform with `f`, commit outputs and offsets together.
     ///
-    /// If the last step returned an error of class [`ErrorClass::UnknownOutcome`] (its commit
-    /// kept timing out), its transaction is still open with its outputs and offsets: this step
+    /// If the last step returned an error of class [`ErrorClass::UnknownOutcome`] or
+    /// [`ErrorClass::Retriable`] from its commit (it kept timing out, or the coordinator kept
+    /// answering "not now"), its transaction is still open with its outputs and offsets: this step
     /// only finishes it (commits again), before any new input is read. Likewise an abort that
     /// failed is tried again.
     pub async fn step<F>(&mut self, f: &mut F) -> Result<StepOutcome, Error>
@@ -189,15 +190,23 @@ impl Processor {
     }
 
     /// Commits the open transaction of `inputs` inputs, repeating a commit whose outcome is
-    /// unknown (with the same epoch: the coordinator answers a repeated commit with success).
+    /// unknown or that was refused for now (with the same epoch: the coordinator answers a
+    /// repeated commit with success).
     async fn finish(&mut self, inputs: usize) -> Result<StepOutcome, Error> {
         let mut attempt = 1;
         loop {
             match self.producer.commit_transaction().await {
                 Ok(()) => return Ok(StepOutcome::Committed(inputs)),
-                Err(e) if e.class() == ErrorClass::UnknownOutcome => {
+                // Unknown, or refused for now (CONCURRENT_TRANSACTIONS while an earlier attempt
+                // completes): never turned into an abort (brief rule 8).
+                Err(e)
+                    if matches!(
+                        e.class(),
+                        ErrorClass::UnknownOutcome | ErrorClass::Retriable
+                    ) =>
+                {
                     if attempt >= self.config.max_commit_attempts {
-                        // Never turned into an abort (brief rule 8): the next step commits again.
+                        // The next step commits again.
                         self.unfinished = Some(inputs);
                         return Err(e);
                     }
