@@ -97,7 +97,11 @@ mod tests {
     fn a_failed_migration_changes_nothing() {
         let db = Sqlite::memory();
         migrate(&db, V1).unwrap();
-        let broken = [V1[0], "ALTER TABLE t ADD COLUMN c", "ALTER TABLE nowhere ADD x"];
+        let broken = [
+            V1[0],
+            "ALTER TABLE t ADD COLUMN c",
+            "ALTER TABLE nowhere ADD x",
+        ];
         assert!(matches!(
             migrate(&db, &broken),
             Err(SqlError::Statement { .. })

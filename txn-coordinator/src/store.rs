@@ -252,8 +252,8 @@ pub(crate) fn save_row(sql: &impl Sql, row: &TxnRow) -> Result<(), SqlError> {
         row.next_producer_id,
         row.previous_producer_id,
     ]
-        .into_iter()
-        .flatten()
+    .into_iter()
+    .flatten()
     {
         assert!((0..=MAX_SAFE_INTEGER).contains(&producer_id));
     }

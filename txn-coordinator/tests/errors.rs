@@ -960,7 +960,8 @@ fn a_database_of_the_previous_schema_version_is_migrated() {
         &[],
     )
     .unwrap();
-    db.run("UPDATE schema_version SET version = 2", &[]).unwrap();
+    db.run("UPDATE schema_version SET version = 2", &[])
+        .unwrap();
 
     let mut d = Driver::on(db.clone());
     assert_eq!(d.core.state(), TransactionState::Ongoing);
