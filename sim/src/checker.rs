@@ -123,6 +123,26 @@ pub enum Invariant {
     /// cuts the log; the simulated topics have no retention): every observed partition state
     /// has the first one's log start offset.
     LogStartFixed,
+    /// On a topic with retention ([`Observation::Retention`]) the log start offset only rises
+    /// and stays within the log: every sighting of it (an observed partition state, a
+    /// partition-offsets answer) is at most the last stable offset and the high watermark seen
+    /// with it, and no smaller than any sighting that came before it (for an answer: that
+    /// completed before it was sent); and no fetch is answered from an offset below a log start
+    /// seen before the fetch was sent (the partition must refuse it with
+    /// `OFFSET_OUT_OF_RANGE`).
+    RetentionLogStart,
+    /// On a topic with retention a record (or marker) goes only once it may have expired: when
+    /// the log start is first seen above its offset (at time `t`; the final scans run after
+    /// the last sighting), its timestamp must be older than `t - retention_ms`. The timestamp
+    /// is bounded from below by the first invoke that carried the value (a marker's by the
+    /// moment it was written), so a record first sent at or after `t - retention_ms` cannot
+    /// have expired and its deletion is a violation.
+    RetentionExpired,
+    /// On a topic with retention a record goes only once it is stable: a transactional record
+    /// below a sighted log start must have had its transaction's marker land on its partition
+    /// before that sighting (retention never passes the last stable offset, so an open
+    /// transaction's records stay until it ends).
+    RetentionStable,
 }
 
 /// One broken promise.
@@ -348,6 +368,10 @@ fn reply_fits(request: &Request, reply: &Reply) -> bool {
                 Reply::Member { .. }
             )
             | (Request::Ingest { .. }, Reply::Ingest { .. })
+            | (
+                Request::PartitionOffsets { .. },
+                Reply::PartitionOffsets { .. }
+            )
     )
 }
 
@@ -382,8 +406,28 @@ struct Checker<'a> {
     ingested: HashMap<&'a str, IngestKey<'a>>,
     /// Compacted topics and their delete retention.
     compacted: HashMap<&'a str, i64>,
+    /// Topics with retention and their `retention_ms`.
+    retained: HashMap<&'a str, i64>,
+    /// Sightings of the log start offset of each partition of a retained topic, sorted by
+    /// when they were seen.
+    log_starts: HashMap<Tp, Vec<Sighting>>,
+    /// The first marker (either result) of each transaction seen on each partition.
+    markers_seen: HashMap<(Tp, TxnKey), u64>,
     /// The key of each value written to a compacted topic, and whether it is a tombstone.
     keys: HashMap<&'a str, (&'a str, bool)>,
+}
+
+/// One sighting of a partition's log start offset: an observed partition state, or a
+/// partition-offsets answer.
+#[derive(Clone, Copy, Debug)]
+struct Sighting {
+    /// The earliest event the state may be from: the observation, or the request's invoke.
+    from: u64,
+    /// The event that showed it: the observation, or the answer.
+    at: u64,
+    log_start_offset: i64,
+    high_watermark: i64,
+    last_stable_offset: i64,
 }
 
 /// A write of a compacted topic at a known offset: (offset, value, committed for sure, first
@@ -458,6 +502,9 @@ impl<'a> Checker<'a> {
             pipelines: Vec::new(),
             ingested: HashMap::new(),
             compacted: HashMap::new(),
+            retained: HashMap::new(),
+            log_starts: HashMap::new(),
+            markers_seen: HashMap::new(),
             keys: HashMap::new(),
         };
         c.index_writes()?;
@@ -484,6 +531,7 @@ impl<'a> Checker<'a> {
         self.check_groups();
         self.check_ingest_answers();
         self.check_compacted_reads();
+        self.check_retention();
         if self.settled.is_some() {
             self.check_compacted_end_state();
             self.check_end_state();
@@ -636,6 +684,9 @@ impl<'a> Checker<'a> {
                             markers.insert(*offset, (txn, event.index));
                         }
                     }
+                    self.markers_seen
+                        .entry((tp.clone(), txn))
+                        .or_insert(event.index);
                     if *result == TxnResult::Commit {
                         self.commit_markers.entry((tp, txn)).or_insert(event.index);
                     }
@@ -668,6 +719,12 @@ impl<'a> Checker<'a> {
                     delete_retention_ms,
                 } => {
                     self.compacted.insert(topic, *delete_retention_ms);
+                }
+                Observation::Retention {
+                    topic,
+                    retention_ms,
+                } => {
+                    self.retained.insert(topic, *retention_ms);
                 }
                 Observation::Keys { records } => {
                     for r in records {
@@ -1659,6 +1716,7 @@ impl<'a> Checker<'a> {
                 continue;
             };
             let compacted = self.compacted.contains_key(tp.topic.as_str());
+            let log_start = self.final_log_start(tp);
             let Some(Reply::Fetch {
                 records,
                 high_watermark,
@@ -1685,7 +1743,8 @@ impl<'a> Checker<'a> {
             let owed = registered
                 .get(tp)
                 .map_or(0, |txns| txns.difference_count(&observed_txns));
-            let gaps: Vec<i64> = (0..*high_watermark)
+            // Retention deleted everything below the log start (`RetentionExpired` judges it).
+            let gaps: Vec<i64> = (log_start..*high_watermark)
                 .filter(|o| !held.contains(o) && !markers.contains_key(o))
                 .collect();
             // Compaction leaves gaps by design (`CompactedLatest` judges what must remain).
@@ -1728,8 +1787,13 @@ impl<'a> Checker<'a> {
                 continue;
             };
             let committed = self.final_records(&tp, true).unwrap_or(&[]);
+            let log_start = self.final_log_start(&tp);
             for (i, value) in values.iter().enumerate() {
                 let offset = base_offset + i as i64;
+                if offset < log_start {
+                    // Retention deleted it: `RetentionExpired` judges whether it could.
+                    continue;
+                }
                 let found = all.iter().find(|r| r.offset == offset);
                 if found.map(|r| r.value.as_str()) != Some(value.as_str()) {
                     self.violation(
@@ -1866,6 +1930,237 @@ impl<'a> Checker<'a> {
                 );
             }
         }
+    }
+
+    // ---- retained topics --------------------------------------------------------------------
+
+    /// The log start offset of `tp` when the final scans ran: the highest sighted (it only
+    /// rises: `RetentionLogStart`), or 0 on a topic without retention.
+    fn final_log_start(&self, tp: &Tp) -> i64 {
+        self.log_starts
+            .get(tp)
+            .and_then(|s| s.iter().map(|s| s.log_start_offset).max())
+            .unwrap_or(0)
+    }
+
+    /// Collects the sightings of each retained partition's log start: every observed partition
+    /// state and every partition-offsets answer.
+    fn index_log_starts(&mut self) {
+        let mut log_starts: HashMap<Tp, Vec<Sighting>> = HashMap::new();
+        for event in self.events {
+            let Entry::Observe {
+                observation:
+                    Observation::PartitionState {
+                        topic,
+                        partition,
+                        log_start_offset,
+                        high_watermark,
+                        last_stable_offset,
+                    },
+            } = &event.entry
+            else {
+                continue;
+            };
+            if !self.retained.contains_key(topic.as_str()) {
+                continue;
+            }
+            log_starts
+                .entry(Tp::new(topic.clone(), *partition))
+                .or_default()
+                .push(Sighting {
+                    from: event.index,
+                    at: event.index,
+                    log_start_offset: *log_start_offset,
+                    high_watermark: *high_watermark,
+                    last_stable_offset: *last_stable_offset,
+                });
+        }
+        for op in &self.ops {
+            let (
+                Request::PartitionOffsets { topic, partition },
+                Some(Reply::PartitionOffsets {
+                    log_start_offset,
+                    high_watermark,
+                    last_stable_offset,
+                }),
+            ) = (op.request, op.reply())
+            else {
+                continue;
+            };
+            if !self.retained.contains_key(topic.as_str()) {
+                continue;
+            }
+            log_starts
+                .entry(Tp::new(topic.clone(), *partition))
+                .or_default()
+                .push(Sighting {
+                    from: op.invoke,
+                    at: op.complete,
+                    log_start_offset: *log_start_offset,
+                    high_watermark: *high_watermark,
+                    last_stable_offset: *last_stable_offset,
+                });
+        }
+        for sightings in log_starts.values_mut() {
+            sightings.sort_by_key(|s| s.at);
+        }
+        self.log_starts = log_starts;
+    }
+
+    fn check_retention(&mut self) {
+        if self.retained.is_empty() {
+            return;
+        }
+        self.index_log_starts();
+        let time_of = |index: u64| self.events[index as usize].time_ms;
+        let mut first_sent: HashMap<&'a str, i64> = HashMap::new();
+        for op in &self.ops {
+            if let Request::Produce { topic, values, .. } = op.request {
+                if self.retained.contains_key(topic.as_str()) {
+                    for value in values {
+                        first_sent
+                            .entry(value.as_str())
+                            .or_insert(time_of(op.invoke));
+                    }
+                }
+            }
+        }
+        let mut violations = Vec::new();
+        let mut tps: Vec<&Tp> = self.log_starts.keys().collect();
+        tps.sort();
+        for tp in tps {
+            let sightings = &self.log_starts[tp];
+            let retention_ms = self.retained[tp.topic.as_str()];
+            // The highest log start among the first i sightings (by when they were seen).
+            let mut highest = Vec::with_capacity(sightings.len() + 1);
+            highest.push((i64::MIN, u64::MAX));
+            for s in sightings {
+                let &(before, at) = highest.last().expect("non-empty");
+                highest.push(if s.log_start_offset > before {
+                    (s.log_start_offset, s.at)
+                } else {
+                    (before, at)
+                });
+            }
+            // The highest log start seen before event `index`, and where.
+            let seen_before = |index: u64| highest[sightings.partition_point(|s| s.at < index)];
+            for s in sightings {
+                let (start, hw, lso) = (s.log_start_offset, s.high_watermark, s.last_stable_offset);
+                if start > lso || lso > hw || start < 0 {
+                    violations.push(Violation {
+                        invariant: Invariant::RetentionLogStart,
+                        message: format!(
+                            "{tp}: log start {start} passes the last stable offset {lso} or the \
+                             high watermark {hw} seen with it"
+                        ),
+                        events: vec![s.at],
+                    });
+                }
+                let (before, at) = seen_before(s.from);
+                if start < before {
+                    violations.push(Violation {
+                        invariant: Invariant::RetentionLogStart,
+                        message: format!("{tp}: the log start went back from {before} to {start}"),
+                        events: vec![at, s.at],
+                    });
+                }
+            }
+            for op in &self.ops {
+                let (
+                    Request::Fetch {
+                        topic,
+                        partition,
+                        offset,
+                        ..
+                    },
+                    Some(_),
+                ) = (op.request, op.reply())
+                else {
+                    continue;
+                };
+                if topic != &tp.topic || *partition != tp.partition {
+                    continue;
+                }
+                let (before, at) = seen_before(op.invoke);
+                if *offset < before {
+                    violations.push(Violation {
+                        invariant: Invariant::RetentionLogStart,
+                        message: format!(
+                            "a fetch of {tp} from {offset} was answered, but the log start had \
+                             reached {before} before it was sent"
+                        ),
+                        events: vec![at, op.complete],
+                    });
+                }
+            }
+            // When the log start first passed `offset`: (event, time), if it did.
+            let deleted = |offset: i64| {
+                let i = highest[1..].partition_point(|&(start, _)| start <= offset);
+                let &(_, at) = highest.get(i + 1)?;
+                Some((at, time_of(at)))
+            };
+            let mut gone: Vec<(i64, &str, u64, i64)> = self
+                .placed
+                .iter()
+                .filter(|(_, (vtp, _, _))| vtp == tp)
+                .filter_map(|(value, (_, offset, _))| {
+                    deleted(*offset).map(|(at, ms)| (*offset, *value, at, ms))
+                })
+                .collect();
+            gone.sort();
+            for (offset, value, at, deleted_ms) in gone {
+                let placed_at = self.placed[value].2;
+                if let Some(&sent_ms) = first_sent.get(value) {
+                    if sent_ms >= deleted_ms - retention_ms {
+                        violations.push(Violation {
+                            invariant: Invariant::RetentionExpired,
+                            message: format!(
+                                "{tp}: {value} at offset {offset}, first sent at {sent_ms} ms, \
+                                 was gone by {deleted_ms} ms (the log start passed it), before \
+                                 its retention of {retention_ms} ms could expire"
+                            ),
+                            events: vec![placed_at, at],
+                        });
+                    }
+                }
+                let Some(txn) = self.writes.get(value).and_then(|w| w.txn) else {
+                    continue;
+                };
+                let marked = self
+                    .markers_seen
+                    .get(&(tp.clone(), txn))
+                    .is_some_and(|m| *m < at);
+                if !marked {
+                    violations.push(Violation {
+                        invariant: Invariant::RetentionStable,
+                        message: format!(
+                            "{tp}: {value} at offset {offset}, a record of transaction {txn:?}, \
+                             was deleted by retention before the transaction's marker landed \
+                             there"
+                        ),
+                        events: vec![placed_at, at],
+                    });
+                }
+            }
+            for (&offset, &(txn, written)) in self.marker_offsets.get(tp).into_iter().flatten() {
+                let Some((at, deleted_ms)) = deleted(offset) else {
+                    continue;
+                };
+                let written_ms = time_of(written);
+                if written_ms >= deleted_ms - retention_ms {
+                    violations.push(Violation {
+                        invariant: Invariant::RetentionExpired,
+                        message: format!(
+                            "{tp}: the marker of {txn:?} at offset {offset}, written at \
+                             {written_ms} ms, was gone by {deleted_ms} ms, before its retention \
+                             of {retention_ms} ms could expire"
+                        ),
+                        events: vec![written, at],
+                    });
+                }
+            }
+        }
+        self.violations.extend(violations);
     }
 
     /// The first invoke (index, time) that carried each value produced to a compacted topic:

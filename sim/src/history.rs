@@ -258,6 +258,14 @@ pub enum Request {
         /// Committed only, or everything.
         isolation: Isolation,
     },
+    /// `GET /v1/topics/{t}/partitions/{p}`: the partition's offsets (a consumer asks for the
+    /// log start offset after `OFFSET_OUT_OF_RANGE`, as `auto_offset_reset = earliest` does).
+    PartitionOffsets {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
     /// `POST /v1/producers`.
     InitProducer {
         /// For a transactional producer.
@@ -392,6 +400,15 @@ pub enum Reply {
         /// The last stable offset the partition reported.
         last_stable_offset: i64,
     },
+    /// A partition's offsets.
+    PartitionOffsets {
+        /// The first offset still in the log.
+        log_start_offset: i64,
+        /// The offset the next record will get.
+        high_watermark: i64,
+        /// The last stable offset.
+        last_stable_offset: i64,
+    },
     /// A producer id and epoch.
     Producer {
         /// The producer id.
@@ -507,6 +524,16 @@ pub enum Observation {
         topic: String,
         /// How long a tombstone is kept after its timestamp (at least).
         delete_retention_ms: i64,
+    },
+    /// Declares a topic with time-based retention (`cleanup_policy = delete` and a finite
+    /// `retention_ms`): its partitions delete whole rows from the front of the log once their
+    /// newest record is older than `retention_ms`, so the log start offset rises (never past
+    /// the last stable offset) and records below it are gone.
+    Retention {
+        /// The topic.
+        topic: String,
+        /// How long a record is kept after its timestamp (at least).
+        retention_ms: i64,
     },
     /// Declares the key of each value a produce to a compacted topic writes, and which values
     /// are tombstones; recorded just before the produce's invoke (every attempt).
@@ -737,6 +764,9 @@ impl fmt::Display for Request {
                 partition,
                 isolation,
             } => write!(f, "scan {topic}/{partition} {}", isolation_name(*isolation)),
+            Request::PartitionOffsets { topic, partition } => {
+                write!(f, "partition-offsets {topic}/{partition}")
+            }
             Request::InitProducer { transactional_id } => match transactional_id {
                 Some(tid) => write!(f, "init-producer txn={tid}"),
                 None => write!(f, "init-producer"),
@@ -852,6 +882,14 @@ impl fmt::Display for Reply {
                 "[{}] next={next_offset} hw={high_watermark} lso={last_stable_offset}",
                 list(records)
             ),
+            Reply::PartitionOffsets {
+                log_start_offset,
+                high_watermark,
+                last_stable_offset,
+            } => write!(
+                f,
+                "start={log_start_offset} hw={high_watermark} lso={last_stable_offset}"
+            ),
             Reply::Producer {
                 producer_id,
                 producer_epoch,
@@ -948,6 +986,10 @@ impl fmt::Display for Observation {
                 f,
                 "compacted topic {topic}: tombstones kept {delete_retention_ms} ms"
             ),
+            Observation::Retention {
+                topic,
+                retention_ms,
+            } => write!(f, "topic {topic}: records kept {retention_ms} ms"),
             Observation::Keys { records } => {
                 let shown: Vec<String> = records
                     .iter()

@@ -1452,3 +1452,221 @@ fn a_record_superseded_before_the_fetch_may_be_gone() {
     let report = h.check();
     assert!(report.is_valid(), "{report}");
 }
+
+// ---- topics with retention ----------------------------------------------------------------
+
+/// The retained topic of these tests, with a retention of 100 ms.
+const R0: (&str, i32) = ("r", 0);
+const KEEP_MS: i64 = 100;
+
+impl H {
+    fn retained(&mut self) {
+        self.observe(Observation::Retention {
+            topic: R0.0.into(),
+            retention_ms: KEEP_MS,
+        });
+    }
+
+    fn rstate(&mut self, log_start_offset: i64, hw: i64, lso: i64) {
+        self.observe(Observation::PartitionState {
+            topic: R0.0.into(),
+            partition: R0.1,
+            log_start_offset,
+            high_watermark: hw,
+            last_stable_offset: lso,
+        });
+    }
+
+    fn roffsets(&mut self, p: u32, log_start_offset: i64, hw: i64, lso: i64) {
+        self.invoke(
+            p,
+            Request::PartitionOffsets {
+                topic: R0.0.into(),
+                partition: R0.1,
+            },
+        );
+        self.ok(
+            p,
+            Reply::PartitionOffsets {
+                log_start_offset,
+                high_watermark: hw,
+                last_stable_offset: lso,
+            },
+        );
+    }
+
+    fn rout_of_range(&mut self, p: u32, offset: i64, reader: &str) {
+        self.invoke(
+            p,
+            Request::Fetch {
+                topic: R0.0.into(),
+                partition: R0.1,
+                offset,
+                isolation: RC,
+                reader: reader.into(),
+            },
+        );
+        self.fail(p, ErrorCode::OffsetOutOfRange);
+    }
+}
+
+/// x1 and x2 outside transactions and T0's v1 (marker at 3), read by r1; then `wait_ms`
+/// pass, x3 is appended at 4 and that append's retention step deletes offsets 0 to 3. r1 goes
+/// on; a second reader asks for offset 0, is refused, and goes on from the log start in a new
+/// session.
+fn retained_story(h: &mut H, wait_ms: i64) {
+    h.retained();
+    h.rstate(0, 0, 0);
+    h.produce(2, R0, None, &["x1", "x2"], 0);
+    h.rstate(0, 2, 2);
+    h.init(1, "t", 1, 0);
+    h.add(1, T0, &[R0]);
+    h.produce(1, R0, Some(T0), &["v1"], 2);
+    h.rstate(0, 3, 2);
+    h.end(1, T0, true);
+    h.marker(R0, T0, true, 3);
+    h.rstate(0, 4, 4);
+    h.ok(
+        1,
+        Reply::EndTxn {
+            producer_id: None,
+            state: TransactionState::CompleteCommit,
+            producer_epoch: 1,
+        },
+    );
+    h.fetch(
+        3,
+        R0,
+        0,
+        RC,
+        "r1",
+        &[(0, "x1"), (1, "x2"), (2, "v1")],
+        4,
+        4,
+        4,
+    );
+    h.t += wait_ms;
+    h.produce(2, R0, None, &["x3"], 4);
+    h.rstate(4, 5, 5);
+    h.fetch(3, R0, 4, RC, "r1", &[(4, "x3")], 5, 5, 5);
+    h.rout_of_range(4, 0, "r2");
+    h.roffsets(4, 4, 5, 5);
+    h.fetch(4, R0, 4, RC, "r3", &[(4, "x3")], 5, 5, 5);
+}
+
+fn retained_end(h: &mut H, got: &[(i64, &str)]) {
+    h.settle();
+    h.scan(R0, RU, got, 5, 5);
+    h.scan(R0, RC, got, 5, 5);
+}
+
+#[test]
+fn a_good_history_with_retention_is_valid() {
+    let mut h = H::default();
+    retained_story(&mut h, KEEP_MS + 1);
+    retained_end(&mut h, &[(4, "x3")]);
+    let history = h.history();
+    let mut bytes = Vec::new();
+    history.write_jsonl(&mut bytes).unwrap();
+    let back = History::read_jsonl(&bytes[..]).unwrap();
+    assert_eq!(back, history);
+    let report = check(&back).unwrap();
+    println!("{}{report}", back.trace());
+    assert!(report.is_valid(), "{report}");
+    assert_eq!((report.committed_txns, report.aborted_txns), (1, 0));
+}
+
+#[test]
+fn the_same_history_without_retention_is_caught() {
+    let mut h = H::default();
+    retained_story(&mut h, KEEP_MS + 1);
+    retained_end(&mut h, &[(4, "x3")]);
+    let mut history = h.history();
+    for event in &mut history.events {
+        if let Entry::Observe {
+            observation: observation @ Observation::Retention { .. },
+        } = &mut event.entry
+        {
+            *observation = Observation::Note {
+                text: "no retention".into(),
+            };
+        }
+    }
+    let report = check(&history).unwrap();
+    assert!(report.has(Invariant::DenseOffsets), "{report}");
+    assert!(report.has(Invariant::LostWrite), "{report}");
+}
+
+#[test]
+fn records_deleted_before_they_expired_are_caught() {
+    let mut h = H::default();
+    retained_story(&mut h, KEEP_MS / 2);
+    retained_end(&mut h, &[(4, "x3")]);
+    let report = h.check();
+    assert!(report.has(Invariant::RetentionExpired), "{report}");
+    // Only retention's promise is broken: the records above the log start are all there.
+    assert!(
+        report
+            .violations
+            .iter()
+            .all(|v| v.invariant == Invariant::RetentionExpired),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_write_lost_above_the_log_start_is_still_a_lost_write() {
+    let mut h = H::default();
+    retained_story(&mut h, KEEP_MS + 1);
+    retained_end(&mut h, &[]);
+    assert_caught(h, Invariant::LostWrite);
+}
+
+#[test]
+fn retention_past_an_open_transaction_is_caught() {
+    let mut h = H::default();
+    retained_story(&mut h, KEEP_MS + 1);
+    // T1 writes v2 at 5 and stays open while x4 lands at 6 and retention deletes v2.
+    h.add(1, T1, &[R0]);
+    h.produce(1, R0, Some(T1), &["v2"], 5);
+    h.rstate(4, 6, 5);
+    h.t += KEEP_MS + 1;
+    h.produce(2, R0, None, &["x4"], 6);
+    h.rstate(6, 7, 6);
+    h.ended(1, T1, true);
+    h.marker(R0, T1, true, 7);
+    h.rstate(6, 8, 8);
+    h.settle();
+    h.scan(R0, RU, &[(6, "x4")], 8, 8);
+    h.scan(R0, RC, &[(6, "x4")], 8, 8);
+    assert_caught(h, Invariant::RetentionStable);
+}
+
+#[test]
+fn a_log_start_going_back_is_caught() {
+    let mut h = H::default();
+    retained_story(&mut h, KEEP_MS + 1);
+    h.rstate(2, 5, 5);
+    assert_caught(h, Invariant::RetentionLogStart);
+    // A partition-offsets answer sent after the log start reached 4 shows an older one.
+    let mut h = H::default();
+    retained_story(&mut h, KEEP_MS + 1);
+    h.roffsets(4, 2, 5, 5);
+    assert_caught(h, Invariant::RetentionLogStart);
+}
+
+#[test]
+fn a_log_start_past_the_last_stable_offset_is_caught() {
+    let mut h = H::default();
+    retained_story(&mut h, KEEP_MS + 1);
+    h.roffsets(4, 5, 5, 4);
+    assert_caught(h, Invariant::RetentionLogStart);
+}
+
+#[test]
+fn a_fetch_answered_below_the_log_start_is_caught() {
+    let mut h = H::default();
+    retained_story(&mut h, KEEP_MS + 1);
+    h.fetch(5, R0, 0, RC, "r9", &[], 4, 5, 5);
+    assert_caught(h, Invariant::RetentionLogStart);
+}
