@@ -36,6 +36,8 @@ pub struct SeedOutcome {
     pub end_ms: i64,
     /// What compaction did.
     pub compaction: sim::CompactionStats,
+    /// What retention did.
+    pub retention: sim::RetentionStats,
 }
 
 /// Simulates `seed` with the given planted bugs and checks the history.
@@ -55,5 +57,6 @@ pub fn run_seed(seed: u64, bugs: Bugs) -> SeedOutcome {
         steps: out.steps,
         end_ms: out.end_ms,
         compaction: out.compaction,
+        retention: out.retention,
     }
 }

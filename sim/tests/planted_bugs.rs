@@ -105,3 +105,23 @@ fn compaction_without_the_delete_retention_is_caught() {
         "{caught:?}"
     );
 }
+
+#[test]
+fn retention_that_ignores_time_is_caught() {
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        retention_ignores_time: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    assert!(caught.contains(&Invariant::RetentionExpired), "{caught:?}");
+}
+
+#[test]
+fn retention_past_the_last_stable_offset_is_caught() {
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        retention_ignores_lso: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    assert!(caught.contains(&Invariant::RetentionStable), "{caught:?}");
+}

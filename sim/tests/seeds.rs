@@ -28,12 +28,19 @@ struct Coverage {
     ingest_takeovers: usize,
     /// Ends answered with epoch 0: the transactional id moved to a new producer id.
     producer_id_moves: usize,
+    /// Retention steps that raised a log start offset.
+    retention_steps: u64,
+    /// Fetches refused with `OFFSET_OUT_OF_RANGE` (the offset was deleted by retention).
+    out_of_range: usize,
+    /// Consumers that went on from the log start after one.
+    resets: usize,
 }
 
 impl Coverage {
     fn add(&mut self, outcome: &SeedOutcome) {
         self.committed += outcome.report.committed_txns;
         self.aborted += outcome.report.aborted_txns;
+        self.retention_steps += outcome.retention.steps;
         for event in &outcome.history.events {
             match &event.entry {
                 Entry::Ok {
@@ -87,6 +94,14 @@ impl Coverage {
                         },
                     ..
                 } => self.producer_id_moves += 1,
+                Entry::Fail {
+                    code: ErrorCode::OffsetOutOfRange,
+                    ..
+                } => self.out_of_range += 1,
+                Entry::Ok {
+                    reply: Reply::PartitionOffsets { .. },
+                    ..
+                } => self.resets += 1,
                 Entry::Info { .. } => self.unknown_outcomes += 1,
                 Entry::Observe {
                     observation: Observation::Note { text },
@@ -166,7 +181,10 @@ fn seeds_pass_with_all_faults_on() {
                 && coverage.keys_expired > 0
                 && coverage.runs_killed > 0
                 && coverage.ingest_takeovers > 0
-                && coverage.producer_id_moves > 0,
+                && coverage.producer_id_moves > 0
+                && coverage.retention_steps > 0
+                && coverage.out_of_range > 0
+                && coverage.resets > 0,
             "the seeds did not exercise everything: {coverage:?}"
         );
     }

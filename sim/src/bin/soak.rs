@@ -5,8 +5,8 @@
 //! ```
 //!
 //! `--bug` plants one of `skip-duplicate-check`, `markers-before-prepare`, `no-epoch-fence`,
-//! `ingest-forgets-reservation`, `compaction-ignores-delete-retention`, `compaction-ignores-lso`
-//! and reports how many seeds the checker needed to catch it. A failing seed is printed with
+//! `ingest-forgets-reservation`, `compaction-ignores-delete-retention`, `compaction-ignores-lso`,
+//! `retention-ignores-time`, `retention-ignores-lso` and reports how many seeds the checker needed to catch it. A failing seed is printed with
 //! its violations; replay it with `SEED=<n> cargo test -p kafdo-sim --test seeds -- --nocapture`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -34,6 +34,8 @@ fn main() -> ExitCode {
                     bugs.compaction_ignores_delete_retention = true
                 }
                 "compaction-ignores-lso" => bugs.compaction_ignores_lso = true,
+                "retention-ignores-time" => bugs.retention_ignores_time = true,
+                "retention-ignores-lso" => bugs.retention_ignores_lso = true,
                 other => panic!("unknown bug {other}"),
             },
             other => panic!("unknown argument {other}"),
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     let mut ops = 0usize;
     let (mut committed, mut aborted, mut run) = (0usize, 0usize, 0u64);
     let (mut compacted_seeds, mut compaction) = (0u64, kafdo_sim::sim::CompactionStats::default());
+    let (mut retained_seeds, mut retention) = (0u64, kafdo_sim::sim::RetentionStats::default());
     for seed in from..from + seeds {
         run += 1;
         match catch_unwind(AssertUnwindSafe(|| run_seed(seed, bugs))) {
@@ -60,6 +63,11 @@ fn main() -> ExitCode {
                 compaction.steps += outcome.compaction.steps;
                 compaction.rounds += outcome.compaction.rounds;
                 compaction.records_removed += outcome.compaction.records_removed;
+                if outcome.config.retention.is_some() {
+                    retained_seeds += 1;
+                }
+                retention.steps += outcome.retention.steps;
+                retention.offsets_removed += outcome.retention.offsets_removed;
                 if !outcome.report.is_valid() {
                     failures += 1;
                     println!("seed {seed}: {}", outcome.report);
@@ -89,6 +97,11 @@ fn main() -> ExitCode {
         "compaction: {compacted_seeds} seeds with a compacted topic, {} steps, {} rounds, {} \
          records removed",
         compaction.steps, compaction.rounds, compaction.records_removed
+    );
+    println!(
+        "retention: {retained_seeds} seeds with a retained topic, {} steps raised a log start, \
+         {} offsets removed",
+        retention.steps, retention.offsets_removed
     );
     if failures > 0 && !planted {
         ExitCode::FAILURE

@@ -35,6 +35,8 @@ pub enum ClientReq {
     Append(AppendRequest),
     /// A fetch from one partition.
     Read(ReadRequest),
+    /// `GET /v1/topics/{t}/partitions/{p}`: the partition's offsets.
+    PartitionOffsets(PartitionRef),
     /// `POST /v1/producers` with a transactional id.
     InitProducer {
         /// The transactional id (names the coordinator).
@@ -109,6 +111,8 @@ pub enum ClientAns {
     Produced(PartitionProduceResponse),
     /// What a fetch read.
     Fetched(kafdo_types::api::FetchResponse),
+    /// A partition's offsets.
+    PartitionOffsets(kafdo_types::api::PartitionInfo),
     /// A coordinator's answer.
     Coordinator(Answer),
     /// A join's answer.
@@ -594,6 +598,11 @@ impl TransactionalProducer {
 
 /// A read_committed consumer of one partition: reads forward from offset 0 in small fetches,
 /// and now and then starts a new session from the beginning (a restarted consumer).
+///
+/// On a topic with retention the offset it wants may be gone: the fetch is refused with
+/// `OFFSET_OUT_OF_RANGE`, and the consumer then asks the partition for its log start offset
+/// and goes on from there in a new session, as the SDK's consumer does with
+/// `auto_offset_reset = earliest`.
 #[derive(Debug)]
 pub struct Consumer {
     process: Process,
@@ -601,6 +610,8 @@ pub struct Consumer {
     session: u32,
     position: i64,
     reads_left: u32,
+    /// The last fetch was out of range: ask for the log start offset next.
+    reset: bool,
 }
 
 impl Consumer {
@@ -612,17 +623,27 @@ impl Consumer {
             session: 0,
             position: 0,
             reads_left: reads,
+            reset: false,
         }
     }
 
     fn rewind(&mut self) {
         self.session += 1;
         self.position = 0;
+        self.reset = false;
     }
 
     fn next(&mut self, rng: &mut Rng, env: &Env<'_>) -> Action {
         if self.reads_left == 0 || env.settling {
             return Action::Done;
+        }
+        if self.reset {
+            let req = ClientReq::PartitionOffsets(env.partitions[&self.tp].clone());
+            let op = Request::PartitionOffsets {
+                topic: self.tp.topic.clone(),
+                partition: self.tp.partition,
+            };
+            return Action::Send(Box::new((req, op)));
         }
         let req = ReadRequest {
             partition: env.partitions[&self.tp].clone(),
@@ -644,11 +665,21 @@ impl Consumer {
 
     fn on_result(&mut self, answered: Answered<'_>, rng: &mut Rng) {
         self.reads_left = self.reads_left.saturating_sub(1);
-        if let Answered::Ok(ClientAns::Fetched(f)) = answered {
-            self.position = f.next_offset;
-            if rng.chance(20) {
-                self.rewind();
+        match answered {
+            Answered::Ok(ClientAns::Fetched(f)) => {
+                self.position = f.next_offset;
+                if rng.chance(20) {
+                    self.rewind();
+                }
             }
+            Answered::Ok(ClientAns::PartitionOffsets(info)) => {
+                // Earliest: a new pass from the log start.
+                self.session += 1;
+                self.position = info.log_start_offset;
+                self.reset = false;
+            }
+            Answered::Fail(e) if e.code == ErrorCode::OffsetOutOfRange => self.reset = true,
+            _ => {}
         }
     }
 }

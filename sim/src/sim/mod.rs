@@ -96,6 +96,17 @@ pub struct Bugs {
     /// records of their keys (planted by hiding the open transactions' first offsets from the
     /// core for the step: the simulator reopens the core without them and puts them back).
     pub compaction_ignores_lso: bool,
+    /// Retention ignores time: the Worker hands the retained topic's partitions a topic config
+    /// with `retention_ms = 0`, so every append that applies retention deletes every row older
+    /// than the current millisecond instead of only the expired ones.
+    pub retention_ignores_time: bool,
+    /// Retention ignores the last stable offset: an append to a retained partition runs on a
+    /// core that sees no open transaction (their first offsets hidden, as for
+    /// `compaction_ignores_lso`), so retention may delete an open transaction's rows; the
+    /// simulator then puts the first offsets back, raised to the new log start so the
+    /// partition opens again. (The step runs on a freshly opened core, so in this mode every
+    /// append to a retained partition applies retention.)
+    pub retention_ignores_lso: bool,
 }
 
 /// The compacted topic of a seed that has one: its own keyed writers and readers.
@@ -113,6 +124,22 @@ pub struct CompactionSetup {
     pub delete_retention_ms: i64,
     /// Its partitions' `PartitionConfig::compaction_interval_ms`.
     pub compaction_interval_ms: i64,
+}
+
+/// The retained topic of a seed that has one (`cleanup_policy = delete` with a finite
+/// `retention_ms`): its own writers and readers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetentionSetup {
+    /// Partitions of [`RETAINED_TOPIC`].
+    pub partitions: i32,
+    /// Idempotent producers writing to it.
+    pub idempotent_producers: u32,
+    /// Transactional ids writing to it (one process each).
+    pub transactional_ids: u32,
+    /// read_committed consumers of it.
+    pub consumers: u32,
+    /// The topic's `retention_ms`.
+    pub retention_ms: i64,
 }
 
 /// One simulated run's shape. [`Config::for_seed`] varies it by seed (swarm testing).
@@ -169,6 +196,8 @@ pub struct Config {
     pub roll_epoch: i32,
     /// A compacted topic with its own keyed writers, or none.
     pub compaction: Option<CompactionSetup>,
+    /// A topic with time-based retention and its own writers and readers, or none.
+    pub retention: Option<RetentionSetup>,
     /// Planted bugs.
     pub bugs: Bugs,
 }
@@ -207,8 +236,25 @@ impl Config {
             // Drawn last of all, so every other part of a seed's configuration is what it was
             // before compaction was simulated; seeds without it run exactly as before.
             compaction: Self::draw_compaction(&mut rng),
+            // Drawn after compaction, for the same reason.
+            retention: Self::draw_retention(&mut rng),
             bugs: Bugs::default(),
         }
+    }
+
+    fn draw_retention(rng: &mut Rng) -> Option<RetentionSetup> {
+        if !rng.chance(250) {
+            return None;
+        }
+        Some(RetentionSetup {
+            partitions: rng.range(1, 2) as i32,
+            idempotent_producers: rng.range(1, 2) as u32,
+            transactional_ids: rng.range(1, 2) as u32,
+            consumers: rng.range(1, 2) as u32,
+            // Short enough that records expire within a run, long enough that some appends
+            // find rows that have not.
+            retention_ms: *rng.pick(&[200, 1_000, 3_000, 10_000]),
+        })
     }
 
     fn draw_compaction(rng: &mut Rng) -> Option<CompactionSetup> {
@@ -238,6 +284,17 @@ pub struct RunOutput {
     pub end_ms: i64,
     /// What compaction did.
     pub compaction: CompactionStats,
+    /// What retention did.
+    pub retention: RetentionStats,
+}
+
+/// What retention did in one run (on the retained topic).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionStats {
+    /// Steps that raised a partition's log start offset.
+    pub steps: u64,
+    /// Offsets (records and markers) deleted.
+    pub offsets_removed: u64,
 }
 
 /// What compaction did in one run.
@@ -406,6 +463,7 @@ pub struct World {
     runs: BTreeMap<u64, ingest::Run>,
     next_run: u64,
     compaction_stats: CompactionStats,
+    retention_stats: RetentionStats,
 }
 
 /// The process that records the final scans.
@@ -421,6 +479,8 @@ pub const OUTPUT_TOPIC: &str = "out";
 pub const PIPELINE_GROUP: &str = "pipeline";
 /// The compacted topic (`cleanup_policy = compact`), when the seed has one.
 pub const COMPACTED_TOPIC: &str = "table";
+/// The retained topic (`cleanup_policy = delete`, finite `retention_ms`), when the seed has one.
+pub const RETAINED_TOPIC: &str = "logs";
 
 /// Logical time the run may take before the world stops waiting for it to settle.
 const MAX_RUN_MS: i64 = 30 * 60 * 1000;
@@ -447,6 +507,9 @@ impl World {
         if let Some(c) = config.compaction {
             topics.push((COMPACTED_TOPIC, c.partitions, CleanupPolicy::Compact));
         }
+        if let Some(r) = config.retention {
+            topics.push((RETAINED_TOPIC, r.partitions, CleanupPolicy::Delete));
+        }
         let mut partition_refs = BTreeMap::new();
         let mut partitions = BTreeMap::new();
         let mut partition_counts = BTreeMap::new();
@@ -457,7 +520,10 @@ impl World {
                         name: name.into(),
                         partitions: count,
                         config: TopicConfig {
-                            retention_ms: -1,
+                            retention_ms: match config.retention {
+                                Some(r) if name == RETAINED_TOPIC => r.retention_ms,
+                                _ => -1,
+                            },
                             cleanup_policy,
                         },
                     },
@@ -477,7 +543,11 @@ impl World {
             }
             for p in 0..count {
                 let tp = Tp::new(name, p);
-                partition_refs.insert(tp.clone(), topic.partition(p));
+                let mut pref = topic.partition(p);
+                if name == RETAINED_TOPIC && config.bugs.retention_ignores_time {
+                    pref.config.retention_ms = 0;
+                }
+                partition_refs.insert(tp.clone(), pref);
                 partitions.insert(
                     tp,
                     PartitionSlot {
@@ -514,6 +584,7 @@ impl World {
             runs: BTreeMap::new(),
             next_run: 0,
             compaction_stats: CompactionStats::default(),
+            retention_stats: RetentionStats::default(),
             config,
         };
         world.place_clients();
@@ -574,6 +645,9 @@ impl World {
         }
         if let Some(c) = self.config.compaction {
             process = self.place_compaction_clients(process, c);
+        }
+        if let Some(r) = self.config.retention {
+            process = self.place_retention_clients(process, r);
         }
         if self.config.processors == 0 {
             return;
@@ -668,6 +742,49 @@ impl World {
         process
     }
 
+    /// The retained topic's writers (idempotent and transactional, one process per
+    /// transactional id) and read_committed consumers; returns the next free process.
+    fn place_retention_clients(&mut self, mut process: Process, r: RetentionSetup) -> Process {
+        self.rec.observe(
+            0,
+            Observation::Retention {
+                topic: RETAINED_TOPIC.into(),
+                retention_ms: r.retention_ms,
+            },
+        );
+        let tps: Vec<Tp> = (0..r.partitions)
+            .map(|p| Tp::new(RETAINED_TOPIC, p))
+            .collect();
+        // Twice the usual work, so that appends go on long enough for retention to run more
+        // than once per partition incarnation.
+        let ops = 2 * self.config.ops_per_client;
+        for _ in 0..r.idempotent_producers {
+            let producer = IdempotentProducer::new(process, tps.clone(), ops);
+            self.add_client(process, Client::Idempotent(producer));
+            process += 1;
+        }
+        for t in 0..r.transactional_ids {
+            let tid = format!("logs-txn-{t}");
+            self.add_coordinator(&tid);
+            let producer = TransactionalProducer::new(
+                process,
+                tid,
+                self.config.transaction_timeout_ms,
+                tps.clone(),
+                ops,
+            );
+            self.add_client(process, Client::Transactional(producer));
+            process += 1;
+        }
+        for i in 0..r.consumers {
+            let tp = tps[i as usize % tps.len()].clone();
+            let consumer = Consumer::new(process, tp, ops * 4);
+            self.add_client(process, Client::Consumer(consumer));
+            process += 1;
+        }
+        process
+    }
+
     fn add_coordinator(&mut self, tid: &str) {
         self.coordinators.insert(
             tid.to_owned(),
@@ -740,6 +857,7 @@ impl World {
             steps: self.steps,
             end_ms: self.now_ms,
             compaction: self.compaction_stats,
+            retention: self.retention_stats,
         }
     }
 
@@ -912,6 +1030,11 @@ impl World {
         );
         let slot = self.partitions.get_mut(tp).expect("partition");
         if slot.last_observed != Some(state) {
+            let before = slot.last_observed.map_or(0, |(start, _, _)| start);
+            if state.0 > before {
+                self.retention_stats.steps += 1;
+                self.retention_stats.offsets_removed += (state.0 - before) as u64;
+            }
             slot.last_observed = Some(state);
             self.rec.observe(
                 self.now_ms,
@@ -1008,9 +1131,15 @@ impl World {
             }
             (Target::Partition(tp), ClientReq::Append(mut req)) => {
                 self.before_append(tp, &mut req);
-                let result = self
-                    .partition(tp)
-                    .append(&req, now_ms)
+                // An append applies retention (at most once per `RETENTION_INTERVAL_MS` of a
+                // core's life), as it does in the Worker: no other call deletes by time.
+                let result = if self.config.bugs.retention_ignores_lso && tp.topic == RETAINED_TOPIC
+                {
+                    self.with_lso_hidden(tp, |core| core.append(&req, now_ms))
+                } else {
+                    self.partition(tp).append(&req, now_ms)
+                };
+                let result = result
                     .map(ClientAns::Produced)
                     .map_err(|e| ApiError::new(e.code(), e.to_string()));
                 self.observe_partition(tp);
@@ -1023,6 +1152,11 @@ impl World {
                 .partition(tp)
                 .read(&req, now_ms)
                 .map(ClientAns::Fetched)
+                .map_err(|e| ApiError::new(e.code(), e.to_string())),
+            (Target::Partition(tp), ClientReq::PartitionOffsets(pref)) => self
+                .partition(tp)
+                .info(&pref)
+                .map(ClientAns::PartitionOffsets)
                 .map_err(|e| ApiError::new(e.code(), e.to_string())),
             (Target::Group(group_id), req) => {
                 let result = self.group_request(group_id, req);
@@ -1377,6 +1511,9 @@ impl World {
                     ClientReq::Read(r) => {
                         Target::Partition(Tp::new(r.partition.topic.clone(), r.partition.partition))
                     }
+                    ClientReq::PartitionOffsets(p) => {
+                        Target::Partition(Tp::new(p.topic.clone(), p.partition))
+                    }
                     ClientReq::InitProducer {
                         transactional_id, ..
                     }
@@ -1597,11 +1734,13 @@ impl World {
         }
     }
 
-    /// The planted `compaction_ignores_lso` bug: `f` (a compaction step, or the question when
-    /// the next is due) runs on a core that sees no open transaction (their first offsets
+    /// The planted `compaction_ignores_lso` and `retention_ignores_lso` bugs: `f` (a
+    /// compaction step, the question when the next is due, or an append) runs on a core that sees no open transaction (their first offsets
     /// hidden), so its last stable offset is the high watermark; then the rows are put back
     /// and the next event reopens a correct core.
     fn with_lso_hidden<T>(&mut self, tp: &Tp, f: impl FnOnce(&mut Partition<Db>) -> T) -> T {
+        // Opening the core creates the schema on a partition's first call.
+        self.partition(tp);
         let slot = self.partitions.get_mut(tp).expect("partition");
         slot.core = None;
         let db = slot.db.clone();
@@ -1619,9 +1758,13 @@ impl World {
         .expect("hide open transactions");
         let result = f(self.partition(tp));
         self.partitions.get_mut(tp).expect("partition").core = None;
+        // Raised to the log start, which only `retention_ignores_lso` moves, so that the
+        // partition opens again (its last stable offset may not be below its log start).
         for row in open.iter() {
             db.run(
-                "UPDATE transactions SET first_offset = ? WHERE producer_id = ?",
+                "UPDATE transactions SET first_offset = \
+                 MAX(?, (SELECT log_start_offset FROM partition_meta WHERE id = 1)) \
+                 WHERE producer_id = ?",
                 &[Param::Integer(row.int(1)), Param::Integer(row.int(0))],
             )
             .expect("restore an open transaction");
@@ -1755,7 +1898,12 @@ impl World {
         let pref = self.partition_refs[tp].clone();
         let now_ms = self.now_ms;
         let mut records = Vec::new();
-        let mut offset = 0;
+        // From the log start: below it a read is refused (retention moves it).
+        let mut offset = self
+            .partition(tp)
+            .info(&pref)
+            .expect("partition info")
+            .log_start_offset;
         loop {
             let fetched = self
                 .partition(tp)
@@ -1799,6 +1947,11 @@ fn history_reply(ans: &ClientAns) -> Reply {
             base_offset: p.base_offset,
             last_offset: p.last_offset,
             duplicate: p.duplicate,
+        },
+        ClientAns::PartitionOffsets(info) => Reply::PartitionOffsets {
+            log_start_offset: info.log_start_offset,
+            high_watermark: info.high_watermark,
+            last_stable_offset: info.last_stable_offset,
         },
         ClientAns::Fetched(f) => Reply::Fetch {
             records: f.records.iter().map(ReadRecord::from_record).collect(),
