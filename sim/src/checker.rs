@@ -10,9 +10,27 @@
 //!
 //! # What the checker assumes of the workload
 //!
-//! Every produced value is unique across the history (a retry resends the same values). No
-//! topic has retention, so the log starts at offset 0. Nothing disappears, except on a topic
-//! declared compacted ([`Observation::Compacted`]): there superseded records, aborted records
+//! Every produced value is unique across the history (a retry resends the same values). The
+//! log starts at offset 0 and nothing disappears, except on a topic declared with retention or
+//! declared compacted.
+//!
+//! On a topic declared with retention ([`Observation::Retention`]) the partitions delete whole
+//! rows from the front of the log, so the log start offset rises and everything below it is
+//! gone. The checker learns where the log start is from its *sightings*: every observed
+//! [`Observation::PartitionState`] and every [`Request::PartitionOffsets`] answer; the final
+//! scans read from the last one. What retention promises (`RetentionLogStart`,
+//! `RetentionExpired`, `RetentionStable`): the log start only rises and never passes the last
+//! stable offset or the high watermark seen with it, no fetch is answered below a log start
+//! seen before it was sent, and a record (or marker) below the log start went only once it
+//! may have expired (first sent, or written, more than `retention_ms` before the log start was
+//! first seen past it) and only once it was stable (its transaction's marker had landed).
+//! Everything at or above the final log start keeps every other invariant: dense offsets from
+//! the log start, one value per offset, no aborted or open record for read_committed, no
+//! record skipped within a fetch's range, and `LostWrite` for an acknowledged write the final
+//! scans lack there. A consumer refused with `OFFSET_OUT_OF_RANGE` goes on from the log start
+//! in a new reader session, which is not a skip.
+//!
+//! On a topic declared compacted ([`Observation::Compacted`]) superseded records, aborted records
 //! and markers go, leaving gaps, so dense offsets and "every acknowledged write stays readable"
 //! give way to what compaction promises (`CompactedRead`, `CompactedSkipped`,
 //! `CompactedLatest`, `LogStartFixed`): what is read is what was written (key and tombstone
@@ -120,7 +138,8 @@ pub enum Invariant {
     /// nothing of its key may be left.
     CompactedLatest,
     /// On a compacted topic the log start offset never moves (compaction leaves gaps and never
-    /// cuts the log; the simulated topics have no retention): every observed partition state
+    /// cuts the log; retention deletes nothing on a compacted topic): every observed partition
+    /// state
     /// has the first one's log start offset.
     LogStartFixed,
     /// On a topic with retention ([`Observation::Retention`]) the log start offset only rises
@@ -437,8 +456,8 @@ type KeyedWrite<'a> = (i64, &'a str, bool, u64);
 /// One keyed ingestion: its topic, `Idempotency-Key` and records (the request body).
 type IngestKey<'a> = (&'a str, &'a str, &'a [IngestRecord]);
 
-/// What a read request asked for: a fetch, or a scan (a full read from offset 0, no reader
-/// session).
+/// What a read request asked for: a fetch, or a scan (a full read from the log start, no
+/// reader session; its offset is taken as 0, since the scan is compared only with itself).
 struct ReadOp<'a> {
     tp: Tp,
     offset: i64,

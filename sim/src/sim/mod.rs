@@ -31,6 +31,16 @@
 //! `compact` step when it fires, as worker/src/objects/partition.rs does. With faults on an
 //! alarm may fire late, early, or twice.
 //!
+//! # Retention
+//!
+//! A retained topic (`cleanup_policy = delete` with a short `retention_ms`, in about a
+//! quarter of the seeds) gets no alarm: as in the Worker, retention runs only inside
+//! `Partition::append`, at the first append of each core incarnation and then at most once per
+//! `RETENTION_INTERVAL_MS`, so the partition restarts among the faults are what make it run
+//! often. Records carry the append's simulated time as their timestamp. A consumer whose
+//! offset was deleted is refused with `OFFSET_OUT_OF_RANGE`, asks the partition for its
+//! offsets and goes on from the log start; the final scans read from the log start too.
+//!
 //! # Phases
 //!
 //! Clients run their workload with faults on. Then faults stop, clients finish what they
