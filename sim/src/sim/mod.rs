@@ -1857,6 +1857,9 @@ impl World {
         self.rec.observe(self.now_ms, Observation::Settled);
         let tps: Vec<Tp> = self.partition_refs.keys().cloned().collect();
         for tp in tps {
+            // The core's own consistency check of its storage (rows within the log, dense
+            // offsets from the log start, indexes that match): it asserts.
+            self.partition(&tp).verify().expect("verify a partition");
             for isolation in [Isolation::ReadUncommitted, Isolation::ReadCommitted] {
                 self.rec.invoke(
                     self.now_ms,
