@@ -148,7 +148,7 @@ pub enum Invariant {
     /// with it, and no smaller than any sighting that came before it (for an answer: that
     /// completed before it was sent); and no fetch is answered from an offset below a log start
     /// seen before the fetch was sent (the partition must refuse it with
-    /// `OFFSET_OUT_OF_RANGE`).
+    /// `OFFSET_OUT_OF_RANGE`), nor with a last stable offset below it.
     RetentionLogStart,
     /// On a topic with retention a record (or marker) goes only once it may have expired: when
     /// the log start is first seen above its offset (at time `t`; the final scans run after
@@ -2092,7 +2092,9 @@ impl<'a> Checker<'a> {
                         offset,
                         ..
                     },
-                    Some(_),
+                    Some(Reply::Fetch {
+                        last_stable_offset, ..
+                    }),
                 ) = (op.request, op.reply())
                 else {
                     continue;
@@ -2107,6 +2109,18 @@ impl<'a> Checker<'a> {
                         message: format!(
                             "a fetch of {tp} from {offset} was answered, but the log start had \
                              reached {before} before it was sent"
+                        ),
+                        events: vec![at, op.complete],
+                    });
+                } else if *last_stable_offset < before {
+                    // The log start only rises, so it was at least `before` when the fetch was
+                    // answered: the answer's last stable offset lies below it.
+                    violations.push(Violation {
+                        invariant: Invariant::RetentionLogStart,
+                        message: format!(
+                            "a fetch of {tp} answered the last stable offset \
+                             {last_stable_offset}, below the log start {before} seen before it \
+                             was sent"
                         ),
                         events: vec![at, op.complete],
                     });

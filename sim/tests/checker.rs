@@ -1669,4 +1669,9 @@ fn a_fetch_answered_below_the_log_start_is_caught() {
     retained_story(&mut h, KEEP_MS + 1);
     h.fetch(5, R0, 0, RC, "r9", &[], 4, 5, 5);
     assert_caught(h, Invariant::RetentionLogStart);
+    // From the log start, but answering a last stable offset below it.
+    let mut h = H::default();
+    retained_story(&mut h, KEEP_MS + 1);
+    h.fetch(5, R0, 4, RC, "r9", &[], 4, 5, 3);
+    assert_caught(h, Invariant::RetentionLogStart);
 }
