@@ -750,7 +750,7 @@ impl<S: Sql> Partition<S> {
             if bind {
                 self.bind_sql(&req.partition, false)?;
             }
-            if let Some(Some(start)) = retention {
+            if let Some((Some(start), _)) = retention {
                 self.retention_sql(start)?;
             }
             for row in &rows {
@@ -801,8 +801,10 @@ impl<S: Sql> Partition<S> {
         if swept {
             self.last_sweep_ms = now_ms;
         }
-        if let Some(plan) = retention {
-            self.last_retention_ms = now_ms;
+        if let Some((plan, behind)) = retention {
+            // A step cut short by its row limit goes on at the next append: waiting a whole
+            // interval would let a busy partition outgrow its retention for ever.
+            self.last_retention_ms = if behind { i64::MIN / 2 } else { now_ms };
             if let Some(start) = plan {
                 self.log_start_offset = start;
             }
@@ -1422,25 +1424,28 @@ impl<S: Sql> Partition<S> {
     /// newest record is older than `now_ms - retention_ms`, and advances the log start offset
     /// past them. Never passes the last stable offset (an open transaction's records stay until
     /// it ends) and deletes at most [`MAX_RETENTION_ROWS_PER_STEP`] rows per call. An append
-    /// also runs it, at most once per [`RETENTION_INTERVAL_MS`]; the adapter may call it from an
-    /// alarm. Returns the log start offset.
+    /// also runs it, at most once per [`RETENTION_INTERVAL_MS`] (at every append while a step
+    /// was cut short by the row limit); the adapter may call it from an alarm. Returns the log
+    /// start offset.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<i64, PartitionError> {
-        if let Some(start) = self.retention_plan(now_ms)? {
+        let (plan, behind) = self.retention_plan(now_ms)?;
+        if let Some(start) = plan {
             self.sql.transaction(|| self.retention_sql(start))?;
             self.log_start_offset = start;
             self.assert_offsets();
         }
-        self.last_retention_ms = now_ms;
+        self.last_retention_ms = if behind { i64::MIN / 2 } else { now_ms };
         Ok(self.log_start_offset)
     }
 
-    /// The new log start offset retention allows, if it moves.
-    fn retention_plan(&self, now_ms: i64) -> Result<Option<i64>, SqlError> {
+    /// The new log start offset retention allows, if it moves, and whether the step stopped
+    /// only at its row limit (every row it looked at had expired: more may be due now).
+    fn retention_plan(&self, now_ms: i64) -> Result<(Option<i64>, bool), SqlError> {
         // A compacted topic keeps the latest record of every key for ever (Kafka's
         // `cleanup.policy=compact` without `delete`): time-based deletion would drop keys.
         let retention_ms = match &self.binding {
             Some(b) if !self.deleted && !b.compact && b.retention_ms >= 0 => b.retention_ms,
-            _ => return Ok(None),
+            _ => return Ok((None, false)),
         };
         let cutoff = now_ms.saturating_sub(retention_ms);
         let limit = self.last_stable_offset();
@@ -1455,16 +1460,18 @@ impl<S: Sql> Partition<S> {
             ],
         )?;
         let mut start = self.log_start_offset;
+        let mut behind = rows.len() as i64 == MAX_RETENTION_ROWS_PER_STEP;
         for r in rows {
             // Rows are deleted in order: the first one still within retention stops the step,
             // so the log stays a contiguous range of offsets.
             if r.int(1) >= cutoff {
+                behind = false;
                 break;
             }
             start = r.int(0) + 1;
         }
         assert!(start <= limit);
-        Ok((start > self.log_start_offset).then_some(start))
+        Ok(((start > self.log_start_offset).then_some(start), behind))
     }
 
     fn retention_sql(&self, start: i64) -> Result<(), SqlError> {

@@ -344,3 +344,31 @@ mod read_limits {
         }
     }
 }
+
+/// A retention step cut short by [`MAX_RETENTION_ROWS_PER_STEP`] goes on at the next append
+/// instead of waiting [`RETENTION_INTERVAL_MS`]: otherwise a partition taking more than 1,000
+/// appends a minute (17 a second) would delete at most 1,000 rows a minute and grow for ever.
+#[test]
+fn retention_behind_goes_on_at_the_next_append() {
+    let (_db, mut p) = open();
+    let mut first = plain(values(1, "a"));
+    first.partition.config.retention_ms = 1_000;
+    // The first append binds the topic (with its retention) and applies retention: nothing yet.
+    p.append(&first, NOW).unwrap();
+    let rows = 2 * MAX_RETENTION_ROWS_PER_STEP + 500;
+    for i in 1..rows {
+        p.append(&plain(values(1, "b")), NOW + i / 100).unwrap();
+    }
+    assert_eq!(p.info(&pref()).unwrap().log_start_offset, 0);
+    // Much later every one of those rows has expired: three appends in a row delete them all,
+    // 1,000 rows a step, although they come well within one retention interval.
+    let later = NOW + RETENTION_INTERVAL_MS + 10_000;
+    let mut starts = Vec::new();
+    for i in 0..4 {
+        p.append(&plain(values(1, "c")), later + i).unwrap();
+        starts.push(p.info(&pref()).unwrap().log_start_offset);
+    }
+    assert_eq!(starts, [1_000, 2_000, rows, rows]);
+    assert_eq!(read(&mut p, rows, 10, 1 << 20).records.len(), 4);
+    p.verify().unwrap();
+}
