@@ -134,7 +134,8 @@ pub const DEFAULT_MAX_PRODUCERS: usize = 10_000;
 /// How often an append also deletes expired producer state from storage.
 pub const EXPIRY_SWEEP_INTERVAL_MS: i64 = 60_000;
 
-/// How often an append also applies retention (see [`Partition::enforce_retention`]).
+/// How often an append also applies retention by default (see [`Partition::enforce_retention`]
+/// and [`PartitionConfig::retention_interval_ms`]).
 pub const RETENTION_INTERVAL_MS: i64 = 60_000;
 
 /// The most plan-fetch-decode rounds one read runs (each decodes at least one row).
@@ -237,6 +238,10 @@ pub struct PartitionConfig {
     /// On a compacted topic, the least time between the starts of two compaction rounds
     /// (Kafka's `log.cleaner.backoff.ms`), so a busy partition batches its cleaning.
     pub compaction_interval_ms: i64,
+    /// The least time between two retention steps, by an append or the alarm (unless a step
+    /// was cut short by its row limit), so a busy partition does not look for expired rows at
+    /// every append.
+    pub retention_interval_ms: i64,
 }
 
 impl Default for PartitionConfig {
@@ -246,6 +251,7 @@ impl Default for PartitionConfig {
             max_producers: DEFAULT_MAX_PRODUCERS,
             delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
             compaction_interval_ms: DEFAULT_COMPACTION_INTERVAL_MS,
+            retention_interval_ms: RETENTION_INTERVAL_MS,
         }
     }
 }
@@ -421,6 +427,7 @@ impl<S: Sql> Partition<S> {
     ) -> Result<Self, PartitionError> {
         assert!(config.max_producers > 0 && config.producer_expiry_ms > 0);
         assert!(config.delete_retention_ms >= 0 && config.compaction_interval_ms >= 0);
+        assert!(config.retention_interval_ms >= 0);
         kafdo_sql::migrate(&sql, MIGRATIONS)?;
         let meta = sql.first(
             "SELECT topic_name, topic_id, partition_index, log_start_offset, deleted,
@@ -735,7 +742,7 @@ impl<S: Sql> Partition<S> {
             None => (BTreeSet::new(), false),
         };
 
-        let retention = if now_ms - self.last_retention_ms >= RETENTION_INTERVAL_MS {
+        let retention = if now_ms - self.last_retention_ms >= self.config.retention_interval_ms {
             Some(self.retention_plan(now_ms)?)
         } else {
             None
@@ -1424,7 +1431,7 @@ impl<S: Sql> Partition<S> {
     /// newest record is older than `now_ms - retention_ms`, and advances the log start offset
     /// past them. Never passes the last stable offset (an open transaction's records stay until
     /// it ends) and deletes at most [`MAX_RETENTION_ROWS_PER_STEP`] rows per call. An append
-    /// also runs it, at most once per [`RETENTION_INTERVAL_MS`] (at every append while a step
+    /// also runs it, at most once per [`PartitionConfig::retention_interval_ms`] (at every append while a step
     /// was cut short by the row limit); the adapter may call it from an alarm. Returns the log
     /// start offset.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<i64, PartitionError> {
@@ -1438,14 +1445,52 @@ impl<S: Sql> Partition<S> {
         Ok(self.log_start_offset)
     }
 
+    /// When the adapter's alarm should run [`Partition::enforce_retention`], so that a
+    /// partition that stopped receiving writes is cut too: when the oldest row below the last
+    /// stable offset expires, and not sooner than [`PartitionConfig::retention_interval_ms`] after the last step
+    /// (at once while a step was cut short by its row limit). `None` when no row can expire
+    /// (no retention, a compacted topic, or nothing decided to delete; the next append or
+    /// marker asks again).
+    pub fn next_retention_ms(&self) -> Result<Option<i64>, PartitionError> {
+        let Some(retention_ms) = self.retention_ms() else {
+            return Ok(None);
+        };
+        let oldest = self.sql.first(
+            "SELECT max_timestamp FROM batches WHERE base_offset >= ? AND base_offset < ?
+             ORDER BY base_offset LIMIT 1",
+            &[
+                self.log_start_offset.into(),
+                self.last_stable_offset().into(),
+            ],
+        )?;
+        // After a restart, or a step cut short, `last_retention_ms` is far in the past.
+        let not_before = self
+            .last_retention_ms
+            .saturating_add(self.config.retention_interval_ms);
+        Ok(oldest.map(|row| {
+            row.int(0)
+                .saturating_add(retention_ms)
+                .saturating_add(1)
+                .max(not_before)
+        }))
+    }
+
+    /// The topic's `retention_ms` when retention cuts this log: a live partition of a topic
+    /// with `cleanup_policy = delete` and a finite retention.
+    fn retention_ms(&self) -> Option<i64> {
+        // A compacted topic keeps the latest record of every key for ever (Kafka's
+        // `cleanup.policy=compact` without `delete`): time-based deletion would drop keys.
+        match &self.binding {
+            Some(b) if !self.deleted && !b.compact && b.retention_ms >= 0 => Some(b.retention_ms),
+            _ => None,
+        }
+    }
+
     /// The new log start offset retention allows, if it moves, and whether the step stopped
     /// only at its row limit (every row it looked at had expired: more may be due now).
     fn retention_plan(&self, now_ms: i64) -> Result<(Option<i64>, bool), SqlError> {
-        // A compacted topic keeps the latest record of every key for ever (Kafka's
-        // `cleanup.policy=compact` without `delete`): time-based deletion would drop keys.
-        let retention_ms = match &self.binding {
-            Some(b) if !self.deleted && !b.compact && b.retention_ms >= 0 => b.retention_ms,
-            _ => return Ok((None, false)),
+        let Some(retention_ms) = self.retention_ms() else {
+            return Ok((None, false));
         };
         let cutoff = now_ms.saturating_sub(retention_ms);
         let limit = self.last_stable_offset();

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use kafdo_sql::Sqlite;
-use kafdo_types::api::{Isolation, TopicConfig};
+use kafdo_types::api::{CleanupPolicy, Isolation, TopicConfig};
 use kafdo_types::record::{Header, ProduceRecord};
 
 use super::*;
@@ -371,4 +371,50 @@ fn retention_behind_goes_on_at_the_next_append() {
     assert_eq!(starts, [1_000, 2_000, rows, rows]);
     assert_eq!(read(&mut p, rows, 10, 1 << 20).records.len(), 4);
     p.verify().unwrap();
+}
+
+/// A partition that stopped receiving writes is cut too: `next_retention_ms` tells the
+/// adapter's alarm when its oldest row expires (no sooner than a retention interval after the
+/// last step), and `enforce_retention` from the alarm deletes it.
+#[test]
+fn an_idle_partition_is_cut_when_its_oldest_row_expires() {
+    let (db, mut p) = open();
+    assert_eq!(p.next_retention_ms().unwrap(), None, "no topic bound yet");
+    let mut first = plain(values(1, "a"));
+    first.partition.config.retention_ms = 40_000;
+    // The first append binds the topic and applies retention (nothing expired).
+    p.append(&first, NOW).unwrap();
+    p.append(&plain(values(1, "b")), NOW + 30_000).unwrap();
+    // Row a expires at NOW + 40_001, but retention ran at NOW.
+    assert_eq!(
+        p.next_retention_ms().unwrap(),
+        Some(NOW + RETENTION_INTERVAL_MS)
+    );
+    assert_eq!(p.enforce_retention(NOW + RETENTION_INTERVAL_MS).unwrap(), 1);
+    // Row b expires at NOW + 70_001; the next step waits for the interval again.
+    assert_eq!(
+        p.next_retention_ms().unwrap(),
+        Some(NOW + 2 * RETENTION_INTERVAL_MS)
+    );
+    // A restarted object forgets when retention last ran: the expiry alone decides.
+    let mut p = Partition::open(db, NOW + RETENTION_INTERVAL_MS).unwrap();
+    assert_eq!(p.next_retention_ms().unwrap(), Some(NOW + 70_001));
+    assert_eq!(p.enforce_retention(NOW + 70_001).unwrap(), 2);
+    assert_eq!(
+        p.next_retention_ms().unwrap(),
+        None,
+        "nothing left to expire"
+    );
+    p.verify().unwrap();
+}
+
+/// A compacted topic is never cut by retention, so its alarm never asks for it.
+#[test]
+fn a_compacted_partition_never_asks_for_retention() {
+    let (_db, mut p) = open();
+    let mut first = plain(vec![ProduceRecord::keyed("k", "v")]);
+    first.partition.config.retention_ms = 0;
+    first.partition.config.cleanup_policy = CleanupPolicy::Compact;
+    p.append(&first, NOW).unwrap();
+    assert_eq!(p.next_retention_ms().unwrap(), None);
 }

@@ -26,18 +26,18 @@
 //! # Alarms
 //!
 //! After every step of a coordinator the world sets its alarm to `next_alarm_ms`, as the
-//! Durable Object adapter does. A compacted partition arms its alarm for `next_compaction_ms`
-//! after appends and markers (only when earlier than the one it armed) and runs one
-//! `compact` step when it fires, as worker/src/objects/partition.rs does. With faults on an
-//! alarm may fire late, early, or twice.
+//! Durable Object adapter does. A partition arms its alarm for the earlier of
+//! `next_compaction_ms` and `next_retention_ms` after appends and markers (only when earlier
+//! than the one it armed) and runs `enforce_retention` and one `compact` step when it fires, as
+//! worker/src/objects/partition.rs does. With faults on an alarm may fire late, early, or twice.
 //!
 //! # Retention
 //!
 //! A retained topic (`cleanup_policy = delete` with a short `retention_ms`, in about a
-//! quarter of the seeds) gets no alarm: as in the Worker, retention runs only inside
-//! `Partition::append`, at the first append of each core incarnation and then at most once per
-//! `RETENTION_INTERVAL_MS`, so the partition restarts among the faults are what make it run
-//! often. Records carry the append's simulated time as their timestamp. A consumer whose
+//! quarter of the seeds) is cut as in the Worker: inside `Partition::append`, at the first
+//! append of each core incarnation and then at most once per `RETENTION_INTERVAL_MS` (so the
+//! partition restarts among the faults make it run often), and by the partition's alarm when
+//! its oldest row expires (so a partition no longer written to is cut too). Records carry the append's simulated time as their timestamp. A consumer whose
 //! offset was deleted is refused with `OFFSET_OUT_OF_RANGE`, asks the partition for its
 //! offsets and goes on from the log start; the final scans read from the log start too.
 //!
@@ -382,7 +382,7 @@ enum Event {
         tid: String,
         generation: u64,
     },
-    /// A partition's compaction alarm.
+    /// A partition's alarm (compaction and retention).
     PartitionAlarm {
         tp: Tp,
         generation: u64,
@@ -1065,12 +1065,16 @@ impl World {
     /// faults on the alarm may fire late, and a spurious firing may come early or twice.
     fn arm_partition_alarm(&mut self, tp: &Tp) {
         let now_ms = self.now_ms;
-        let next = if self.config.bugs.compaction_ignores_lso {
+        let compaction = if self.config.bugs.compaction_ignores_lso {
             self.with_lso_hidden(tp, |core| core.next_compaction_ms(now_ms))
         } else {
             self.partition(tp).next_compaction_ms(now_ms)
         };
-        let Some(at_ms) = next else {
+        let retention = self
+            .partition(tp)
+            .next_retention_ms()
+            .expect("the next retention step");
+        let Some(at_ms) = [compaction, retention].into_iter().flatten().min() else {
             return;
         };
         let faults = self.faults_on();
@@ -1104,12 +1108,18 @@ impl World {
         }
     }
 
-    /// The partition's alarm: one compaction step, then the alarm for the next one (the
-    /// adapter's `alarm`). With faults on the partition sometimes restarts right after the
-    /// step, so restarts land between the steps and rounds of compaction.
+    /// The partition's alarm: retention and one compaction step, then the alarm for the next
+    /// one (the adapter's `alarm`). With faults on the partition sometimes restarts right
+    /// after the step, so restarts land between the steps and rounds of compaction.
     fn partition_alarm(&mut self, tp: &Tp) {
         let now_ms = self.now_ms;
         self.partitions.get_mut(tp).expect("partition").armed_ms = None;
+        let start = if self.config.bugs.retention_ignores_lso && tp.topic == RETAINED_TOPIC {
+            self.with_lso_hidden(tp, |core| core.enforce_retention(now_ms))
+        } else {
+            self.partition(tp).enforce_retention(now_ms)
+        };
+        start.expect("a retention step");
         let step = if self.config.bugs.compaction_ignores_lso {
             self.with_lso_hidden(tp, |core| core.compact(now_ms).expect("a compaction step"))
         } else {
@@ -1117,7 +1127,8 @@ impl World {
                 .compact(now_ms)
                 .expect("a compaction step")
         };
-        self.compaction_stats.steps += 1;
+        let compacted = self.partition_refs[tp].config.cleanup_policy == CleanupPolicy::Compact;
+        self.compaction_stats.steps += u64::from(compacted);
         self.compaction_stats.rounds += u64::from(step.round_finished);
         self.compaction_stats.records_removed += step.records_removed as u64;
         if step.records_removed > 0 || step.round_finished {
@@ -1142,7 +1153,7 @@ impl World {
             (Target::Partition(tp), ClientReq::Append(mut req)) => {
                 self.before_append(tp, &mut req);
                 // An append applies retention (at most once per `RETENTION_INTERVAL_MS` of a
-                // core's life), as it does in the Worker: no other call deletes by time.
+                // core's life), as it does in the Worker; the alarm does for idle partitions.
                 let result = if self.config.bugs.retention_ignores_lso && tp.topic == RETAINED_TOPIC
                 {
                     self.with_lso_hidden(tp, |core| core.append(&req, now_ms))

@@ -20,6 +20,13 @@
 //! written to compacts itself. A topic with `cleanup_policy = delete` never arms it. The least
 //! time between two rounds is the `COMPACTION_INTERVAL_MS` variable of `wrangler.toml`
 //! (default [`kafdo_partition::DEFAULT_COMPACTION_INTERVAL_MS`], 15 s).
+//!
+//! # Retention (the alarm too)
+//!
+//! Appends apply retention themselves (at most once per `RETENTION_INTERVAL_MS` of
+//! `wrangler.toml`, default a minute), which is enough while a partition is written to. For one that stopped, the same alarm is also armed for when its
+//! oldest row expires ([`PartitionCore::next_retention_ms`]), and the alarm runs
+//! [`PartitionCore::enforce_retention`] before its compaction step.
 
 use std::cell::RefCell;
 use std::pin::pin;
@@ -31,6 +38,7 @@ use futures_util::future::select;
 use js_sys::Promise;
 use kafdo_partition::{
     Partition as PartitionCore, PartitionConfig, PartitionError, DEFAULT_COMPACTION_INTERVAL_MS,
+    RETENTION_INTERVAL_MS,
 };
 use kafdo_types::api::FetchResponse;
 use kafdo_types::limits::MAX_FETCH_WAIT_MS;
@@ -49,12 +57,15 @@ use crate::sql::DoSql;
 /// The most long-polling reads one partition parks at a time.
 pub const MAX_WAITERS: usize = 1_000;
 
-/// How long the alarm waits after a compaction step failed (a storage error) before it tries
-/// again, so a persistent failure does not spin the alarm.
+/// How long the alarm waits after a retention or compaction step failed (a storage error)
+/// before it tries again, so a persistent failure does not spin the alarm.
 pub const COMPACTION_RETRY_MS: i64 = 10_000;
 
 /// The variable that sets the least time between two compaction rounds, in ms.
 pub const COMPACTION_INTERVAL_VAR: &str = "COMPACTION_INTERVAL_MS";
+
+/// The variable that sets the least time between two retention steps, in ms.
+pub const RETENTION_INTERVAL_VAR: &str = "RETENTION_INTERVAL_MS";
 
 /// A partition object.
 #[wasm_bindgen]
@@ -72,7 +83,7 @@ pub struct PartitionObject {
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     /// The core's bounds (the compaction interval comes from the environment).
     config: PartitionConfig,
-    /// The compaction alarm armed last.
+    /// The compaction or retention alarm armed last.
     alarm: ArmedAlarm,
 }
 
@@ -103,11 +114,21 @@ impl PartitionObject {
         }
     }
 
-    /// Arms the alarm for the next compaction step when it is earlier than the armed one.
-    /// Called after appends and markers; an error is logged (the next one arms again).
+    /// Arms the alarm for the next compaction step or retention step when it is earlier than
+    /// the armed one. Called after appends and markers; an error is logged (the next one arms
+    /// again).
     async fn arm_alarm(&self) {
         let next = match self.core.borrow().as_ref() {
-            Some(core) => core.next_compaction_ms(now_ms()),
+            Some(core) => {
+                let retention = core.next_retention_ms().unwrap_or_else(|e| {
+                    worker::console_error!("partition retention: {e}");
+                    None
+                });
+                [core.next_compaction_ms(now_ms()), retention]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }
             None => return,
         };
         if let Some(at_ms) = next {
@@ -115,9 +136,16 @@ impl PartitionObject {
         }
     }
 
-    /// The alarm: one compaction step, then the next alarm if more is due.
+    /// The alarm: retention (a partition that stopped receiving writes is cut too) and one
+    /// compaction step, then the next alarm if more is due. Each does nothing when not due.
     async fn alarm(&self) {
         self.alarm.fired();
+        if let Err(e) = self.with_core(|core| core.enforce_retention(now_ms())) {
+            worker::console_error!("partition retention failed: {}", e.message);
+            let retry_ms = now_ms() + COMPACTION_RETRY_MS;
+            self.alarm.arm(&self.state, retry_ms, "partition").await;
+            return;
+        }
         match self.with_core(|core| core.compact(now_ms())) {
             Ok(step) if step.rows_read > 0 => worker::console_log!(
                 "partition compaction: {} rows read, {} records removed, cleaned to {}",
@@ -217,19 +245,27 @@ impl Partition {
     #[wasm_bindgen(constructor)]
     pub fn new(state: DurableObjectState, env: Env) -> Self {
         let state = State::from(state);
-        let compaction_interval_ms = env
-            .var(COMPACTION_INTERVAL_VAR)
-            .ok()
-            .and_then(|v| v.to_string().parse::<i64>().ok())
-            .filter(|&ms| ms >= 0)
-            .unwrap_or(DEFAULT_COMPACTION_INTERVAL_MS);
+        let interval_ms = |var: &str, default: i64| {
+            env.var(var)
+                .ok()
+                .and_then(|v| v.to_string().parse::<i64>().ok())
+                .filter(|&ms| ms >= 0)
+                .unwrap_or(default)
+        };
         Self {
             inner: Rc::new(PartitionObject {
                 state,
                 core: RefCell::new(None),
                 waiters: RefCell::new(Vec::new()),
                 config: PartitionConfig {
-                    compaction_interval_ms,
+                    compaction_interval_ms: interval_ms(
+                        COMPACTION_INTERVAL_VAR,
+                        DEFAULT_COMPACTION_INTERVAL_MS,
+                    ),
+                    retention_interval_ms: interval_ms(
+                        RETENTION_INTERVAL_VAR,
+                        RETENTION_INTERVAL_MS,
+                    ),
                     ..PartitionConfig::default()
                 },
                 alarm: ArmedAlarm::default(),

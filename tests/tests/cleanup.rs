@@ -1,13 +1,20 @@
-//! End-to-end tests of log compaction (`cleanup_policy: "compact"`) against the real runtime:
-//! the partition object compacts itself from its alarm (nobody asks), a read then shows only
-//! the latest value of every key at its original offset, tombstones stay (the delete retention
-//! is 24 h), the offsets a client saw do not move, and a record without a key is refused with
-//! `INVALID_RECORD`.
+//! End-to-end tests of log cleanup against the real runtime, both driven by the partition
+//! object's alarm (nobody asks):
 //!
-//! This binary runs its own `wrangler dev` with `--var COMPACTION_INTERVAL_MS:500`, so rounds
-//! follow each other within half a second instead of the production 15 s, and a dirty tail too
-//! small for the dirty ratio (the order of writes and rounds depends on the machine's speed) is
-//! cleaned within the 10-interval lag, 5 s. Runs only with `KAFDO_E2E=1`.
+//! - log compaction (`cleanup_policy: "compact"`): a read then shows only the latest value of
+//!   every key at its original offset, tombstones stay (the delete retention is 24 h), the
+//!   offsets a client saw do not move, and a record without a key is refused with
+//!   `INVALID_RECORD`;
+//! - retention (`retention_ms`) of a partition no longer written to: its log start reaches its
+//!   high watermark once every record expired, and reads of the deleted offsets are refused
+//!   with `OFFSET_OUT_OF_RANGE`.
+//!
+//! This binary runs its own `wrangler dev` with `--var COMPACTION_INTERVAL_MS:500` and
+//! `--var RETENTION_INTERVAL_MS:500`, so compaction rounds follow each other within half a
+//! second instead of the production 15 s (and a dirty tail too small for the dirty ratio, the
+//! order of writes and rounds depending on the machine's speed, is cleaned within the
+//! 10-interval lag, 5 s), and retention steps within half a second instead of a minute. Runs
+//! only with `KAFDO_E2E=1`.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -19,17 +26,20 @@ use kafdo_types::api::{
 };
 use kafdo_types::{ErrorCode, ProduceRecord, Record};
 
-/// This binary's own instance, with a short compaction interval.
+/// This binary's own instance, with short compaction and retention intervals.
 fn instance(test: &str) -> Option<&'static Wrangler> {
     static OWN: OnceLock<Wrangler> = OnceLock::new();
     if !should_run(test) {
         return None;
     }
-    Some(
-        OWN.get_or_init(|| {
-            Wrangler::start_for_static_with(&["--var", "COMPACTION_INTERVAL_MS:500"])
-        }),
-    )
+    Some(OWN.get_or_init(|| {
+        Wrangler::start_for_static_with(&[
+            "--var",
+            "COMPACTION_INTERVAL_MS:500",
+            "--var",
+            "RETENTION_INTERVAL_MS:500",
+        ])
+    }))
 }
 
 fn compact_topic() -> TopicConfig {
@@ -215,4 +225,45 @@ fn a_compacted_topic_refuses_records_without_a_key() {
     assert!(error.message.contains("no key"), "{}", error.message);
     // Keyed records are taken.
     client.produce(&topic, vec![keyed("a", Some("1")), keyed("b", None)]);
+}
+
+#[test]
+fn retention_cuts_a_partition_no_longer_written_to() {
+    let Some(wrangler) = instance("retention_cuts_a_partition_no_longer_written_to") else {
+        return;
+    };
+    let client = wrangler.client();
+    let topic = unique_topic("retained");
+    let _: TopicDescription = client
+        .create_topic_with(
+            &topic,
+            1,
+            TopicConfig {
+                retention_ms: 1_000,
+                ..TopicConfig::default()
+            },
+        )
+        .expect(201);
+    for i in 0..3 {
+        client.produce_partition(&topic, 0, vec![ProduceRecord::value(format!("r{i}"))]);
+    }
+    let info = client.partition_info(&topic, 0);
+    assert_eq!((info.log_start_offset, info.high_watermark), (0, 3));
+    // No append comes any more: only the alarm can cut the log.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info = client.partition_info(&topic, 0);
+        if info.log_start_offset == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle partition was not cut: {info:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let error = client
+        .fetch_reply(&topic, 0, &FetchParams::at(0))
+        .expect_error(416, ErrorCode::OffsetOutOfRange);
+    assert!(error.message.contains("outside"), "{}", error.message);
 }
