@@ -1288,30 +1288,17 @@ impl<'a> Checker<'a> {
             last_seen.insert(key, (hw, lso, op.complete));
         }
         let mut states: HashMap<Tp, (i64, i64, u64)> = HashMap::new();
-        for event in self.events {
-            let Entry::Observe {
-                observation:
-                    Observation::PartitionState {
-                        topic,
-                        partition,
-                        log_start_offset,
-                        high_watermark,
-                        last_stable_offset,
-                    },
-            } = &event.entry
-            else {
-                continue;
-            };
-            let tp = Tp::new(topic.clone(), *partition);
-            let (hw, lso) = (*high_watermark, *last_stable_offset);
-            if lso > hw || lso < *log_start_offset {
+        for state in partition_states(self.events) {
+            let (tp, log_start_offset) = (state.tp, state.log_start_offset);
+            let (hw, lso) = (state.high_watermark, state.last_stable_offset);
+            if lso > hw || lso < log_start_offset {
                 self.violation(
                     Invariant::LsoBound,
                     format!(
                         "{tp}: log start {log_start_offset}, last stable offset {lso}, high \
                          watermark {hw}"
                     ),
-                    vec![event.index],
+                    vec![state.index],
                 );
             }
             if let Some((old_hw, old_lso, at)) = states.get(&tp).copied() {
@@ -1321,11 +1308,11 @@ impl<'a> Checker<'a> {
                         format!(
                             "{tp} went back from hw {old_hw} lso {old_lso} to hw {hw} lso {lso}"
                         ),
-                        vec![at, event.index],
+                        vec![at, state.index],
                     );
                 }
             }
-            states.insert(tp, (hw, lso, event.index));
+            states.insert(tp, (hw, lso, state.index));
         }
     }
 
@@ -1921,31 +1908,19 @@ impl<'a> Checker<'a> {
         }
         self.check_compacted_skips();
         let mut log_start: HashMap<Tp, (i64, u64)> = HashMap::new();
-        for event in self.events {
-            let Entry::Observe {
-                observation:
-                    Observation::PartitionState {
-                        topic,
-                        partition,
-                        log_start_offset,
-                        ..
-                    },
-            } = &event.entry
-            else {
-                continue;
-            };
-            if !self.compacted.contains_key(topic.as_str()) {
+        for state in partition_states(self.events) {
+            if !self.compacted.contains_key(state.tp.topic.as_str()) {
                 continue;
             }
-            let tp = Tp::new(topic.clone(), *partition);
+            let (tp, log_start_offset) = (state.tp, state.log_start_offset);
             let (first, at) = *log_start
                 .entry(tp.clone())
-                .or_insert((*log_start_offset, event.index));
-            if first != *log_start_offset {
+                .or_insert((log_start_offset, state.index));
+            if first != log_start_offset {
                 self.violation(
                     Invariant::LogStartFixed,
                     format!("{tp}: the log start offset moved from {first} to {log_start_offset}"),
-                    vec![at, event.index],
+                    vec![at, state.index],
                 );
             }
         }
@@ -1966,33 +1941,17 @@ impl<'a> Checker<'a> {
     /// state and every partition-offsets answer.
     fn index_log_starts(&mut self) {
         let mut log_starts: HashMap<Tp, Vec<Sighting>> = HashMap::new();
-        for event in self.events {
-            let Entry::Observe {
-                observation:
-                    Observation::PartitionState {
-                        topic,
-                        partition,
-                        log_start_offset,
-                        high_watermark,
-                        last_stable_offset,
-                    },
-            } = &event.entry
-            else {
-                continue;
-            };
-            if !self.retained.contains_key(topic.as_str()) {
+        for state in partition_states(self.events) {
+            if !self.retained.contains_key(state.tp.topic.as_str()) {
                 continue;
             }
-            log_starts
-                .entry(Tp::new(topic.clone(), *partition))
-                .or_default()
-                .push(Sighting {
-                    from: event.index,
-                    at: event.index,
-                    log_start_offset: *log_start_offset,
-                    high_watermark: *high_watermark,
-                    last_stable_offset: *last_stable_offset,
-                });
+            log_starts.entry(state.tp).or_default().push(Sighting {
+                from: state.index,
+                at: state.index,
+                log_start_offset: state.log_start_offset,
+                high_watermark: state.high_watermark,
+                last_stable_offset: state.last_stable_offset,
+            });
         }
         for op in &self.ops {
             let (
@@ -2629,4 +2588,37 @@ impl DifferenceCount for BTreeSet<TxnKey> {
     fn difference_count(&self, other: &HashSet<TxnKey>) -> usize {
         self.iter().filter(|t| !other.contains(t)).count()
     }
+}
+
+/// A partition's state as an observation recorded it.
+struct PartitionStateSeen {
+    /// The observation's event.
+    index: u64,
+    tp: Tp,
+    log_start_offset: i64,
+    high_watermark: i64,
+    last_stable_offset: i64,
+}
+
+/// Every [`Observation::PartitionState`] of the history, in order.
+fn partition_states(events: &[Event]) -> impl Iterator<Item = PartitionStateSeen> + '_ {
+    events.iter().filter_map(|event| match &event.entry {
+        Entry::Observe {
+            observation:
+                Observation::PartitionState {
+                    topic,
+                    partition,
+                    log_start_offset,
+                    high_watermark,
+                    last_stable_offset,
+                },
+        } => Some(PartitionStateSeen {
+            index: event.index,
+            tp: Tp::new(topic.clone(), *partition),
+            log_start_offset: *log_start_offset,
+            high_watermark: *high_watermark,
+            last_stable_offset: *last_stable_offset,
+        }),
+        _ => None,
+    })
 }
