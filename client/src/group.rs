@@ -251,10 +251,11 @@ pub struct GroupConsumer {
     config: GroupConsumerConfig,
     shared: Arc<Shared>,
     listener: Option<Box<dyn RebalanceListener>>,
-    /// Per assigned partition, the offset a rewind returns to and auto-commit measures moves
-    /// from: the last committed offset or, for a partition without one, where this member
-    /// started reading it.
+    /// The positions last committed, so auto-commit sends only what moved.
     committed: HashMap<TopicPartition, i64>,
+    /// Where this member started reading each assigned partition that had no committed offset
+    /// (`auto_offset_reset`, resolved once): a rewind returns there.
+    starts: HashMap<TopicPartition, i64>,
     last_commit_tick: u64,
 }
 
@@ -313,6 +314,7 @@ impl GroupConsumer {
             shared: shared.clone(),
             listener: None,
             committed: HashMap::new(),
+            starts: HashMap::new(),
             last_commit_tick: 0,
         };
         consumer
@@ -462,6 +464,7 @@ impl GroupConsumer {
             let lost = self.consumer.assignment().to_vec();
             self.consumer.assign(Vec::new());
             self.committed.clear();
+            self.starts.clear();
             if let Some(listener) = &mut self.listener {
                 listener.on_partitions_lost(&lost);
             }
@@ -541,6 +544,7 @@ impl GroupConsumer {
             }
             for tp in &revoked {
                 self.committed.remove(tp);
+                self.starts.remove(tp);
             }
         }
         self.consumer.assign(assignment);
@@ -589,16 +593,22 @@ impl GroupConsumer {
             }));
         }
         for tp in partitions {
-            let offset = match found.get(tp).or(self.committed.get(tp)) {
-                Some(&offset) => offset,
-                None => {
-                    self.consumer
+            let offset = match (found.get(tp), self.starts.get(tp)) {
+                (Some(&committed), _) => {
+                    self.committed.insert(tp.clone(), committed);
+                    committed
+                }
+                (None, Some(&start)) => start,
+                (None, None) => {
+                    let start = self
+                        .consumer
                         .reset_offset(tp, self.consumer.config().auto_offset_reset)
-                        .await?
+                        .await?;
+                    self.starts.insert(tp.clone(), start);
+                    start
                 }
             };
             self.consumer.seek(tp, offset)?;
-            self.committed.insert(tp.clone(), offset);
         }
         Ok(())
     }
