@@ -493,6 +493,35 @@ fn read_op(request: &Request) -> Option<ReadOp<'_>> {
     }
 }
 
+/// A read that answered: what it asked for ([`read_op`]) and the fetch answer.
+struct Read<'a> {
+    op: ReadOp<'a>,
+    records: &'a [ReadRecord],
+    next_offset: i64,
+    high_watermark: i64,
+    last_stable_offset: i64,
+}
+
+fn answered_read<'a>(op: &Op<'a>) -> Option<Read<'a>> {
+    let read = read_op(op.request)?;
+    let Some(Reply::Fetch {
+        records,
+        next_offset,
+        high_watermark,
+        last_stable_offset,
+    }) = op.reply()
+    else {
+        return None;
+    };
+    Some(Read {
+        op: read,
+        records,
+        next_offset: *next_offset,
+        high_watermark: *high_watermark,
+        last_stable_offset: *last_stable_offset,
+    })
+}
+
 fn values_of(records: &[ReadRecord]) -> impl Iterator<Item = (i64, &str)> {
     records.iter().map(|r| (r.offset, r.value.as_str()))
 }
@@ -1101,20 +1130,18 @@ impl<'a> Checker<'a> {
         // Values seen by each reader session of each partition.
         let mut sessions: HashMap<(&str, Tp), HashMap<&str, u64>> = HashMap::new();
         for op in &ops {
-            let Some(ReadOp {
-                tp,
-                offset,
-                isolation,
-                reader,
-            }) = read_op(op.request)
-            else {
-                continue;
-            };
-            let Some(Reply::Fetch {
+            let Some(Read {
+                op:
+                    ReadOp {
+                        tp,
+                        offset,
+                        isolation,
+                        reader,
+                    },
                 records,
                 next_offset,
                 ..
-            }) = op.reply()
+            }) = answered_read(op)
             else {
                 continue;
             };
@@ -1160,7 +1187,7 @@ impl<'a> Checker<'a> {
                 let got: HashSet<i64> = records.iter().map(|r| r.offset).collect();
                 let skipped: Vec<String> = expected
                     .iter()
-                    .filter(|r| r.offset >= offset && r.offset < *next_offset)
+                    .filter(|r| r.offset >= offset && r.offset < next_offset)
                     .filter(|r| !got.contains(&r.offset))
                     .map(ToString::to_string)
                     .collect();
@@ -1229,25 +1256,22 @@ impl<'a> Checker<'a> {
         let ops = self.ops.clone();
         let mut last_seen: HashMap<(Process, Tp), (i64, i64, u64)> = HashMap::new();
         for op in &ops {
-            let Some(ReadOp {
-                tp,
-                offset: request_offset,
-                isolation,
-                ..
-            }) = read_op(op.request)
-            else {
-                continue;
-            };
-            let Some(Reply::Fetch {
+            let Some(Read {
+                op:
+                    ReadOp {
+                        tp,
+                        offset: request_offset,
+                        isolation,
+                        ..
+                    },
                 records,
                 next_offset,
-                high_watermark,
-                last_stable_offset,
-            }) = op.reply()
+                high_watermark: hw,
+                last_stable_offset: lso,
+            }) = answered_read(op)
             else {
                 continue;
             };
-            let (hw, lso) = (*high_watermark, *last_stable_offset);
             if lso > hw || lso < 0 {
                 self.violation(
                     Invariant::LsoBound,
@@ -1260,7 +1284,7 @@ impl<'a> Checker<'a> {
             } else {
                 hw
             };
-            if records.iter().any(|r| r.offset >= bound) || *next_offset > bound.max(request_offset)
+            if records.iter().any(|r| r.offset >= bound) || next_offset > bound.max(request_offset)
             {
                 self.violation(
                     Invariant::LsoBound,
@@ -1836,21 +1860,23 @@ impl<'a> Checker<'a> {
         // The last offset each read_committed reader session read of each key.
         let mut sessions: HashMap<(&str, Tp, &str), (i64, u64)> = HashMap::new();
         for op in &ops {
-            let Some(ReadOp {
-                tp,
-                isolation,
-                reader,
+            let Some(Read {
+                op:
+                    ReadOp {
+                        tp,
+                        isolation,
+                        reader,
+                        ..
+                    },
+                records,
                 ..
-            }) = read_op(op.request)
+            }) = answered_read(op)
             else {
                 continue;
             };
             if !self.compacted.contains_key(tp.topic.as_str()) {
                 continue;
             }
-            let Some(Reply::Fetch { records, .. }) = op.reply() else {
-                continue;
-            };
             for record in records {
                 let Some(&(key, tombstone)) = self.keys.get(record.value.as_str()) else {
                     // Nobody produced it, or its key was never declared: `OneValuePerOffset`
@@ -2209,18 +2235,16 @@ impl<'a> Checker<'a> {
         }
         let ops = self.ops.clone();
         for op in &ops {
-            let Some(ReadOp { tp, offset, .. }) = read_op(op.request) else {
-                continue;
-            };
-            let Some(&retention_ms) = self.compacted.get(tp.topic.as_str()) else {
-                continue;
-            };
-            let Some(Reply::Fetch {
+            let Some(Read {
+                op: ReadOp { tp, offset, .. },
                 records,
                 next_offset,
                 ..
-            }) = op.reply()
+            }) = answered_read(op)
             else {
+                continue;
+            };
+            let Some(&retention_ms) = self.compacted.get(tp.topic.as_str()) else {
                 continue;
             };
             let done_ms = self.events[op.complete as usize].time_ms;
@@ -2236,7 +2260,7 @@ impl<'a> Checker<'a> {
                     continue;
                 }
                 for &(at, value, committed, _) in writes {
-                    if !committed || at < offset || at >= *next_offset || got.contains(&at) {
+                    if !committed || at < offset || at >= next_offset || got.contains(&at) {
                         continue;
                     }
                     // A later write whose transaction's outcome is unknown excuses too.
