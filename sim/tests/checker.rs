@@ -1114,6 +1114,21 @@ const RETENTION_MS: i64 = 100;
 
 /// A record of the compacted topic as a reader sees it: the key is `k` and the value's first
 /// letter, and a value with a `t` in it is a tombstone.
+/// `history` with every observation `declaration` picks replaced by a note: the same run,
+/// with the checker told less about its topics.
+fn undeclared(mut history: History, declaration: impl Fn(&Observation) -> bool) -> History {
+    for event in &mut history.events {
+        if let Entry::Observe { observation } = &mut event.entry {
+            if declaration(observation) {
+                *observation = Observation::Note {
+                    text: "undeclared".into(),
+                };
+            }
+        }
+    }
+    history
+}
+
 fn kread(offset: i64, value: &str) -> ReadRecord {
     ReadRecord {
         offset,
@@ -1286,18 +1301,8 @@ fn the_same_gaps_on_a_topic_that_is_not_compacted_are_caught() {
     compacted_story(&mut h);
     h.settle();
     h.kscans(&[(4, "b2"), (8, "at5")], 9);
-    let mut history = h.history();
     // The same history without the declaration: the topic is taken as a delete topic.
-    for event in &mut history.events {
-        if let Entry::Observe {
-            observation: observation @ Observation::Compacted { .. },
-        } = &mut event.entry
-        {
-            *observation = Observation::Note {
-                text: "not compacted".into(),
-            };
-        }
-    }
+    let history = undeclared(h.history(), |o| matches!(o, Observation::Compacted { .. }));
     let report = check(&history).unwrap();
     assert!(report.has(Invariant::DenseOffsets), "{report}");
     assert!(report.has(Invariant::LostWrite), "{report}");
@@ -1581,17 +1586,7 @@ fn the_same_history_without_retention_is_caught() {
     let mut h = H::default();
     retained_story(&mut h, KEEP_MS + 1);
     retained_end(&mut h, &[(4, "x3")]);
-    let mut history = h.history();
-    for event in &mut history.events {
-        if let Entry::Observe {
-            observation: observation @ Observation::Retention { .. },
-        } = &mut event.entry
-        {
-            *observation = Observation::Note {
-                text: "no retention".into(),
-            };
-        }
-    }
+    let history = undeclared(h.history(), |o| matches!(o, Observation::Retention { .. }));
     let report = check(&history).unwrap();
     assert!(report.has(Invariant::DenseOffsets), "{report}");
     assert!(report.has(Invariant::LostWrite), "{report}");
