@@ -269,6 +269,15 @@ impl H {
     }
 }
 
+/// `history` written as JSONL and read back, which must give it back unchanged.
+fn round_trip(history: &History) -> History {
+    let mut bytes = Vec::new();
+    history.write_jsonl(&mut bytes).unwrap();
+    let back = History::read_jsonl(&bytes[..]).unwrap();
+    assert_eq!(&back, history);
+    back
+}
+
 const A0: (&str, i32) = ("a", 0);
 const B0: (&str, i32) = ("b", 0);
 const T0: Txn<'static> = ("t", 1, 0);
@@ -323,10 +332,7 @@ fn a_good_history_survives_the_jsonl_round_trip() {
     let mut h = H::default();
     good_story(&mut h);
     good_end(&mut h);
-    let history = h.history();
-    let mut bytes = Vec::new();
-    history.write_jsonl(&mut bytes).unwrap();
-    let back = History::read_jsonl(&bytes[..]).unwrap();
+    let back = round_trip(&h.history());
     assert!(check(&back).unwrap().is_valid());
 }
 
@@ -1273,11 +1279,7 @@ fn a_good_compacted_history_is_valid() {
     compacted_story(&mut h);
     h.settle();
     h.kscans(&[(4, "b2"), (8, "at5")], 9);
-    let history = h.history();
-    let mut bytes = Vec::new();
-    history.write_jsonl(&mut bytes).unwrap();
-    let back = History::read_jsonl(&bytes[..]).unwrap();
-    assert_eq!(back, history);
+    let back = round_trip(&h.history());
     let report = check(&back).unwrap();
     println!("{}{report}", back.trace());
     assert!(report.is_valid(), "{report}");
@@ -1570,11 +1572,7 @@ fn a_good_history_with_retention_is_valid() {
     let mut h = H::default();
     retained_story(&mut h, KEEP_MS + 1);
     retained_end(&mut h, &[(4, "x3")]);
-    let history = h.history();
-    let mut bytes = Vec::new();
-    history.write_jsonl(&mut bytes).unwrap();
-    let back = History::read_jsonl(&bytes[..]).unwrap();
-    assert_eq!(back, history);
+    let back = round_trip(&h.history());
     let report = check(&back).unwrap();
     println!("{}{report}", back.trace());
     assert!(report.is_valid(), "{report}");
