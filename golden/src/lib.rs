@@ -131,6 +131,7 @@ pub fn run_script<R: Runner>(name: &str, text: &str, runner: &mut R) -> Result<T
 /// Runs every `*.txt` script in `dir` (in name order, each on a runner from `new_runner`) and
 /// panics, after running them all, if any differs from its expected output or fails. With
 /// `UPDATE_GOLDEN=1` it rewrites the differing scripts instead.
+#[track_caller]
 pub fn run_scripts<R: Runner>(dir: impl AsRef<Path>, new_runner: impl FnMut() -> R) {
     let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|v| !v.is_empty() && v != "0");
     if let Err(message) = check_dir(dir.as_ref(), new_runner, update) {
