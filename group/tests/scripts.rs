@@ -1,10 +1,7 @@
-//! Golden scenarios of the group coordinator (toydb style).
-//!
-//! Each file in `tests/scripts/` is a list of blocks: one or more commands, a `---` line, and
-//! the output they produced, then a blank line. Lines starting with `#` are comments (also
-//! between the commands of a block). The test
-//! runs every command against a real [`GroupCoordinator`] on in-memory SQLite and compares the
-//! whole file; `UPDATE_GOLDEN=1 cargo test -p kafdo-group --test scripts` rewrites the outputs.
+//! Golden scenarios of the group coordinator (toydb style), in `tests/scripts/*.txt`, run by
+//! the `kafdo-golden` harness (its docs describe the format: commands, `---`, their output, a
+//! blank line). Every command runs against a real [`GroupCoordinator`] on in-memory SQLite;
+//! `UPDATE_GOLDEN=1 cargo test -p kafdo-group --test scripts` rewrites the outputs.
 //!
 //! Commands (members are named by aliases; `c1` stands for whatever member id the group gave):
 //!
@@ -16,13 +13,14 @@
 //!   drops the answer, so c1 does not learn it.
 //! - `leave c1`, `alarm` (prints the next alarm, then runs it), `restart` (reopen the core on
 //!   the same SQLite), `describe`, `exists`.
-//! - `commit c1 a/0=10 a/1=7@meta [gen=N]` (`@` adds offset metadata; `commit admin ...` sends generation -1 and no member id),
-//!   `fetch [stable] [topic=a] [partitions=0,1]`.
-//! - `txn-commit c1 pid=7 epoch=0 a/0=12 [gen=N]`, `marker pid=7 epoch=0 commit|abort`.
+//! - `commit c1 a/0=10 a/1=7@meta [gen=N]` (`@` adds offset metadata; `commit admin ...` sends
+//!   generation -1 and no member id), `fetch [stable] [topic=a] [partitions=0,1]`.
+//! - `txn-commit c1 pid=7 epoch=0 a/0=12 [gen=N] [seq=1]`, `marker pid=7 epoch=0 commit|abort`.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use kafdo_golden::{Command, Runner};
 use kafdo_group::{GroupCoordinator, GroupError};
 use kafdo_sql::Sqlite;
 use kafdo_types::group::{
@@ -53,6 +51,26 @@ fn fmt_assignment(a: &[TopicPartition]) -> String {
 
 fn fmt_error(e: &GroupError) -> String {
     format!("error: {}: {e}", e.code())
+}
+
+/// The `T/P=OFFSET[@metadata]` arguments.
+fn offsets(command: &Command) -> Result<Vec<TopicPartitionOffset>, String> {
+    command
+        .partition_values()?
+        .into_iter()
+        .map(|(topic, partition, value)| {
+            let (offset, metadata) = match value.split_once('@') {
+                Some((offset, m)) => (offset, Some(m.to_owned())),
+                None => (value, None),
+            };
+            Ok(TopicPartitionOffset {
+                topic: topic.into(),
+                partition,
+                offset: kafdo_golden::parse(offset, "offset")?,
+                metadata,
+            })
+        })
+        .collect()
 }
 
 impl Harness {
@@ -95,50 +113,64 @@ impl Harness {
             .unwrap_or_else(|| alias.to_owned())
     }
 
-    fn generation(&self, alias: &str) -> i32 {
-        self.members.get(alias).map_or(0, |(_, g)| *g)
+    /// `gen=N`, else the generation of the last answer `alias` received.
+    fn generation(&self, alias: &str, command: &Command) -> Result<i32, String> {
+        let last = self.members.get(alias).map_or(0, |(_, g)| *g);
+        command.value_or("gen", last)
     }
 
-    fn run(&mut self, line: &str) -> String {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let (cmd, args) = (words[0], &words[1..]);
-        let opts: BTreeMap<&str, &str> = args.iter().filter_map(|a| a.split_once('=')).collect();
-        let flags: Vec<&str> = args.iter().copied().filter(|a| !a.contains('=')).collect();
-        let gen_opt = |alias: &str, h: &Harness| {
-            opts.get("gen")
-                .map_or(h.generation(alias), |g| g.parse().unwrap())
+    fn describe(&mut self) -> String {
+        let d = match self.group.describe(self.now_ms) {
+            Ok(d) => d,
+            Err(e) => return fmt_error(&e),
         };
-        let offsets = || -> Vec<TopicPartitionOffset> {
-            args.iter()
-                .filter_map(|a| {
-                    let (tp, off) = a.split_once('=')?;
-                    let (t, p) = tp.split_once('/')?;
-                    let (off, metadata) = match off.split_once('@') {
-                        Some((off, m)) => (off, Some(m.to_owned())),
-                        None => (off, None),
-                    };
-                    Some(TopicPartitionOffset {
-                        topic: t.into(),
-                        partition: p.parse().unwrap(),
-                        offset: off.parse().unwrap(),
-                        metadata,
-                    })
-                })
-                .collect()
+        let mut out = format!(
+            "state={:?} gen={} assignor={}",
+            d.state,
+            d.generation_id,
+            d.assignor.name()
+        );
+        for m in &d.members {
+            out.push_str(&format!(
+                "\n  {} {}{} topics={} {}",
+                self.alias(&m.member_id),
+                m.member_id,
+                m.group_instance_id
+                    .as_ref()
+                    .map_or(String::new(), |i| format!(" instance={i}")),
+                m.topics.join(","),
+                fmt_assignment(&m.assignment)
+            ));
+            if !m.revoking.is_empty() {
+                out.push_str(&format!(" revoking={}", fmt_assignment(&m.revoking)));
+            }
+            if !m.pending.is_empty() {
+                out.push_str(&format!(" pending={}", fmt_assignment(&m.pending)));
+            }
+        }
+        out
+    }
+}
+
+impl Runner for Harness {
+    fn run(&mut self, command: &Command) -> Result<String, String> {
+        let ok_or_error = |r: Result<(), GroupError>| match r {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => fmt_error(&e),
         };
-        match cmd {
+        Ok(match command.name.as_str() {
             "topics" => {
-                for (t, n) in &opts {
-                    self.counts.insert(t.to_string(), n.parse().unwrap());
+                for (t, n) in command.keyed() {
+                    self.counts.insert(t.to_owned(), kafdo_golden::parse(n, t)?);
                 }
                 String::new()
             }
             "time" => {
-                self.now_ms = args[0].parse().unwrap();
+                self.now_ms = command.pos_parse(0, "MS")?;
                 String::new()
             }
             "advance" => {
-                self.now_ms += args[0].parse::<i64>().unwrap();
+                self.now_ms += command.pos_parse::<i64>(0, "MS")?;
                 format!("now {}", self.now_ms)
             }
             "restart" => {
@@ -146,15 +178,18 @@ impl Harness {
                 "restarted".into()
             }
             "join" => {
-                let alias = flags[0];
+                let alias = command.pos(0, "a member alias")?;
+                let topics = command.list("topics").ok_or("`join` needs topics=")?;
+                let assignor = match command.get("assignor") {
+                    Some(name) => Some(Assignor::from_name(name).ok_or("unknown assignor")?),
+                    None => None,
+                };
                 let req = JoinGroupRequest {
-                    member_id: flags.contains(&"rejoin").then(|| self.id(alias)),
-                    group_instance_id: opts.get("instance").map(|s| s.to_string()),
-                    topics: opts["topics"].split(',').map(str::to_owned).collect(),
-                    session_timeout_ms: opts.get("session").map(|s| s.parse().unwrap()),
-                    assignor: opts
-                        .get("assignor")
-                        .map(|a| Assignor::from_name(a).unwrap()),
+                    member_id: command.flag("rejoin").then(|| self.id(alias)),
+                    group_instance_id: command.get("instance").map(str::to_owned),
+                    topics: topics.into_iter().map(str::to_owned).collect(),
+                    session_timeout_ms: command.value("session")?,
+                    assignor,
                 };
                 match self.group.join(&req, &self.counts(), self.now_ms) {
                     Ok(r) => {
@@ -171,9 +206,9 @@ impl Harness {
                 }
             }
             "heartbeat" => {
-                let alias = flags[0];
+                let alias = command.pos(0, "a member alias")?;
                 let req = HeartbeatRequest {
-                    generation_id: gen_opt(alias, self),
+                    generation_id: self.generation(alias, command)?,
                 };
                 let counts = self.counts();
                 match self
@@ -181,9 +216,10 @@ impl Harness {
                     .heartbeat(&self.id(alias), &req, &counts, self.now_ms)
                 {
                     Ok(r) => {
-                        let lost = flags.contains(&"lost");
+                        let lost = command.flag("lost");
                         if !lost {
-                            self.members.get_mut(alias).unwrap().1 = r.generation_id;
+                            let member = self.members.get_mut(alias).ok_or("no such member")?;
+                            member.1 = r.generation_id;
                         }
                         format!(
                             "{alias} gen={} {:?} {}{}",
@@ -196,10 +232,10 @@ impl Harness {
                     Err(e) => fmt_error(&e),
                 }
             }
-            "leave" => match self.group.leave(&self.id(flags[0]), self.now_ms) {
-                Ok(()) => "ok".into(),
-                Err(e) => fmt_error(&e),
-            },
+            "leave" => {
+                let id = self.id(command.pos(0, "a member alias")?);
+                ok_or_error(self.group.leave(&id, self.now_ms))
+            }
             "alarm" => {
                 let next = self.group.next_alarm_ms().unwrap();
                 match self.group.on_alarm(self.now_ms) {
@@ -211,61 +247,29 @@ impl Harness {
                 }
             }
             "exists" => format!("exists={}", self.group.exists().unwrap()),
-            "describe" => match self.group.describe(self.now_ms) {
-                Ok(d) => {
-                    let mut out = format!(
-                        "state={:?} gen={} assignor={}",
-                        d.state,
-                        d.generation_id,
-                        d.assignor.name()
-                    );
-                    for m in &d.members {
-                        out.push_str(&format!(
-                            "\n  {} {}{} topics={} {}",
-                            self.alias(&m.member_id),
-                            m.member_id,
-                            m.group_instance_id
-                                .as_ref()
-                                .map_or(String::new(), |i| format!(" instance={i}")),
-                            m.topics.join(","),
-                            fmt_assignment(&m.assignment)
-                        ));
-                        if !m.revoking.is_empty() {
-                            out.push_str(&format!(" revoking={}", fmt_assignment(&m.revoking)));
-                        }
-                        if !m.pending.is_empty() {
-                            out.push_str(&format!(" pending={}", fmt_assignment(&m.pending)));
-                        }
-                    }
-                    out
-                }
-                Err(e) => fmt_error(&e),
-            },
+            "describe" => self.describe(),
             "commit" => {
-                let alias = flags[0];
+                let alias = command.pos(0, "a member alias or admin")?;
                 let req = if alias == "admin" {
                     OffsetCommitRequest {
                         generation_id: -1,
                         member_id: String::new(),
-                        offsets: offsets(),
+                        offsets: offsets(command)?,
                     }
                 } else {
                     OffsetCommitRequest {
-                        generation_id: gen_opt(alias, self),
+                        generation_id: self.generation(alias, command)?,
                         member_id: self.id(alias),
-                        offsets: offsets(),
+                        offsets: offsets(command)?,
                     }
                 };
-                match self.group.commit_offsets(&req, self.now_ms) {
-                    Ok(()) => "ok".into(),
-                    Err(e) => fmt_error(&e),
-                }
+                ok_or_error(self.group.commit_offsets(&req, self.now_ms))
             }
             "fetch" => {
                 let query = OffsetFetchQuery {
-                    require_stable: flags.contains(&"stable"),
-                    topic: opts.get("topic").map(|s| s.to_string()),
-                    partitions: opts.get("partitions").map(|s| s.to_string()),
+                    require_stable: command.flag("stable"),
+                    topic: command.get("topic").map(str::to_owned),
+                    partitions: command.get("partitions").map(str::to_owned),
                 };
                 match self.group.fetch_offsets(&query) {
                     Ok(r) => {
@@ -284,31 +288,28 @@ impl Harness {
                 }
             }
             "txn-commit" => {
-                let alias = flags[0];
+                let alias = command.pos(0, "a member alias")?;
                 let req = TxnOffsetCommitRequest {
                     group_id: "g".into(),
                     transactional_id: "t".into(),
-                    producer_id: opts["pid"].parse().unwrap(),
-                    producer_epoch: opts["epoch"].parse().unwrap(),
-                    generation_id: gen_opt(alias, self),
+                    producer_id: command.required("pid")?,
+                    producer_epoch: command.required("epoch")?,
+                    generation_id: self.generation(alias, command)?,
                     member_id: self.id(alias),
-                    offsets: offsets(),
-                    sequence: opts.get("seq").map_or(1, |s| s.parse().unwrap()),
+                    offsets: offsets(command)?,
+                    sequence: command.value_or("seq", 1)?,
                 };
-                match self.group.txn_offset_commit(&req, self.now_ms) {
-                    Ok(()) => "ok".into(),
-                    Err(e) => fmt_error(&e),
-                }
+                ok_or_error(self.group.txn_offset_commit(&req, self.now_ms))
             }
             "marker" => {
                 let req = GroupTxnMarkerRequest {
                     group_id: "g".into(),
-                    producer_id: opts["pid"].parse().unwrap(),
-                    producer_epoch: opts["epoch"].parse().unwrap(),
-                    result: match flags[0] {
+                    producer_id: command.required("pid")?,
+                    producer_epoch: command.required("epoch")?,
+                    result: match command.pos(0, "commit or abort")? {
                         "commit" => TxnResult::Commit,
                         "abort" => TxnResult::Abort,
-                        other => panic!("unknown marker result {other}"),
+                        other => return Err(format!("unknown marker result {other:?}")),
                     },
                 };
                 match self.group.txn_marker(&req, self.now_ms) {
@@ -316,80 +317,13 @@ impl Harness {
                     Err(e) => fmt_error(&e),
                 }
             }
-            other => panic!("unknown command {other:?}"),
-        }
+            other => return Err(format!("unknown command {other:?}")),
+        })
     }
-}
-
-/// Runs one script and returns the file as it should read.
-fn run_script(text: &str) -> String {
-    let mut harness = Harness::new();
-    let mut out = String::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        }
-        // A block: commands up to `---`, then the old output up to a blank line.
-        let mut commands = vec![line];
-        for next in lines.by_ref() {
-            if next == "---" {
-                break;
-            }
-            commands.push(next);
-        }
-        while lines.peek().is_some_and(|l| !l.trim().is_empty()) {
-            lines.next();
-        }
-        let mut results = Vec::new();
-        for command in &commands {
-            out.push_str(command);
-            out.push('\n');
-            if command.starts_with('#') {
-                continue;
-            }
-            let result = harness.run(command);
-            if !result.is_empty() {
-                results.push(result);
-            }
-        }
-        out.push_str("---\n");
-        for r in results {
-            out.push_str(&r);
-            out.push('\n');
-        }
-    }
-    out
 }
 
 #[test]
 fn scripts() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
-    let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no scripts in {}", dir.display());
-    let mut failed = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let actual = run_script(&text);
-        if actual != text {
-            if update {
-                std::fs::write(&path, &actual).unwrap();
-            } else {
-                eprintln!("--- {} differs; expected:\n{actual}", path.display());
-                failed.push(path);
-            }
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "golden scripts differ (rerun with UPDATE_GOLDEN=1 and review the diff): {failed:?}"
-    );
+    kafdo_golden::run_scripts(dir, Harness::new);
 }
