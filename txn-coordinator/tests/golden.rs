@@ -1,10 +1,10 @@
-//! Golden scenarios of the coordinator core (toydb style).
-//!
-//! Each file in `tests/scripts/` is a readable scenario: `> command` lines, each followed by what
-//! the coordinator did (the calls it asked for, the replies it gave, and its state when that
-//! changed). `#` lines and blank lines are comments. The test replays every command on a fresh
-//! coordinator over real in-memory SQLite and compares the output with the file; run with
-//! `UPDATE_GOLDEN=1` to rewrite the files with what the code does now (then read the diff).
+//! Golden scenarios of the coordinator core (toydb style), in `tests/scripts/*.txt`, run by the
+//! `kafdo-golden` harness (its docs describe the format: commands, `---`, their output, a
+//! blank line). Each command's output is what the coordinator did: the calls it asked for,
+//! the replies it gave, and its state when that changed. Every script runs on a fresh
+//! coordinator over real in-memory SQLite; `UPDATE_GOLDEN=1 cargo test -p
+//! kafdo-txn-coordinator --test golden` rewrites the files with what the code does now (then
+//! read the diff).
 //!
 //! Commands (`client=X` picks which producer instance speaks; the harness remembers the producer
 //! id and epoch each client last learned from a reply, and `pid=`/`epoch=` override them):
@@ -13,9 +13,9 @@
 //! - `add T/P... [client=A]`: add partitions (topic `T`, partition `P`).
 //! - `offsets group=G gen=N member=M T/P=OFFSET... [client=A]`: add offsets.
 //! - `commit [client=A]`, `abort [client=A]`, `admin-abort`, `describe`.
-//! - `ack CALL|all [pid=N] [offset=N]`: the call succeeded (`all`: every outstanding call).
-//! - `refuse CALL|all code=CODE`: the object answered an error.
-//! - `fail CALL|all`: no answer (failure, timeout or reset).
+//! - `ack CALL...|all [pid=N] [offset=N]`: the calls succeeded (`all`: every outstanding call).
+//! - `refuse CALL...|all code=CODE`: the object answered an error.
+//! - `fail CALL...|all`: no answer (failure, timeout or reset).
 //! - `tick MS`: time passes. `alarm`: fire the alarm now. `run-alarm`: move time to the next
 //!   alarm and fire it.
 //! - `restart`: drop the core and open it again on the same SQLite.
@@ -23,9 +23,9 @@
 //! - `state`: the stored rows.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
+use kafdo_golden::{Command, Runner};
 use kafdo_sql::{Sql, Sqlite, Value};
 use kafdo_txn_coordinator::{
     Answer, Call, CallError, CallId, CallReply, CoordinatorConfig, Output, RequestId,
@@ -59,19 +59,20 @@ struct Harness {
     last_status: String,
 }
 
-fn error_code(name: &str) -> ErrorCode {
+fn error_code(name: &str) -> Result<ErrorCode, String> {
     let json = format!("\"{name}\"");
-    serde_json::from_str(&json).unwrap_or_else(|_| panic!("unknown error code {name}"))
+    serde_json::from_str(&json).map_err(|_| format!("unknown error code {name}"))
 }
 
-fn partition_ref(spec: &str) -> PartitionRef {
-    let (topic, partition) = spec.split_once('/').expect("partitions are written T/P");
-    PartitionRef {
+/// The partition `T/P` of topic `T` (whose topic id is `T-id`).
+fn partition_ref(spec: &str) -> Result<PartitionRef, String> {
+    let (topic, partition) = kafdo_golden::topic_partition(spec)?;
+    Ok(PartitionRef {
         topic: topic.to_owned(),
         topic_id: format!("{topic}-id"),
-        partition: partition.parse().expect("a partition number"),
+        partition,
         config: TopicConfig::default(),
-    }
+    })
 }
 
 fn format_call(call: &Call) -> String {
@@ -207,38 +208,103 @@ impl Harness {
         }
     }
 
-    fn run(&mut self, command: &str) -> Vec<String> {
-        let mut words = command.split_whitespace();
-        let name = words.next().expect("a command");
-        let mut args: Vec<&str> = Vec::new();
-        let mut opts: BTreeMap<&str, &str> = BTreeMap::new();
-        for word in words {
-            match word.split_once('=') {
-                Some((k, v)) if !k.contains('/') => {
-                    opts.insert(k, v);
+    /// `ack`, `refuse` or `fail`: resolves the calls named (or `all` outstanding ones).
+    fn resolve(&mut self, command: &Command) -> Result<Vec<Output>, String> {
+        let named: Vec<&str> = command.positional().collect();
+        let ids: Vec<CallId> = if named == ["all"] {
+            self.outstanding.keys().copied().collect()
+        } else {
+            named
+                .iter()
+                .map(|a| {
+                    self.outstanding
+                        .keys()
+                        .chain(self.resolved.keys())
+                        .find(|id| id.to_string() == *a)
+                        .copied()
+                        .ok_or_else(|| format!("no call {a}"))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let now = self.now_ms;
+        let mut outputs = Vec::new();
+        for id in ids {
+            let call = match self.outstanding.remove(&id) {
+                Some(call) => call,
+                None => self.resolved[&id].clone(),
+            };
+            self.resolved.insert(id, call.clone());
+            let result = match command.name.as_str() {
+                "ack" => Ok(match call {
+                    Call::AllocateProducerId => {
+                        CallReply::ProducerId(command.value_or("pid", 1000)?)
+                    }
+                    Call::RegisterTxn(_) | Call::TxnOffsetCommit(_) => CallReply::Done,
+                    Call::WriteMarker(_) => CallReply::Marker(MarkerAck {
+                        marker_offset: Some(command.value_or("offset", 10)?),
+                    }),
+                    Call::GroupTxnMarker(_) => CallReply::Marker(MarkerAck {
+                        marker_offset: None,
+                    }),
+                }),
+                "refuse" => {
+                    let code = error_code(command.get("code").ok_or("`refuse` needs code=")?)?;
+                    Err(CallError::Refused(ApiError::new(
+                        code,
+                        "refused by the test",
+                    )))
                 }
-                _ => args.push(word),
+                _ => Err(CallError::NoAnswer("failed by the test".into())),
+            };
+            outputs.extend(self.core().on_call_result(id, result, now).unwrap());
+        }
+        Ok(outputs)
+    }
+
+    /// The stored rows, one line each.
+    fn state(&self) -> Vec<String> {
+        let sql = self.core.as_ref().unwrap().sql();
+        let mut lines = Vec::new();
+        for table in ["txn_coordinator", "txn_participant"] {
+            let rows = sql
+                .exec(&format!("SELECT * FROM {table} ORDER BY 1, 2"), &[])
+                .unwrap();
+            for row in rows {
+                let values: Vec<String> = row
+                    .0
+                    .iter()
+                    .map(|v| match v {
+                        Value::Null => "NULL".into(),
+                        Value::Integer(i) => i.to_string(),
+                        Value::Real(r) => r.to_string(),
+                        Value::Text(t) => t.clone(),
+                        Value::Blob(b) => format!("<{} bytes>", b.len()),
+                    })
+                    .collect();
+                lines.push(format!("{table}: {}", values.join(" | ")));
             }
         }
-        let client = opts.get("client").copied().unwrap_or("A").to_owned();
+        lines
+    }
+}
+
+impl Runner for Harness {
+    fn run(&mut self, command: &Command) -> Result<String, String> {
+        let client = command.get("client").unwrap_or("A").to_owned();
         let known = self.clients.get(&client).copied().unwrap_or(Client {
             producer_id: -1,
             producer_epoch: -1,
         });
-        let producer_id = opts
-            .get("pid")
-            .map_or(known.producer_id, |v| v.parse().unwrap());
-        let producer_epoch = opts
-            .get("epoch")
-            .map_or(known.producer_epoch, |v| v.parse().unwrap());
+        let producer_id = command.value_or("pid", known.producer_id)?;
+        let producer_epoch = command.value_or("epoch", known.producer_epoch)?;
         let now = self.now_ms;
         let mut lines = Vec::new();
-        let outputs = match name {
+        let outputs = match command.name.as_str() {
             "init" => {
                 let request = self.request(&client, "init");
                 let req = InitProducerRequest {
-                    transactional_id: Some(opts.get("id").unwrap_or(&TXN_ID).to_string()),
-                    transaction_timeout_ms: opts.get("timeout").map(|v| v.parse().unwrap()),
+                    transactional_id: Some(command.get("id").unwrap_or(TXN_ID).to_owned()),
+                    transaction_timeout_ms: command.value("timeout")?,
                 };
                 self.core().init_producer(request, &req, now).unwrap()
             }
@@ -247,37 +313,39 @@ impl Harness {
                 let req = CoordinatorAddPartitions {
                     producer_id,
                     producer_epoch,
-                    partitions: args.iter().map(|a| partition_ref(a)).collect(),
+                    partitions: command
+                        .positional()
+                        .map(partition_ref)
+                        .collect::<Result<_, _>>()?,
                 };
                 self.core().add_partitions(request, &req, now).unwrap()
             }
             "offsets" => {
                 let request = self.request(&client, "offsets");
-                let offsets = args
-                    .iter()
-                    .map(|a| {
-                        let (tp, offset) = a.split_once('=').unwrap();
-                        let p = partition_ref(tp);
-                        TopicPartitionOffset {
-                            topic: p.topic,
-                            partition: p.partition,
-                            offset: offset.parse().unwrap(),
+                let offsets = command
+                    .partition_values()?
+                    .into_iter()
+                    .map(|(topic, partition, offset)| {
+                        Ok(TopicPartitionOffset {
+                            topic: topic.to_owned(),
+                            partition,
+                            offset: kafdo_golden::parse(offset, "offset")?,
                             metadata: None,
-                        }
+                        })
                     })
-                    .collect();
+                    .collect::<Result<_, String>>()?;
                 let req = AddOffsetsRequest {
                     producer_id,
                     producer_epoch,
-                    group_id: opts["group"].to_owned(),
-                    generation_id: opts["gen"].parse().unwrap(),
-                    member_id: opts["member"].to_owned(),
+                    group_id: command.required("group")?,
+                    generation_id: command.required("gen")?,
+                    member_id: command.required("member")?,
                     offsets,
                 };
                 self.core().add_offsets(request, &req, now).unwrap()
             }
             "commit" | "abort" => {
-                let (op, result) = if name == "commit" {
+                let (op, result) = if command.name == "commit" {
                     ("commit", TxnResult::Commit)
                 } else {
                     ("abort", TxnResult::Abort)
@@ -301,71 +369,22 @@ impl Harness {
                 }
                 Vec::new()
             }
-            "ack" | "refuse" | "fail" => {
-                let ids: Vec<CallId> = if args == ["all"] {
-                    self.outstanding.keys().copied().collect()
-                } else {
-                    args.iter()
-                        .map(|a| {
-                            *self
-                                .outstanding
-                                .keys()
-                                .chain(self.resolved.keys())
-                                .find(|id| id.to_string() == *a)
-                                .unwrap_or_else(|| panic!("no call {a}"))
-                        })
-                        .collect()
-                };
-                let mut outputs = Vec::new();
-                for id in ids {
-                    let call = match self.outstanding.remove(&id) {
-                        Some(call) => call,
-                        None => self.resolved[&id].clone(),
-                    };
-                    self.resolved.insert(id, call.clone());
-                    let result = match name {
-                        "ack" => Ok(match call {
-                            Call::AllocateProducerId => CallReply::ProducerId(
-                                opts.get("pid").map_or(1000, |v| v.parse().unwrap()),
-                            ),
-                            Call::RegisterTxn(_) | Call::TxnOffsetCommit(_) => CallReply::Done,
-                            Call::WriteMarker(_) => CallReply::Marker(MarkerAck {
-                                marker_offset: Some(
-                                    opts.get("offset").map_or(10, |v| v.parse().unwrap()),
-                                ),
-                            }),
-                            Call::GroupTxnMarker(_) => CallReply::Marker(MarkerAck {
-                                marker_offset: None,
-                            }),
-                        }),
-                        "refuse" => {
-                            let code = error_code(opts["code"]);
-                            Err(CallError::Refused(ApiError::new(
-                                code,
-                                "refused by the test",
-                            )))
-                        }
-                        _ => Err(CallError::NoAnswer("failed by the test".into())),
-                    };
-                    outputs.extend(self.core().on_call_result(id, result, now).unwrap());
-                }
-                outputs
-            }
+            "ack" | "refuse" | "fail" => self.resolve(command)?,
             "tick" => {
-                self.now_ms += args[0].parse::<i64>().unwrap();
+                self.now_ms += command.pos_parse::<i64>(0, "MS")?;
                 lines.push(format!("now={}", self.now_ms));
                 Vec::new()
             }
             "alarm" => self.core().on_alarm(now).unwrap(),
             "run-alarm" => {
-                let at = self.core().next_alarm_ms().expect("an alarm is set");
+                let at = self.core().next_alarm_ms().ok_or("no alarm is set")?;
                 self.now_ms = self.now_ms.max(at);
                 lines.push(format!("now={}", self.now_ms));
                 let now = self.now_ms;
                 self.core().on_alarm(now).unwrap()
             }
             "config" => {
-                self.config.roll_epoch = opts["roll"].parse().unwrap();
+                self.config.roll_epoch = command.required("roll")?;
                 let core =
                     TxnCoordinator::open_with_config(Sqlite::memory(), TXN_ID, 0, self.config);
                 self.core = Some(core.unwrap());
@@ -382,29 +401,10 @@ impl Harness {
                 Vec::new()
             }
             "state" => {
-                let sql = self.core.as_ref().unwrap().sql();
-                for table in ["txn_coordinator", "txn_participant"] {
-                    let rows = sql
-                        .exec(&format!("SELECT * FROM {table} ORDER BY 1, 2"), &[])
-                        .unwrap();
-                    for row in rows {
-                        let values: Vec<String> = row
-                            .0
-                            .iter()
-                            .map(|v| match v {
-                                Value::Null => "NULL".into(),
-                                Value::Integer(i) => i.to_string(),
-                                Value::Real(r) => r.to_string(),
-                                Value::Text(t) => t.clone(),
-                                Value::Blob(b) => format!("<{} bytes>", b.len()),
-                            })
-                            .collect();
-                        lines.push(format!("{table}: {}", values.join(" | ")));
-                    }
-                }
+                lines.extend(self.state());
                 Vec::new()
             }
-            other => panic!("unknown command {other:?}"),
+            other => return Err(format!("unknown command {other:?}")),
         };
         self.record(outputs, &mut lines);
         let status = self.status();
@@ -412,57 +412,12 @@ impl Harness {
             lines.push(status.clone());
             self.last_status = status;
         }
-        lines
+        Ok(lines.join("\n"))
     }
-}
-
-fn run_script(path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut harness = Harness::new();
-    let mut got = String::new();
-    for line in text.lines() {
-        if let Some(command) = line.strip_prefix("> ") {
-            writeln!(got, "{line}").unwrap();
-            // Printed only when a command panics, to say where.
-            eprintln!("{}: > {command}", path.display());
-            for out in harness.run(command) {
-                assert!(!out.is_empty() && !out.starts_with('#') && !out.starts_with("> "));
-                writeln!(got, "{out}").unwrap();
-            }
-        } else if line.starts_with('#') || line.trim().is_empty() {
-            writeln!(got, "{line}").unwrap();
-        }
-    }
-    if got == text {
-        return Ok(());
-    }
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(path, got).unwrap();
-        return Ok(());
-    }
-    let first_difference = text
-        .lines()
-        .zip(got.lines())
-        .enumerate()
-        .find(|(_, (a, b))| a != b)
-        .map(|(i, (want, got))| format!("line {}:\n  want: {want}\n  got:  {got}", i + 1))
-        .unwrap_or_else(|| "the outputs differ in length".into());
-    Err(format!(
-        "{} does not match (UPDATE_GOLDEN=1 rewrites it); {first_difference}",
-        path.display()
-    ))
 }
 
 #[test]
 fn golden_scripts() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    paths.sort();
-    assert!(paths.len() >= 8, "the scenarios are missing");
-    let failures: Vec<String> = paths.iter().filter_map(|p| run_script(p).err()).collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    kafdo_golden::run_scripts(dir, Harness::new);
 }
