@@ -1,8 +1,9 @@
-//! Golden scenario tests, toydb style: each `tests/scripts/*.txt` is a readable scenario of
-//! commands, each followed by its expected output on lines starting with `→`. The runner
-//! executes the commands against a real partition core on in-memory SQLite and compares the
-//! whole transcript with the file. `UPDATE_GOLDEN=1 cargo test -p kafdo-partition --test
-//! golden` rewrites the files with the actual output (review the diff before committing).
+//! Golden scenario tests of the partition core (toydb style), in `tests/scripts/*.txt`, run by
+//! the `kafdo-golden` harness (its docs describe the format: commands, `---`, their output, a
+//! blank line). Every script runs against a real partition core on in-memory SQLite, which
+//! checks the log's invariants (`Partition::verify`) after every command. `UPDATE_GOLDEN=1
+//! cargo test -p kafdo-partition --test golden` rewrites the files with the actual output
+//! (review the diff before committing).
 //!
 //! Commands (`key=value` arguments, all optional unless noted):
 //!
@@ -21,10 +22,10 @@
 //!   binds it), `compact` (one compaction step), `next_compaction` (when one is due); in
 //!   `values=`, `null` is a null value (a tombstone when keyed)
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
+use kafdo_golden::{Command, Runner};
 use kafdo_partition::{Partition, PartitionConfig, PartitionError};
 use kafdo_sql::Sqlite;
 use kafdo_types::api::{CleanupPolicy, Isolation, TopicConfig};
@@ -34,7 +35,7 @@ use kafdo_types::rpc::{
     WriteMarkerRequest,
 };
 
-struct Runner {
+struct Harness {
     db: Rc<Sqlite>,
     core: Partition<Rc<Sqlite>>,
     config: PartitionConfig,
@@ -44,18 +45,6 @@ struct Runner {
     retention_ms: i64,
     /// The topic's `cleanup_policy` the calls carry.
     policy: CleanupPolicy,
-}
-
-fn pref(topic_id: Option<&str>, retention_ms: i64, cleanup_policy: CleanupPolicy) -> PartitionRef {
-    PartitionRef {
-        topic: "t".into(),
-        topic_id: topic_id.unwrap_or("1-t").into(),
-        partition: 0,
-        config: TopicConfig {
-            retention_ms,
-            cleanup_policy,
-        },
-    }
 }
 
 fn show_bytes(b: &Option<Vec<u8>>) -> String {
@@ -72,7 +61,7 @@ fn error(e: PartitionError) -> String {
     format!("error {}: {e}", e.code())
 }
 
-impl Runner {
+impl Harness {
     fn new() -> Self {
         let db = Rc::new(Sqlite::memory());
         let now_ms = 1_000_000;
@@ -99,130 +88,152 @@ impl Runner {
         }
     }
 
-    fn run(&mut self, line: &str) -> String {
-        let mut words = line.split_whitespace();
-        let command = words.next().expect("a command");
-        let mut args: BTreeMap<&str, &str> = BTreeMap::new();
-        let mut flags: Vec<&str> = Vec::new();
-        for w in words {
-            match w.split_once('=') {
-                Some((k, v)) => {
-                    args.insert(k, v);
-                }
-                None => flags.push(w),
+    /// The partition as the calls name it: `topic_id=` or the partition's own.
+    fn pref(&self, command: &Command) -> PartitionRef {
+        PartitionRef {
+            topic: "t".into(),
+            topic_id: command.get("topic_id").unwrap_or("1-t").into(),
+            partition: 0,
+            config: TopicConfig {
+                retention_ms: self.retention_ms,
+                cleanup_policy: self.policy,
+            },
+        }
+    }
+
+    fn append(&mut self, command: &Command) -> Result<String, String> {
+        let mut records: Vec<ProduceRecord> = if let Some(values) = command.list("values") {
+            values
+                .into_iter()
+                .map(|v| ProduceRecord {
+                    value: (v != "null").then(|| v.as_bytes().to_vec()),
+                    ..ProduceRecord::default()
+                })
+                .collect()
+        } else {
+            let size: Option<usize> = command.value("size")?;
+            (0..command.value_or("records", 1)?)
+                .map(|_| {
+                    let mut value = format!("r{}", self.generated).into_bytes();
+                    self.generated += 1;
+                    if let Some(size) = size {
+                        value.resize(size, b'.');
+                    }
+                    ProduceRecord::value(value)
+                })
+                .collect()
+        };
+        if let Some(keys) = command.list("keys") {
+            for (r, k) in records.iter_mut().zip(keys) {
+                r.key = Some(k.as_bytes().to_vec());
             }
         }
-        let int = |k: &str| args.get(k).map(|v| v.parse::<i64>().expect("an integer"));
-        let topic_id = args.get("topic_id").copied();
-        match command {
-            "append" => {
-                let mut records: Vec<ProduceRecord> = if let Some(v) = args.get("values") {
-                    v.split(',')
-                        .map(|v| ProduceRecord {
-                            value: (v != "null").then(|| v.as_bytes().to_vec()),
-                            ..ProduceRecord::default()
-                        })
-                        .collect()
-                } else {
-                    let n = int("records").unwrap_or(1) as usize;
-                    (0..n)
-                        .map(|_| {
-                            let mut value = format!("r{}", self.generated).into_bytes();
-                            self.generated += 1;
-                            if let Some(size) = int("size") {
-                                value.resize(size as usize, b'.');
-                            }
-                            ProduceRecord::value(value)
-                        })
-                        .collect()
-                };
-                if let Some(keys) = args.get("keys") {
-                    for (r, k) in records.iter_mut().zip(keys.split(',')) {
-                        r.key = Some(k.as_bytes().to_vec());
-                    }
-                }
-                if let Some(ts) = int("ts") {
-                    for r in &mut records {
-                        r.timestamp = Some(ts);
-                    }
-                }
-                let producer = int("pid").map(|pid| ProducerBatch {
-                    producer_id: pid,
-                    producer_epoch: int("epoch").unwrap_or(0) as i32,
-                    base_sequence: int("seq").unwrap_or(0) as i32,
-                });
-                let req = AppendRequest {
-                    partition: pref(topic_id, self.retention_ms, self.policy),
-                    producer,
-                    transactional: flags.contains(&"txn"),
-                    records,
-                };
-                match self.core.append(&req, self.now_ms) {
-                    Ok(r) => format!(
-                        "ok base_offset={} last_offset={} duplicate={}",
-                        r.base_offset, r.last_offset, r.duplicate
-                    ),
-                    Err(e) => error(e),
-                }
+        if let Some(ts) = command.value("ts")? {
+            for r in &mut records {
+                r.timestamp = Some(ts);
             }
-            "read" => {
-                let isolation = match args.get("isolation").copied() {
-                    None | Some("committed") => Isolation::ReadCommitted,
-                    Some("uncommitted") => Isolation::ReadUncommitted,
-                    Some(other) => panic!("unknown isolation {other}"),
-                };
-                let req = ReadRequest {
-                    partition: pref(topic_id, self.retention_ms, self.policy),
-                    offset: int("offset").unwrap_or(0),
-                    max_records: int("max_records").unwrap_or(100) as u32,
-                    max_bytes: int("max_bytes").unwrap_or(1 << 20) as u32,
-                    isolation,
-                    wait_ms: 0,
-                };
-                match self.core.read(&req, self.now_ms) {
-                    Ok(r) => {
-                        let mut out = String::new();
-                        for rec in &r.records {
-                            write!(out, "offset={} ts={}", rec.offset, rec.timestamp).unwrap();
-                            if rec.key.is_some() {
-                                write!(out, " key={}", show_bytes(&rec.key)).unwrap();
-                            }
-                            writeln!(out, " value={}", show_bytes(&rec.value)).unwrap();
-                        }
-                        write!(
-                            out,
-                            "next_offset={} high_watermark={} last_stable_offset={}",
-                            r.next_offset, r.high_watermark, r.last_stable_offset
-                        )
-                        .unwrap();
-                        out
-                    }
-                    Err(e) => error(e),
-                }
+        }
+        let producer = match command.value("pid")? {
+            Some(producer_id) => Some(ProducerBatch {
+                producer_id,
+                producer_epoch: command.value_or("epoch", 0)?,
+                base_sequence: command.value_or("seq", 0)?,
+            }),
+            None => None,
+        };
+        let req = AppendRequest {
+            partition: self.pref(command),
+            producer,
+            transactional: command.flag("txn"),
+            records,
+        };
+        Ok(match self.core.append(&req, self.now_ms) {
+            Ok(r) => format!(
+                "ok base_offset={} last_offset={} duplicate={}",
+                r.base_offset, r.last_offset, r.duplicate
+            ),
+            Err(e) => error(e),
+        })
+    }
+
+    fn read(&mut self, command: &Command) -> Result<String, String> {
+        let isolation = match command.get("isolation") {
+            None | Some("committed") => Isolation::ReadCommitted,
+            Some("uncommitted") => Isolation::ReadUncommitted,
+            Some(other) => return Err(format!("unknown isolation {other:?}")),
+        };
+        let req = ReadRequest {
+            partition: self.pref(command),
+            offset: command.value_or("offset", 0)?,
+            max_records: command.value_or("max_records", 100)?,
+            max_bytes: command.value_or("max_bytes", 1 << 20)?,
+            isolation,
+            wait_ms: 0,
+        };
+        let r = match self.core.read(&req, self.now_ms) {
+            Ok(r) => r,
+            Err(e) => return Ok(error(e)),
+        };
+        let mut out = String::new();
+        for rec in &r.records {
+            write!(out, "offset={} ts={}", rec.offset, rec.timestamp).unwrap();
+            if rec.key.is_some() {
+                write!(out, " key={}", show_bytes(&rec.key)).unwrap();
             }
-            "info" => match self
-                .core
-                .info(&pref(topic_id, self.retention_ms, self.policy))
-            {
+            writeln!(out, " value={}", show_bytes(&rec.value)).unwrap();
+        }
+        write!(
+            out,
+            "next_offset={} high_watermark={} last_stable_offset={}",
+            r.next_offset, r.high_watermark, r.last_stable_offset
+        )
+        .unwrap();
+        Ok(out)
+    }
+
+    fn open_txns(&self) -> String {
+        let open = self.core.open_transactions();
+        if open.is_empty() {
+            return "none".into();
+        }
+        open.iter()
+            .map(|t| {
+                format!(
+                    "{} pid={} epoch={} first_offset={} start_ms={}",
+                    t.transactional_id,
+                    t.producer_id,
+                    t.producer_epoch,
+                    t.first_offset.map_or("none".into(), |o| o.to_string()),
+                    t.start_ms
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Runner for Harness {
+    fn run(&mut self, command: &Command) -> Result<String, String> {
+        let output = match command.name.as_str() {
+            "append" => self.append(command)?,
+            "read" => self.read(command)?,
+            "info" => match self.core.info(&self.pref(command)) {
                 Ok(i) => format!(
                     "log_start_offset={} high_watermark={} last_stable_offset={}",
                     i.log_start_offset, i.high_watermark, i.last_stable_offset
                 ),
                 Err(e) => error(e),
             },
-            "delete" => match self
-                .core
-                .delete(&pref(topic_id, self.retention_ms, self.policy))
-            {
+            "delete" => match self.core.delete(&self.pref(command)) {
                 Ok(()) => "ok".into(),
                 Err(e) => error(e),
             },
             "register" => {
                 let req = RegisterTxnRequest {
-                    partition: pref(topic_id, self.retention_ms, self.policy),
-                    transactional_id: args.get("tid").unwrap_or(&"tx").to_string(),
-                    producer_id: int("pid").expect("pid="),
-                    producer_epoch: int("epoch").expect("epoch=") as i32,
+                    partition: self.pref(command),
+                    transactional_id: command.get("tid").unwrap_or("tx").to_owned(),
+                    producer_id: command.required("pid")?,
+                    producer_epoch: command.required("epoch")?,
                 };
                 match self.core.register_txn(&req, self.now_ms) {
                     Ok(()) => "ok".into(),
@@ -230,16 +241,17 @@ impl Runner {
                 }
             }
             "marker" => {
-                let result = if flags.contains(&"commit") {
+                let result = if command.flag("commit") {
                     TxnResult::Commit
-                } else {
-                    assert!(flags.contains(&"abort"), "marker needs commit or abort");
+                } else if command.flag("abort") {
                     TxnResult::Abort
+                } else {
+                    return Err("`marker` needs commit or abort".into());
                 };
                 let req = WriteMarkerRequest {
-                    partition: pref(topic_id, self.retention_ms, self.policy),
-                    producer_id: int("pid").expect("pid="),
-                    producer_epoch: int("epoch").expect("epoch=") as i32,
+                    partition: self.pref(command),
+                    producer_id: command.required("pid")?,
+                    producer_epoch: command.required("epoch")?,
                     result,
                 };
                 match self.core.write_marker(&req, self.now_ms) {
@@ -250,35 +262,17 @@ impl Runner {
                     Err(e) => error(e),
                 }
             }
-            "open_txns" => {
-                let open = self.core.open_transactions();
-                if open.is_empty() {
-                    return "none".into();
-                }
-                open.iter()
-                    .map(|t| {
-                        format!(
-                            "{} pid={} epoch={} first_offset={} start_ms={}",
-                            t.transactional_id,
-                            t.producer_id,
-                            t.producer_epoch,
-                            t.first_offset.map_or("none".into(), |o| o.to_string()),
-                            t.start_ms
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }
+            "open_txns" => self.open_txns(),
             "producers" => format!("{}", self.core.producer_count()),
             "retention" => {
-                self.retention_ms = flags.first().expect("retention MS").parse().expect("ms");
+                self.retention_ms = command.pos_parse(0, "MS")?;
                 "ok".into()
             }
             "policy" => {
-                self.policy = match *flags.first().expect("policy compact|delete") {
+                self.policy = match command.pos(0, "compact or delete")? {
                     "compact" => CleanupPolicy::Compact,
                     "delete" => CleanupPolicy::Delete,
-                    other => panic!("unknown policy {other}"),
+                    other => return Err(format!("unknown policy {other:?}")),
                 };
                 "ok".into()
             }
@@ -306,89 +300,34 @@ impl Runner {
                 Err(e) => error(e),
             },
             "tick" => {
-                let ms: i64 = flags.first().expect("tick MS").parse().expect("ms");
-                self.now_ms += ms;
+                self.now_ms += command.pos_parse::<i64>(0, "MS")?;
                 format!("now_ms={}", self.now_ms)
             }
             "restart" => self.reopen(),
             "config" => {
-                if let Some(n) = int("max_producers") {
-                    self.config.max_producers = n as usize;
+                if let Some(n) = command.value("max_producers")? {
+                    self.config.max_producers = n;
                 }
-                if let Some(ms) = int("expiry_ms") {
+                if let Some(ms) = command.value("expiry_ms")? {
                     self.config.producer_expiry_ms = ms;
                 }
-                if let Some(ms) = int("delete_retention_ms") {
+                if let Some(ms) = command.value("delete_retention_ms")? {
                     self.config.delete_retention_ms = ms;
                 }
-                if let Some(ms) = int("compaction_interval_ms") {
+                if let Some(ms) = command.value("compaction_interval_ms")? {
                     self.config.compaction_interval_ms = ms;
                 }
                 self.reopen()
             }
-            other => panic!("unknown command {other:?}"),
-        }
+            other => return Err(format!("unknown command {other:?}")),
+        };
+        self.core.verify().expect("the log's invariants hold");
+        Ok(output)
     }
-}
-
-fn run_script(text: &str) -> String {
-    let mut runner = Runner::new();
-    let mut out = String::new();
-    for line in text.lines().filter(|l| !l.starts_with('→')) {
-        out.push_str(line);
-        out.push('\n');
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        for result_line in runner.run(trimmed).lines() {
-            out.push_str("→ ");
-            out.push_str(result_line);
-            out.push('\n');
-        }
-        runner.core.verify().expect("the log's invariants hold");
-    }
-    out
 }
 
 #[test]
 fn golden_scripts() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/scripts exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no scripts in {}", dir.display());
-    let mut failed = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let actual = run_script(&text);
-        if actual == text {
-            continue;
-        }
-        if update {
-            std::fs::write(&path, &actual).unwrap();
-            continue;
-        }
-        let first_diff = text
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(text.lines().count().min(actual.lines().count()));
-        eprintln!(
-            "{}: first difference at line {}:\n  expected: {:?}\n  actual:   {:?}",
-            path.display(),
-            first_diff + 1,
-            text.lines().nth(first_diff),
-            actual.lines().nth(first_diff)
-        );
-        failed.push(path.file_name().unwrap().to_string_lossy().into_owned());
-    }
-    assert!(
-        failed.is_empty(),
-        "golden scripts differ (rerun with UPDATE_GOLDEN=1 and review the diff): {failed:?}"
-    );
+    kafdo_golden::run_scripts(dir, Harness::new);
 }
