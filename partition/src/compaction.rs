@@ -81,7 +81,8 @@ use kafdo_types::record::Record;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, RecordReader};
-use crate::{Partition, PartitionError, FLAG_CONTROL, FLAG_TRANSACTIONAL};
+use crate::schema::{FLAG_CONTROL, FLAG_TRANSACTIONAL};
+use crate::{Partition, PartitionError};
 
 /// Kafka's default `delete.retention.ms`: a tombstone stays readable for 24 hours.
 pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;

@@ -3,9 +3,11 @@
 
 use std::rc::Rc;
 
-use kafdo_sql::Sqlite;
-use kafdo_types::api::{CleanupPolicy, Isolation, TopicConfig};
+use kafdo_sql::{Param, Sql, Sqlite};
+use kafdo_types::api::{CleanupPolicy, FetchResponse, Isolation, TopicConfig};
+use kafdo_types::limits::MAX_RECORD_BYTES;
 use kafdo_types::record::{Header, ProduceRecord};
+use kafdo_types::rpc::{AppendRequest, PartitionRef, ProducerBatch, ReadRequest};
 
 use super::*;
 use crate::producer::BatchMetadata;
