@@ -98,6 +98,8 @@
 //!   offset, the aborted index and [`Partition::open_transactions`].
 //! - `retention`: [`Partition::enforce_retention`] and [`Partition::next_retention_ms`].
 //! - [`compaction`]: [`Partition::compact`] and [`Partition::next_compaction_ms`].
+//! - `alarm`: [`Partition::next_alarm_ms`] and [`Partition::on_alarm`], the object's one alarm
+//!   for both retention and compaction.
 //! - `verify`: [`Partition::verify`], the full scan of the invariants for tests and the
 //!   simulator.
 //!
@@ -112,6 +114,7 @@ pub mod codec;
 pub mod compaction;
 pub mod producer;
 
+mod alarm;
 mod append;
 mod binding;
 mod read;
@@ -126,6 +129,7 @@ use kafdo_sql::{Sql, SqlError, MAX_SAFE_INTEGER};
 use kafdo_types::api::CleanupPolicy;
 use kafdo_types::ErrorCode;
 
+pub use crate::alarm::AlarmStep;
 pub use crate::append::EXPIRY_SWEEP_INTERVAL_MS;
 use crate::binding::Binding;
 use crate::compaction::CompactionState;

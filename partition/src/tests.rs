@@ -420,3 +420,209 @@ fn a_compacted_partition_never_asks_for_retention() {
     p.append(&first, NOW).unwrap();
     assert_eq!(p.next_retention_ms().unwrap(), None);
 }
+
+/// The object's alarm ([`Partition::next_alarm_ms`], [`Partition::on_alarm`]): retention of an
+/// idle partition, a compaction step, nothing due, and firings at the wrong time.
+mod alarm {
+    use super::*;
+
+    /// A record for a compacted topic.
+    fn keyed(key: &str, value: &str) -> ProduceRecord {
+        ProduceRecord::keyed(key, value)
+    }
+
+    /// An append to a partition of the given policy and retention (the first one binds both).
+    fn to(policy: CleanupPolicy, retention_ms: i64, records: Vec<ProduceRecord>) -> AppendRequest {
+        let mut req = plain(records);
+        req.partition.config.cleanup_policy = policy;
+        req.partition.config.retention_ms = retention_ms;
+        req
+    }
+
+    fn stored_rows(db: &Sqlite) -> i64 {
+        db.first("SELECT count(*) FROM batches", &[])
+            .unwrap()
+            .unwrap()
+            .int(0)
+    }
+
+    #[test]
+    fn an_idle_retained_partition_is_cut_by_its_alarm() {
+        let (db, mut p) = open();
+        // Two rows that expire at NOW + 40_001 and NOW + 70_001; the first append ran
+        // retention at NOW, so the alarm waits a retention interval from there.
+        p.append(&to(CleanupPolicy::Delete, 40_000, values(1, "a")), NOW)
+            .unwrap();
+        p.append(&plain(values(1, "b")), NOW + 30_000).unwrap();
+        let at = NOW + RETENTION_INTERVAL_MS;
+        assert_eq!(p.next_alarm_ms(NOW + 30_000).unwrap(), Some(at));
+
+        let step = p.on_alarm(at).unwrap();
+        assert_eq!(step.log_start_offset, 1, "row a expired");
+        assert_eq!(
+            step.compaction,
+            CompactionStep {
+                cleaned_offset: p.cleaned_offset(),
+                ..CompactionStep::default()
+            },
+            "a delete topic is never compacted"
+        );
+        assert_eq!(stored_rows(&db), 1);
+        assert_eq!(
+            p.read(
+                &ReadRequest {
+                    partition: pref(),
+                    offset: 0,
+                    max_records: 10,
+                    max_bytes: 1 << 20,
+                    isolation: Isolation::ReadCommitted,
+                    wait_ms: 0,
+                },
+                at
+            )
+            .unwrap_err()
+            .code(),
+            ErrorCode::OffsetOutOfRange
+        );
+
+        // Row b is due at NOW + 70_001, but not before an interval after this step.
+        let next = at + RETENTION_INTERVAL_MS;
+        assert_eq!(p.next_alarm_ms(at).unwrap(), Some(next));
+        assert_eq!(p.on_alarm(next).unwrap().log_start_offset, 2);
+        assert_eq!(p.next_alarm_ms(next).unwrap(), None, "nothing left");
+        assert_eq!(stored_rows(&db), 0);
+        p.verify().unwrap();
+    }
+
+    #[test]
+    fn a_compacted_partition_runs_a_compaction_step_from_its_alarm() {
+        let (_db, mut p) = open();
+        let versions = vec![keyed("k", "v1"), keyed("k", "v2"), keyed("j", "w")];
+        p.append(&to(CleanupPolicy::Compact, 0, versions), NOW)
+            .unwrap();
+        p.append(&plain(vec![keyed("k", "v3")]), NOW).unwrap();
+        // Retention 0 would expire everything at once on a delete topic: a compacted topic
+        // asks only for compaction, due at once (no round ran yet, all of it is dirty).
+        assert_eq!(p.next_retention_ms().unwrap(), None);
+        assert_eq!(p.next_alarm_ms(NOW).unwrap(), p.next_compaction_ms(NOW));
+        let at = p.next_alarm_ms(NOW).unwrap().expect("a step is due");
+        assert!(at <= NOW);
+
+        let step = p.on_alarm(NOW).unwrap();
+        assert_eq!(step.log_start_offset, 0, "a compacted topic is not cut");
+        assert!(step.compaction.round_finished);
+        assert_eq!(step.compaction.records_removed, 2, "k's v1 and v2");
+        assert_eq!(step.compaction.cleaned_offset, 4);
+        let got = read(&mut p, 0, 10, 1 << 20);
+        let kept: Vec<(i64, Option<Vec<u8>>)> = got
+            .records
+            .into_iter()
+            .map(|r| (r.offset, r.value))
+            .collect();
+        assert_eq!(kept, [(2, Some(b"w".to_vec())), (3, Some(b"v3".to_vec()))]);
+        assert_eq!(p.next_alarm_ms(NOW).unwrap(), None, "nothing dirty left");
+        p.verify().unwrap();
+    }
+
+    #[test]
+    fn no_alarm_is_due_when_nothing_can_expire_or_be_cleaned() {
+        let (_db, mut p) = open();
+        assert_eq!(p.next_alarm_ms(NOW).unwrap(), None, "no topic bound yet");
+        // Retention -1 keeps everything.
+        p.append(&to(CleanupPolicy::Delete, -1, values(3, "a")), NOW)
+            .unwrap();
+        assert_eq!(p.next_alarm_ms(NOW).unwrap(), None);
+        let step = p.on_alarm(NOW + 365 * 24 * 3_600_000).unwrap();
+        assert_eq!(step.log_start_offset, 0);
+        assert_eq!(read(&mut p, 0, 10, 1 << 20).records.len(), 3);
+        // A deleted partition has nothing left to do.
+        let (_db, mut p) = open();
+        p.append(&to(CleanupPolicy::Delete, 1_000, values(1, "a")), NOW)
+            .unwrap();
+        assert!(p.next_alarm_ms(NOW).unwrap().is_some());
+        p.delete(&pref()).unwrap();
+        assert_eq!(p.next_alarm_ms(NOW).unwrap(), None);
+        assert_eq!(p.on_alarm(NOW + 10_000).unwrap().log_start_offset, 0);
+        p.verify().unwrap();
+    }
+
+    #[test]
+    fn early_and_repeated_alarms_change_nothing() {
+        let (db, mut p) = open();
+        p.append(&to(CleanupPolicy::Delete, 40_000, values(2, "a")), NOW)
+            .unwrap();
+        let due = p.next_alarm_ms(NOW).unwrap().expect("retention is due");
+        // Early: nothing has expired, so nothing is deleted, however often it fires.
+        for early in [NOW, NOW + 1, NOW + 39_999, NOW + 40_000] {
+            assert_eq!(p.on_alarm(early).unwrap().log_start_offset, 0);
+            assert_eq!(stored_rows(&db), 1);
+            assert_eq!(read(&mut p, 0, 10, 1 << 20).records.len(), 2);
+            p.verify().unwrap();
+        }
+        // The early firings counted as retention steps: the next one waits an interval after
+        // the last of them, never less than the expiry.
+        let next = p.next_alarm_ms(NOW + 40_000).unwrap().expect("still due");
+        assert!(next >= due && next == NOW + 40_000 + RETENTION_INTERVAL_MS);
+        // On time, then again and again at the same moment and later: cut once, then nothing.
+        assert_eq!(p.on_alarm(next).unwrap().log_start_offset, 2);
+        for again in [next, next, next + 1, next + RETENTION_INTERVAL_MS] {
+            let step = p.on_alarm(again).unwrap();
+            assert_eq!(step.log_start_offset, 2);
+            assert_eq!(step.compaction.rows_read, 0);
+            assert_eq!(p.info(&pref()).unwrap().high_watermark, 2);
+        }
+
+        // A compacted partition whose round finished: repeated alarms find nothing to clean.
+        let (db, mut p) = open();
+        let records = vec![keyed("k", "v1"), keyed("k", "v2")];
+        p.append(&to(CleanupPolicy::Compact, -1, records), NOW)
+            .unwrap();
+        assert!(p.on_alarm(NOW).unwrap().compaction.round_finished);
+        let rows = stored_rows(&db);
+        let before = read(&mut p, 0, 10, 1 << 20).records;
+        for again in [NOW, NOW + 1, NOW + 3_600_000] {
+            let step = p.on_alarm(again).unwrap();
+            assert_eq!(
+                step.compaction,
+                CompactionStep {
+                    cleaned_offset: 2,
+                    ..CompactionStep::default()
+                }
+            );
+            assert_eq!(stored_rows(&db), rows);
+            assert_eq!(read(&mut p, 0, 10, 1 << 20).records, before);
+            p.verify().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_storage_error_in_either_step_is_returned() {
+        let (db, mut p) = open();
+        p.append(&to(CleanupPolicy::Delete, 1_000, values(1, "a")), NOW)
+            .unwrap();
+        db.run("DROP TABLE batches", &[]).unwrap();
+        let later = NOW + RETENTION_INTERVAL_MS;
+        assert_eq!(
+            p.next_alarm_ms(later).unwrap_err().code(),
+            ErrorCode::UnknownServerError
+        );
+        assert_eq!(
+            p.on_alarm(later).unwrap_err().code(),
+            ErrorCode::UnknownServerError
+        );
+        assert_eq!(p.info(&pref()).unwrap().log_start_offset, 0);
+
+        // Compaction's state cannot be stored: the step fails and its round is not recorded.
+        let (db, mut p) = open();
+        let records = vec![keyed("k", "v1"), keyed("k", "v2")];
+        p.append(&to(CleanupPolicy::Compact, -1, records), NOW)
+            .unwrap();
+        db.run("DROP TABLE compaction", &[]).unwrap();
+        assert_eq!(
+            p.on_alarm(NOW).unwrap_err().code(),
+            ErrorCode::UnknownServerError
+        );
+        assert_eq!(p.cleaned_offset(), 0);
+        assert_eq!(p.next_alarm_ms(NOW).unwrap(), p.next_compaction_ms(NOW));
+    }
+}
