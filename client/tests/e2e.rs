@@ -1,6 +1,7 @@
 //! End-to-end tests of the SDK and the `kafdo` binary against the real Worker (workerd through
-//! `wrangler dev`, started by the kafdo-e2e harness). They run only with `KAFDO_E2E=1`
-//! (`make test` sets it) after `make build`; plain `cargo test` skips them.
+//! `wrangler dev`, started by the kafdo-e2e harness). They run only when the crate is built
+//! with `KAFDO_E2E=1` (`make test` sets it; `build.rs` turns it into `cfg(kafdo_e2e)`) after
+//! `make build`; plain `cargo test` reports them as ignored.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,16 +13,6 @@ use kafdo_client::{
     Producer, ProducerConfig, TopicConfig, TopicPartition,
 };
 use kafdo_e2e::{shared, unique_topic};
-
-/// The shared Worker's URL, or return (skipped) when `KAFDO_E2E` is not set.
-macro_rules! url {
-    ($test:expr) => {
-        match shared($test) {
-            Some(wrangler) => wrangler.url().to_string(),
-            None => return,
-        }
-    };
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -53,8 +44,9 @@ fn kafdo(url: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn admin_calls_and_typed_errors() {
-    let url = url!("admin_calls_and_typed_errors");
+    let url = shared().url().to_string();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         client.health().await.unwrap();
@@ -91,8 +83,9 @@ fn admin_calls_and_typed_errors() {
 /// Keyed records land on Kafka's partition for their key, in order, each exactly once, in both
 /// encodings.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn producer_and_consumer_round_trip() {
-    let url = url!("producer_and_consumer_round_trip");
+    let url = shared().url().to_string();
     for format in [Format::Json, Format::Cbor] {
         runtime().block_on(async {
             let client = Client::connect_with(
@@ -180,8 +173,9 @@ fn producer_and_consumer_round_trip() {
 
 /// A long poll returns as soon as a record is produced.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn long_poll_wakes_on_produce() {
-    let url = url!("long_poll_wakes_on_produce");
+    let url = shared().url().to_string();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         let topic = unique_topic("client-longpoll");
@@ -224,8 +218,9 @@ fn long_poll_wakes_on_produce() {
 
 /// `kafdo produce` piped into `kafdo consume` round-trips a file exactly.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn cli_round_trips_a_file() {
-    let url = url!("cli_round_trips_a_file");
+    let url = shared().url().to_string();
     let topic = unique_topic("client-cli");
     let out = kafdo(
         &url,
@@ -318,8 +313,9 @@ fn cli_round_trips_a_file() {
 
 /// `kafdo perf produce` ends with a line giving records/s.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn cli_perf_produce_reports_records_per_second() {
-    let url = url!("cli_perf_produce_reports_records_per_second");
+    let url = shared().url().to_string();
     let topic = unique_topic("client-perf");
     kafdo(
         &url,
@@ -363,8 +359,9 @@ fn cli_perf_produce_reports_records_per_second() {
 
 /// `kafdo produce --idempotency-key` twice writes the lines once.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn cli_idempotency_key_writes_once() {
-    let url = url!("cli_idempotency_key_writes_once");
+    let url = shared().url().to_string();
     let topic = unique_topic("client-idem");
     kafdo(
         &url,
@@ -394,8 +391,9 @@ fn cli_idempotency_key_writes_once() {
 
 /// With producer ids, the producer writes idempotently.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn producer_is_idempotent_when_the_server_has_producer_ids() {
-    let url = url!("producer_is_idempotent_when_the_server_has_producer_ids");
+    let url = shared().url().to_string();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         let topic = unique_topic("client-idempotent");
@@ -414,9 +412,10 @@ fn producer_is_idempotent_when_the_server_has_producer_ids() {
 /// The read-process-write promise: processors killed mid-transaction and restarted, yet every
 /// input yields exactly one output in the committed output topic.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn processor_is_exactly_once_across_kills() {
     use kafdo_client::{OutputRecord, Processor, ProcessorConfig};
-    let url = url!("processor_is_exactly_once_across_kills");
+    let url = shared().url().to_string();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         let input = unique_topic("rpw-in");
@@ -631,9 +630,10 @@ fn processor_is_exactly_once_across_kills() {
 
 /// Two group members split a topic's partitions and together read every record once.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn group_members_share_partitions() {
     use kafdo_client::{GroupConsumer, GroupConsumerConfig};
-    let url = url!("group_members_share_partitions");
+    let url = shared().url().to_string();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         let topic = unique_topic("client-group");
@@ -699,9 +699,10 @@ fn group_members_share_partitions() {
 /// Committed transactions are visible to read_committed readers, aborted ones never, and a
 /// newer instance fences the older one.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn transactions_commit_abort_and_fence() {
     use kafdo_client::{ErrorClass, TransactionalProducer};
-    let url = url!("transactions_commit_abort_and_fence");
+    let url = shared().url().to_string();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         let topic = unique_topic("client-txn");

@@ -24,10 +24,14 @@
 //!
 //! # The gate
 //!
-//! The tests talk to a real runtime, so they run only with `KAFDO_E2E=1` (`make test` sets it);
-//! without it each test prints that it is skipped and passes, and plain `cargo test` stays
-//! hermetic (rskafka's habit). They assume `make build` has built the Worker: [`check_built`]
-//! fails with a clear message when the file that `wrangler.toml`'s `main` names is missing.
+//! The tests talk to a real runtime, so they run only when the crate is built with
+//! `KAFDO_E2E=1` (`make test` sets it): `build.rs` turns the variable into `cfg(kafdo_e2e)`,
+//! and every test that needs the runtime carries
+//! `#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]`. So plain
+//! `cargo test` stays hermetic (rskafka's habit) and reports them as ignored, never as passed;
+//! kafdo-client, whose end-to-end tests use this harness, has the same `build.rs`. The tests
+//! assume `make build` has built the Worker: [`check_built`] fails with a clear message when
+//! the file that `wrangler.toml`'s `main` names is missing.
 //!
 //! # The client
 //!
@@ -79,21 +83,6 @@ done
 if [ -n "$KAFDO_E2E_CLEANUP" ]; then rm -rf "$KAFDO_E2E_CLEANUP"; fi
 kill -KILL 0
 "#;
-
-/// Whether the end-to-end tests are enabled (`KAFDO_E2E=1`).
-pub fn enabled() -> bool {
-    std::env::var("KAFDO_E2E").is_ok_and(|v| v == "1")
-}
-
-/// Prints that `test` is skipped because `KAFDO_E2E` is not set; returns whether the caller
-/// should run. Use it as the first line of every end-to-end test that owns its instance.
-pub fn should_run(test: &str) -> bool {
-    if enabled() {
-        return true;
-    }
-    eprintln!("skipped {test}: set KAFDO_E2E=1 (make test does) to run the end-to-end tests");
-    false
-}
 
 /// The workspace root (the directory that holds `wrangler.toml`).
 pub fn repo_root() -> PathBuf {
@@ -494,14 +483,10 @@ fn tail_of(path: &Path, max_bytes: usize) -> String {
     }
 }
 
-/// The `wrangler dev` instance shared by the tests of one test binary, started on first use;
-/// `None` (after printing that `test` is skipped) when the end-to-end tests are not enabled.
+/// The `wrangler dev` instance shared by the tests of one test binary, started on first use.
 /// A start that failed fails every test that asks, with the same message.
-pub fn shared(test: &str) -> Option<&'static Wrangler> {
+pub fn shared() -> &'static Wrangler {
     static SHARED: OnceLock<Result<Wrangler, String>> = OnceLock::new();
-    if !should_run(test) {
-        return None;
-    }
     let started = SHARED.get_or_init(|| {
         // Never dropped: the watchdog removes its directory when the test process is gone.
         std::panic::catch_unwind(Wrangler::start_for_static).map_err(|panic| {
@@ -513,7 +498,7 @@ pub fn shared(test: &str) -> Option<&'static Wrangler> {
         })
     });
     match started {
-        Ok(wrangler) => Some(wrangler),
+        Ok(wrangler) => wrangler,
         Err(message) => panic!("{message}"),
     }
 }

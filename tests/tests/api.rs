@@ -18,16 +18,6 @@ use kafdo_types::limits::MAX_RECORD_BYTES;
 use kafdo_types::partitioner::partition_for_key;
 use kafdo_types::{ErrorCode, Header, ProduceRecord, Record};
 
-/// The shared instance's client, or return (skipped) when `KAFDO_E2E` is not set.
-macro_rules! client {
-    ($test:expr) => {
-        match shared($test) {
-            Some(wrangler) => wrangler.client(),
-            None => return,
-        }
-    };
-}
-
 /// Asserts that a record read back is byte for byte the one produced.
 fn assert_same_record(produced: &ProduceRecord, read: &Record, context: &str) {
     assert!(
@@ -70,8 +60,9 @@ fn hwm(client: &Client, topic: &str, partition: i32) -> i64 {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn health_answers_ok() {
-    let client = client!("health_answers_ok");
+    let client = shared().client();
     let reply = client.get("/health");
     reply.expect_status(200);
     let body: serde_json::Value = reply.decode();
@@ -79,8 +70,9 @@ fn health_answers_ok() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn topic_create_list_describe_delete() {
-    let client = client!("topic_create_list_describe_delete");
+    let client = shared().client();
     let name = unique_topic("lifecycle");
     let config = TopicConfig {
         retention_ms: 3_600_000,
@@ -141,8 +133,9 @@ fn topic_create_list_describe_delete() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn topic_partition_count_limits() {
-    let client = client!("topic_partition_count_limits");
+    let client = shared().client();
     for partitions in [0, -1, 257, 100_000] {
         let name = unique_topic("bad-count");
         client
@@ -174,8 +167,9 @@ fn topic_partition_count_limits() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn topic_names_outside_kafkas_alphabet_are_rejected() {
-    let client = client!("topic_names_outside_kafkas_alphabet_are_rejected");
+    let client = shared().client();
     let too_long = "x".repeat(250);
     for name in [
         "",
@@ -199,8 +193,9 @@ fn topic_names_outside_kafkas_alphabet_are_rejected() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn produce_by_key_uses_kafkas_murmur2_partitioner() {
-    let client = client!("produce_by_key_uses_kafkas_murmur2_partitioner");
+    let client = shared().client();
     let mut rng = rng("produce_by_key_uses_kafkas_murmur2_partitioner");
     let topic = unique_topic("by-key");
     let partitions = 6;
@@ -255,8 +250,9 @@ fn produce_by_key_uses_kafkas_murmur2_partitioner() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn produce_to_an_explicit_partition() {
-    let client = client!("produce_to_an_explicit_partition");
+    let client = shared().client();
     let topic = unique_topic("explicit");
     client.create_topic(&topic, 4);
     let records: Vec<ProduceRecord> = (0..12)
@@ -306,8 +302,9 @@ fn produce_to_an_explicit_partition() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn produce_with_null_keys_spreads_and_reads_back() {
-    let client = client!("produce_with_null_keys_spreads_and_reads_back");
+    let client = shared().client();
     let topic = unique_topic("null-keys");
     client.create_topic(&topic, 4);
     let mut placed: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
@@ -349,8 +346,9 @@ fn produce_with_null_keys_spreads_and_reads_back() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn partition_produce_appends_dense_batches() {
-    let client = client!("partition_produce_appends_dense_batches");
+    let client = shared().client();
     let topic = unique_topic("partition-produce");
     client.create_topic(&topic, 2);
     let batch = |from: usize, n: usize| -> Vec<ProduceRecord> {
@@ -402,8 +400,9 @@ fn partition_produce_appends_dense_batches() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn fetch_honours_offset_max_records_and_max_bytes() {
-    let client = client!("fetch_honours_offset_max_records_and_max_bytes");
+    let client = shared().client();
     let topic = unique_topic("fetch-limits");
     client.create_topic(&topic, 1);
     let records: Vec<ProduceRecord> = (0..10u8)
@@ -477,8 +476,9 @@ fn fetch_honours_offset_max_records_and_max_bytes() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn long_poll_is_answered_by_a_concurrent_produce() {
-    let client = client!("long_poll_is_answered_by_a_concurrent_produce");
+    let client = shared().client();
     let topic = unique_topic("long-poll");
     client.create_topic(&topic, 1);
     client.produce_partition(&topic, 0, vec![ProduceRecord::value("before")]);
@@ -522,8 +522,9 @@ fn long_poll_is_answered_by_a_concurrent_produce() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn long_poll_times_out_empty() {
-    let client = client!("long_poll_times_out_empty");
+    let client = shared().client();
     let topic = unique_topic("long-poll-timeout");
     client.create_topic(&topic, 1);
     client.produce_partition(&topic, 0, vec![ProduceRecord::value("only")]);
@@ -641,7 +642,7 @@ fn assorted_records(rng: &mut fastrand::Rng) -> Vec<ProduceRecord> {
 }
 
 fn round_trip(format: Format, test: &str) {
-    let client = client!(test).with_format(format);
+    let client = shared().client().with_format(format);
     let mut rng = rng(test);
     let topic = unique_topic(test);
     client.create_topic(&topic, 2);
@@ -712,19 +713,22 @@ fn round_trip(format: Format, test: &str) {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn records_up_to_1_mib_round_trip_in_json() {
     round_trip(Format::Json, "records_up_to_1_mib_round_trip_in_json");
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn records_up_to_1_mib_round_trip_in_cbor() {
     round_trip(Format::Cbor, "records_up_to_1_mib_round_trip_in_cbor");
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn a_record_over_1_mib_is_message_too_large_and_writes_nothing() {
     let test = "a_record_over_1_mib_is_message_too_large_and_writes_nothing";
-    let base = client!(test);
+    let base = shared().client();
     let mut rng = rng(test);
     for format in [Format::Json, Format::Cbor] {
         let client = base.with_format(format);
@@ -780,8 +784,9 @@ fn a_record_over_1_mib_is_message_too_large_and_writes_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn malformed_json_is_invalid_request() {
-    let client = client!("malformed_json_is_invalid_request");
+    let client = shared().client();
     let topic = unique_topic("bad-json");
     client.create_topic(&topic, 1);
     let produce = format!("/v1/topics/{topic}/records");
@@ -841,8 +846,9 @@ fn malformed_json_is_invalid_request() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn malformed_cbor_is_invalid_request() {
-    let client = client!("malformed_cbor_is_invalid_request").with_format(Format::Cbor);
+    let client = shared().client().with_format(Format::Cbor);
     let topic = unique_topic("bad-cbor");
     client.create_topic(&topic, 1);
     let good = Format::Cbor.encode(&kafdo_types::api::ProduceRequest {
@@ -895,8 +901,9 @@ fn malformed_cbor_is_invalid_request() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn unknown_topic_is_404_everywhere() {
-    let client = client!("unknown_topic_is_404_everywhere");
+    let client = shared().client();
     let topic = unique_topic("never-created");
     let replies: Vec<Reply> = vec![
         client.get(&format!("/v1/topics/{topic}")),
@@ -922,8 +929,9 @@ fn unknown_topic_is_404_everywhere() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn partition_out_of_range_is_404() {
-    let client = client!("partition_out_of_range_is_404");
+    let client = shared().client();
     let topic = unique_topic("out-of-range");
     client.create_topic(&topic, 3);
     for partition in [3, 4, 255, 1000, -1] {
@@ -949,8 +957,9 @@ fn partition_out_of_range_is_404() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn negative_and_future_offsets_are_out_of_range() {
-    let client = client!("negative_and_future_offsets_are_out_of_range");
+    let client = shared().client();
     let topic = unique_topic("offsets");
     client.create_topic(&topic, 1);
     client.produce_partition(
@@ -992,8 +1001,9 @@ fn negative_and_future_offsets_are_out_of_range() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn delete_then_recreate_gives_an_empty_log() {
-    let client = client!("delete_then_recreate_gives_an_empty_log");
+    let client = shared().client();
     let topic = unique_topic("recreate");
     client.create_topic(&topic, 2);
     client.produce(
@@ -1042,8 +1052,9 @@ fn delete_then_recreate_gives_an_empty_log() {
 /// Issue 2's "done when": a topic with 4 partitions, 10,000 records produced by key, all read
 /// back in order per partition.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn ten_thousand_records_by_key_read_back_in_order() {
-    let client = client!("ten_thousand_records_by_key_read_back_in_order");
+    let client = shared().client();
     let topic = unique_topic("ten-thousand");
     client.create_topic(&topic, 4);
     let total = 10_000;
@@ -1087,8 +1098,9 @@ fn ten_thousand_records_by_key_read_back_in_order() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn request_limits_on_records_and_body_size() {
-    let client = client!("request_limits_on_records_and_body_size");
+    let client = shared().client();
     let topic = unique_topic("limits");
     client.create_topic(&topic, 2);
     // The most records one request may carry, in one partition batch: read back in full.
@@ -1146,8 +1158,9 @@ fn request_limits_on_records_and_body_size() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn concurrent_produces_get_distinct_dense_offsets() {
-    let client = client!("concurrent_produces_get_distinct_dense_offsets");
+    let client = shared().client();
     let topic = unique_topic("concurrent");
     client.create_topic(&topic, 2);
     let threads = 4;

@@ -20,26 +20,23 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use kafdo_e2e::{should_run, unique_topic, FetchParams, Wrangler};
+use kafdo_e2e::{unique_topic, FetchParams, Wrangler};
 use kafdo_types::api::{
     CleanupPolicy, PartitionProduceRequest, ProduceRequest, TopicConfig, TopicDescription,
 };
 use kafdo_types::{ErrorCode, ProduceRecord, Record};
 
 /// This binary's own instance, with short compaction and retention intervals.
-fn instance(test: &str) -> Option<&'static Wrangler> {
+fn instance() -> &'static Wrangler {
     static OWN: OnceLock<Wrangler> = OnceLock::new();
-    if !should_run(test) {
-        return None;
-    }
-    Some(OWN.get_or_init(|| {
+    OWN.get_or_init(|| {
         Wrangler::start_for_static_with(&[
             "--var",
             "COMPACTION_INTERVAL_MS:500",
             "--var",
             "RETENTION_INTERVAL_MS:500",
         ])
-    }))
+    })
 }
 
 fn compact_topic() -> TopicConfig {
@@ -58,12 +55,9 @@ fn keyed(key: &str, value: Option<&str>) -> ProduceRecord {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn a_compacted_topic_keeps_the_latest_value_of_every_key_at_its_offset() {
-    let Some(wrangler) =
-        instance("a_compacted_topic_keeps_the_latest_value_of_every_key_at_its_offset")
-    else {
-        return;
-    };
+    let wrangler = instance();
     let client = wrangler.client();
     let topic = unique_topic("compacted");
     let _: TopicDescription = client
@@ -190,10 +184,9 @@ fn a_compacted_topic_keeps_the_latest_value_of_every_key_at_its_offset() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn a_compacted_topic_refuses_records_without_a_key() {
-    let Some(wrangler) = instance("a_compacted_topic_refuses_records_without_a_key") else {
-        return;
-    };
+    let wrangler = instance();
     let client = wrangler.client();
     let topic = unique_topic("compacted-keyless");
     let _: TopicDescription = client
@@ -228,10 +221,9 @@ fn a_compacted_topic_refuses_records_without_a_key() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn retention_cuts_a_partition_no_longer_written_to() {
-    let Some(wrangler) = instance("retention_cuts_a_partition_no_longer_written_to") else {
-        return;
-    };
+    let wrangler = instance();
     let client = wrangler.client();
     let topic = unique_topic("retained");
     let _: TopicDescription = client

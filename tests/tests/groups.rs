@@ -27,15 +27,6 @@ use kafdo_types::rpc::TopicPartitionOffset;
 use kafdo_types::txn::TopicPartition;
 use kafdo_types::ErrorCode;
 
-macro_rules! client {
-    ($test:expr) => {
-        match shared($test) {
-            Some(wrangler) => wrangler.client(),
-            None => return,
-        }
-    };
-}
-
 /// One modelled consumer.
 struct Member {
     name: &'static str,
@@ -198,8 +189,9 @@ fn fetch_offsets(client: &Client, group: &str, query: &str) -> BTreeMap<i32, i64
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn three_members_join_one_dies_one_leaves_offsets_resume() {
-    let client = client!("three_members_join_one_dies_one_leaves_offsets_resume");
+    let client = shared().client();
     let topic = unique_topic("groups-t");
     let group = unique_topic("groups-g");
     client.create_topic(&topic, 12);
@@ -334,8 +326,9 @@ fn three_members_join_one_dies_one_leaves_offsets_resume() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn fencing_errors() {
-    let client = client!("fencing_errors");
+    let client = shared().client();
     let topic = unique_topic("groups-fence-t");
     let group = unique_topic("groups-fence-g");
     client.create_topic(&topic, 4);
@@ -477,8 +470,9 @@ fn fencing_errors() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn static_member_rejoins_without_rebalance() {
-    let client = client!("static_member_rejoins_without_rebalance");
+    let client = shared().client();
     let topic = unique_topic("groups-static-t");
     let group = unique_topic("groups-static-g");
     client.create_topic(&topic, 6);
@@ -538,8 +532,9 @@ fn static_member_rejoins_without_rebalance() {
 /// stable offsets answers `UNSTABLE_OFFSET_COMMIT` (503); plain fetches see the last committed
 /// offsets; the commit makes the transactional offsets visible.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn require_stable_waits_for_transactional_offsets() {
-    let client = client!("require_stable_waits_for_transactional_offsets");
+    let client = shared().client();
     let topic = unique_topic("groups-stable-t");
     let group = unique_topic("groups-stable-g");
     let txn_id = unique_topic("groups-stable-txn");

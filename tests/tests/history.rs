@@ -29,15 +29,6 @@ use kafdo_types::txn::{AddOffsetsRequest, AddPartitionsRequest, EndTxnRequest, T
 use kafdo_types::{ErrorBody, ErrorCode, ProduceRecord};
 use serde::de::DeserializeOwned;
 
-macro_rules! client {
-    ($test:expr) => {
-        match shared($test) {
-            Some(wrangler) => wrangler.client(),
-            None => return,
-        }
-    };
-}
-
 /// How an HTTP answer goes into the history: 200 is the answer `ok` makes of the body; an error
 /// body with a Kafka code is a refusal; anything else (a 5xx without a body, a broken body) is
 /// an unknown outcome, which the checker treats as "may or may not have happened".
@@ -638,8 +629,9 @@ fn pipeline(
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn the_checker_judges_a_real_run() {
-    let client = client!("the_checker_judges_a_real_run");
+    let client = shared().client();
     let mut rng = rng("the_checker_judges_a_real_run");
     let topic = unique_topic("history");
     client.create_topic(&topic, 3);

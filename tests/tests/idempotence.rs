@@ -16,19 +16,9 @@
 
 use std::collections::BTreeMap;
 
-use kafdo_e2e::{rng, shared, should_run, unique_topic, Client, Reply, Wrangler};
+use kafdo_e2e::{rng, shared, unique_topic, Client, Reply, Wrangler};
 use kafdo_types::api::{PartitionProduceRequest, PartitionProduceResponse, ProduceResponse};
 use kafdo_types::{ErrorCode, ProduceRecord};
-
-/// The shared instance's client, or return (skipped) when `KAFDO_E2E` is not set.
-macro_rules! client {
-    ($test:expr) => {
-        match shared($test) {
-            Some(wrangler) => wrangler.client(),
-            None => return,
-        }
-    };
-}
 
 fn idempotent(
     client: &Client,
@@ -212,8 +202,9 @@ fn check_exactly_once(client: &Client, topic: &str, partitions: i32, batches: &[
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn init_producer_allocates_distinct_ids() {
-    let client = client!("init_producer_allocates_distinct_ids");
+    let client = shared().client();
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..20 {
         let producer = client.init_producer();
@@ -228,8 +219,9 @@ fn init_producer_allocates_distinct_ids() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn replayed_batches_are_written_exactly_once() {
-    let client = client!("replayed_batches_are_written_exactly_once");
+    let client = shared().client();
     let mut rng = rng("replayed_batches_are_written_exactly_once");
     let topic = unique_topic("replayed");
     client.create_topic(&topic, 3);
@@ -243,8 +235,9 @@ fn replayed_batches_are_written_exactly_once() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn two_producers_interleave_on_one_partition() {
-    let client = client!("two_producers_interleave_on_one_partition");
+    let client = shared().client();
     let topic = unique_topic("two-producers");
     client.create_topic(&topic, 1);
     let a = client.init_producer();
@@ -269,8 +262,9 @@ fn two_producers_interleave_on_one_partition() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn a_sequence_gap_is_out_of_order_and_writes_nothing() {
-    let client = client!("a_sequence_gap_is_out_of_order_and_writes_nothing");
+    let client = shared().client();
     let topic = unique_topic("gap");
     client.create_topic(&topic, 1);
     let producer = client.init_producer();
@@ -295,8 +289,9 @@ fn a_sequence_gap_is_out_of_order_and_writes_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn an_unknown_producer_must_start_at_sequence_zero() {
-    let client = client!("an_unknown_producer_must_start_at_sequence_zero");
+    let client = shared().client();
     let topic = unique_topic("unknown-producer");
     client.create_topic(&topic, 1);
     let producer = client.init_producer();
@@ -321,8 +316,9 @@ fn an_unknown_producer_must_start_at_sequence_zero() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn an_older_epoch_is_fenced() {
-    let client = client!("an_older_epoch_is_fenced");
+    let client = shared().client();
     let topic = unique_topic("fenced");
     client.create_topic(&topic, 1);
     let producer = client.init_producer();
@@ -351,8 +347,9 @@ fn an_older_epoch_is_fenced() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn incomplete_producer_fields_are_invalid() {
-    let client = client!("incomplete_producer_fields_are_invalid");
+    let client = shared().client();
     let topic = unique_topic("incomplete");
     client.create_topic(&topic, 1);
     let producer = client.init_producer();
@@ -405,8 +402,9 @@ fn total_records(client: &Client, topic: &str, partitions: i32) -> Vec<Vec<u8>> 
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn idempotency_key_same_body_answers_the_same_offsets() {
-    let client = client!("idempotency_key_same_body_answers_the_same_offsets");
+    let client = shared().client();
     let topic = unique_topic("idem-key");
     client.create_topic(&topic, 4);
     let records = spread_records("one", 40);
@@ -439,8 +437,9 @@ fn idempotency_key_same_body_answers_the_same_offsets() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn idempotency_key_reused_with_another_body_is_rejected() {
-    let client = client!("idempotency_key_reused_with_another_body_is_rejected");
+    let client = shared().client();
     let topic = unique_topic("idem-reuse");
     client.create_topic(&topic, 4);
     keyed_produce(&client, &topic, "k", spread_records("first", 10)).expect_status(200);
@@ -456,9 +455,10 @@ fn idempotency_key_reused_with_another_body_is_rejected() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn idempotency_keys_replayed_in_random_order_write_each_record_once() {
     let test = "idempotency_keys_replayed_in_random_order_write_each_record_once";
-    let client = client!(test);
+    let client = shared().client();
     let mut rng = rng(test);
     let topic = unique_topic("idem-replay");
     client.create_topic(&topic, 4);
@@ -526,9 +526,9 @@ fn idempotency_keys_replayed_in_random_order_write_each_record_once() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn idempotency_key_is_judged_on_the_decoded_body_and_routes_null_keys_the_same() {
-    let test = "idempotency_key_is_judged_on_the_decoded_body_and_routes_null_keys_the_same";
-    let client = client!(test);
+    let client = shared().client();
     let topic = unique_topic("idem-decoded");
     client.create_topic(&topic, 4);
     // Keyed records and null-key ones: a retry must route the null-key records to the same
@@ -580,11 +580,9 @@ fn idempotency_key_is_judged_on_the_decoded_body_and_routes_null_keys_the_same()
 /// records in order per partition. Then the same for `Idempotency-Key` requests replayed
 /// across a restart. Owns its instance because it restarts it.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn ten_thousand_records_with_retries_across_restarts() {
     let test = "ten_thousand_records_with_retries_across_restarts";
-    if !should_run(test) {
-        return;
-    }
     let mut rng = rng(test);
     let mut wrangler = Wrangler::start();
     let mut client = wrangler.client();

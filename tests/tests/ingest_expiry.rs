@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use kafdo_e2e::{should_run, unique_topic, Client, Reply, Wrangler};
+use kafdo_e2e::{unique_topic, Client, Reply, Wrangler};
 use kafdo_types::api::ProduceResponse;
 use kafdo_types::{ErrorCode, ProduceRecord};
 
@@ -18,14 +18,11 @@ use kafdo_types::{ErrorCode, ProduceRecord};
 const TTL_MS: u64 = 31_000;
 
 /// This binary's own instance, with a short key TTL.
-fn instance(test: &str) -> Option<&'static Wrangler> {
+fn instance() -> &'static Wrangler {
     static OWN: OnceLock<Wrangler> = OnceLock::new();
-    if !should_run(test) {
-        return None;
-    }
-    Some(OWN.get_or_init(|| {
+    OWN.get_or_init(|| {
         Wrangler::start_for_static_with(&["--var", &format!("IDEMPOTENCY_KEY_TTL_MS:{TTL_MS}")])
-    }))
+    })
 }
 
 fn keyed(client: &Client, topic: &str, key: &str, records: &[ProduceRecord]) -> Reply {
@@ -43,11 +40,9 @@ fn records(tag: &str, n: usize, value_bytes: usize) -> Vec<ProduceRecord> {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn an_expired_key_is_forgotten_and_names_a_new_request() {
-    let test = "an_expired_key_is_forgotten_and_names_a_new_request";
-    let Some(wrangler) = instance(test) else {
-        return;
-    };
+    let wrangler = instance();
     let client = wrangler.client();
     let topic = unique_topic("key-expiry");
     client.create_topic(&topic, 1);
@@ -107,11 +102,10 @@ fn an_expired_key_is_forgotten_and_names_a_new_request() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn a_key_in_flight_answers_409_with_retry_after() {
     let test = "a_key_in_flight_answers_409_with_retry_after";
-    let Some(wrangler) = instance(test) else {
-        return;
-    };
+    let wrangler = instance();
     let client = wrangler.client();
     let topic = unique_topic("key-in-flight");
     client.create_topic(&topic, 4);

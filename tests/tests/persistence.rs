@@ -7,15 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use kafdo_e2e::{random_bytes, rng, should_run, unique_topic, Wrangler};
+use kafdo_e2e::{random_bytes, rng, unique_topic, Wrangler};
 use kafdo_types::api::{CleanupPolicy, TopicConfig, TopicDescription, TopicList};
 use kafdo_types::{ErrorCode, Header, ProduceRecord, Record};
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn topics_and_records_survive_a_restart() {
-    if !should_run("topics_and_records_survive_a_restart") {
-        return;
-    }
     let mut rng = rng("topics_and_records_survive_a_restart");
     let mut wrangler = Wrangler::start();
     let client = wrangler.client();

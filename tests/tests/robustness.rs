@@ -9,24 +9,20 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use kafdo_e2e::{should_run, unique_topic, Wrangler};
+use kafdo_e2e::{unique_topic, Wrangler};
 use kafdo_types::{ErrorCode, ProduceRecord};
 
 /// This binary's own instance (not the one other test binaries share), with the Worker's
 /// deliberate panic armed (`--var KAFDO_DEBUG_PANIC:1`: bench object 666 panics).
-fn instance(test: &str) -> Option<&'static Wrangler> {
+fn instance() -> &'static Wrangler {
     static OWN: OnceLock<Wrangler> = OnceLock::new();
-    if !should_run(test) {
-        return None;
-    }
-    Some(OWN.get_or_init(|| Wrangler::start_for_static_with(&["--var", "KAFDO_DEBUG_PANIC:1"])))
+    OWN.get_or_init(|| Wrangler::start_for_static_with(&["--var", "KAFDO_DEBUG_PANIC:1"]))
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn storage_transactions_roll_back_on_the_runtime() {
-    let Some(wrangler) = instance("storage_transactions_roll_back_on_the_runtime") else {
-        return;
-    };
+    let wrangler = instance();
     let client = wrangler.client();
     let report: serde_json::Value = client
         .post_raw("/debug/sql-rollback", kafdo_e2e::Format::Json, b"{}", &[])
@@ -53,12 +49,9 @@ fn storage_transactions_roll_back_on_the_runtime() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn a_panicking_object_answers_an_error_and_the_worker_keeps_serving() {
-    let Some(wrangler) =
-        instance("a_panicking_object_answers_an_error_and_the_worker_keeps_serving")
-    else {
-        return;
-    };
+    let wrangler = instance();
     let client = wrangler.client();
     let topic = unique_topic("after-panic");
     client.create_topic(&topic, 1);

@@ -23,15 +23,6 @@ use kafdo_types::txn::{
 };
 use kafdo_types::{ErrorCode, ProduceRecord};
 
-macro_rules! client {
-    ($test:expr) => {
-        match shared($test) {
-            Some(wrangler) => wrangler.client(),
-            None => return,
-        }
-    };
-}
-
 /// A transactional producer as the tests drive it.
 struct Txn<'a> {
     client: &'a Client,
@@ -206,8 +197,9 @@ fn committed(client: &Client, topic: &str, partition: i32) -> Vec<Vec<u8>> {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn commit_across_three_partitions_of_two_topics() {
-    let client = client!("commit_across_three_partitions_of_two_topics");
+    let client = shared().client();
     let (a, b) = (unique_topic("txn-a"), unique_topic("txn-b"));
     client.create_topic(&a, 2);
     client.create_topic(&b, 1);
@@ -278,8 +270,9 @@ fn commit_across_three_partitions_of_two_topics() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn abort_hides_the_records_from_read_committed() {
-    let client = client!("abort_hides_the_records_from_read_committed");
+    let client = shared().client();
     let topic = unique_topic("txn-abort");
     client.create_topic(&topic, 1);
     let mut txn = Txn::init(&client, &unique_topic("tx-abort"), None);
@@ -302,8 +295,9 @@ fn abort_hides_the_records_from_read_committed() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn a_new_init_fences_the_old_instance() {
-    let client = client!("a_new_init_fences_the_old_instance");
+    let client = shared().client();
     let topic = unique_topic("txn-zombie");
     client.create_topic(&topic, 2);
     let id = unique_topic("tx-zombie");
@@ -354,8 +348,9 @@ fn a_new_init_fences_the_old_instance() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn a_transaction_past_its_timeout_is_aborted() {
-    let client = client!("a_transaction_past_its_timeout_is_aborted");
+    let client = shared().client();
     let topic = unique_topic("txn-timeout");
     client.create_topic(&topic, 1);
     let mut txn = Txn::init(&client, &unique_topic("tx-timeout"), Some(500));
@@ -388,8 +383,9 @@ fn a_transaction_past_its_timeout_is_aborted() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn admin_abort_ends_a_hanging_transaction() {
-    let client = client!("admin_abort_ends_a_hanging_transaction");
+    let client = shared().client();
     let topic = unique_topic("txn-admin");
     client.create_topic(&topic, 1);
     let mut txn = Txn::init(&client, &unique_topic("tx-admin"), None);
@@ -468,8 +464,9 @@ fn random_writer(
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn read_committed_never_sees_aborted_or_open_records() {
-    let client = client!("read_committed_never_sees_aborted_or_open_records");
+    let client = shared().client();
     let mut rng = rng("read_committed_never_sees_aborted_or_open_records");
     let topic = unique_topic("txn-concurrent");
     let partitions = 2;
@@ -535,8 +532,9 @@ fn read_committed_never_sees_aborted_or_open_records() {
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn a_thousand_random_transactions_leave_exactly_the_committed_records() {
-    let client = client!("a_thousand_random_transactions_leave_exactly_the_committed_records");
+    let client = shared().client();
     let mut rng = rng("a_thousand_random_transactions_leave_exactly_the_committed_records");
     let topic = unique_topic("txn-thousand");
     let partitions = 3;
@@ -622,8 +620,9 @@ fn add_offsets_reply(
 }
 
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn offsets_commit_with_the_transaction_and_vanish_on_abort() {
-    let client = client!("offsets_commit_with_the_transaction_and_vanish_on_abort");
+    let client = shared().client();
     let (input, output) = (unique_topic("txn-in"), unique_topic("txn-out"));
     client.create_topic(&input, 1);
     client.create_topic(&output, 2);
@@ -678,11 +677,8 @@ fn offsets_commit_with_the_transaction_and_vanish_on_abort() {
 /// open: one is committed after the restart, the other is aborted by a fencing init. Owns its
 /// instance because it restarts it.
 #[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn transactions_survive_a_restart_of_every_object() {
-    let test = "transactions_survive_a_restart_of_every_object";
-    if !kafdo_e2e::should_run(test) {
-        return;
-    }
     let mut wrangler = kafdo_e2e::Wrangler::start();
     let client = wrangler.client();
     let topic = unique_topic("txn-restart");
