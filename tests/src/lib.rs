@@ -31,7 +31,8 @@
 //! `cargo test` stays hermetic (rskafka's habit) and reports them as ignored, never as passed;
 //! kafdo-client, whose end-to-end tests use this harness, has the same `build.rs`. The tests
 //! assume `make build` has built the Worker: [`check_built`] fails with a clear message when
-//! the file that `wrangler.toml`'s `main` names is missing.
+//! the file that `wrangler.toml`'s `main` names is missing ([`wrangler_config`] says which
+//! `wrangler.toml`).
 //!
 //! # The client
 //!
@@ -92,11 +93,22 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The `wrangler.toml` the Worker is started with: `KAFDO_WRANGLER_CONFIG` if set (`make test`
+/// sets it; it lets a checkout's tests run a Worker built in another checkout; a relative path
+/// is taken from the repo root), else the repo root's. Wrangler resolves its `main` relative
+/// to the file's directory.
+pub fn wrangler_config() -> PathBuf {
+    match std::env::var_os("KAFDO_WRANGLER_CONFIG") {
+        Some(path) if !path.is_empty() => repo_root().join(path),
+        _ => repo_root().join("wrangler.toml"),
+    }
+}
+
 /// Panics with a clear message unless `make build` has produced the Worker: the file named by
-/// `main` in `wrangler.toml`, and wrangler in `node_modules`.
+/// `main` in [`wrangler_config`], and wrangler in `node_modules`.
 pub fn check_built() {
     let root = repo_root();
-    let config = root.join("wrangler.toml");
+    let config = wrangler_config();
     let text = fs::read_to_string(&config)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", config.display()));
     let main = text
@@ -107,7 +119,7 @@ pub fn check_built() {
             Some(rest.trim().trim_matches('"').to_string())
         })
         .unwrap_or_else(|| panic!("{} has no `main = ...` line", config.display()));
-    let entry = root.join(&main);
+    let entry = config.parent().unwrap_or(&root).join(&main);
     assert!(
         entry.exists(),
         "the Worker is not built: {} is missing. Run `make build` first (make test does).",
@@ -276,6 +288,7 @@ impl Wrangler {
         self.port = free_port();
         self.base_url = format!("http://127.0.0.1:{}", self.port);
         let root = repo_root();
+        let config = wrangler_config();
         let state = self.state_dir();
         let port = self.port.to_string();
         let mut argv: Vec<String> = match self.launcher {
@@ -283,7 +296,7 @@ impl Wrangler {
                 "node_modules/.bin/wrangler".into(),
                 "dev".into(),
                 "--config".into(),
-                root.join("wrangler.toml").display().to_string(),
+                config.display().to_string(),
                 "--ip".into(),
                 "127.0.0.1".into(),
                 "--port".into(),
@@ -300,7 +313,7 @@ impl Wrangler {
             Launcher::NoInspector => vec![
                 "node".into(),
                 "tests/bench/start-worker.mjs".into(),
-                root.join("wrangler.toml").display().to_string(),
+                config.display().to_string(),
                 port,
                 state.display().to_string(),
             ],
