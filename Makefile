@@ -63,6 +63,8 @@ dev: build
 
 lint: tools
 	cargo fmt --all --check
+	@# ARCHITECTURE.md's dependency invariants, from cargo metadata.
+	cargo run -q -p kafdo-e2e --bin check-architecture
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy $(WASM_CRATES) --target wasm32-unknown-unknown -- -D warnings
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
