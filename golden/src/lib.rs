@@ -130,12 +130,14 @@ pub fn run_script<R: Runner>(name: &str, text: &str, runner: &mut R) -> Result<T
 
 /// Runs every `*.txt` script in `dir` (in name order, each on a runner from `new_runner`) and
 /// panics, after running them all, if any differs from its expected output or fails. With
-/// `UPDATE_GOLDEN=1` it rewrites the differing scripts instead.
+/// `UPDATE_GOLDEN=1` it rewrites the differing scripts instead. Returns how many scripts ran,
+/// so a test can insist that its scenarios are there.
 #[track_caller]
-pub fn run_scripts<R: Runner>(dir: impl AsRef<Path>, new_runner: impl FnMut() -> R) {
+pub fn run_scripts<R: Runner>(dir: impl AsRef<Path>, new_runner: impl FnMut() -> R) -> usize {
     let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|v| !v.is_empty() && v != "0");
-    if let Err(message) = check_dir(dir.as_ref(), new_runner, update) {
-        panic!("{message}");
+    match check_dir(dir.as_ref(), new_runner, update) {
+        Ok(scripts) => scripts,
+        Err(message) => panic!("{message}"),
     }
 }
 
@@ -143,7 +145,7 @@ fn check_dir<R: Runner>(
     dir: &Path,
     mut new_runner: impl FnMut() -> R,
     update: bool,
-) -> Result<(), String> {
+) -> Result<usize, String> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read the scripts in {}: {e}", dir.display()))?;
     let mut paths: Vec<_> = entries
@@ -176,7 +178,7 @@ fn check_dir<R: Runner>(
         }
     }
     if failures.is_empty() {
-        return Ok(());
+        return Ok(paths.len());
     }
     Err(format!(
         "{} of {} golden scripts failed (UPDATE_GOLDEN=1 rewrites them with the actual \

@@ -419,5 +419,6 @@ impl Runner for Harness {
 #[test]
 fn golden_scripts() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
-    kafdo_golden::run_scripts(dir, Harness::new);
+    let scripts = kafdo_golden::run_scripts(dir, Harness::new);
+    assert!(scripts >= 8, "the scenarios are missing");
 }
