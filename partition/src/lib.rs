@@ -140,8 +140,8 @@ use crate::producer::ProducerEntry;
 pub use crate::retention::{MAX_RETENTION_ROWS_PER_STEP, RETENTION_INTERVAL_MS};
 pub use crate::schema::MAX_ROW_BYTES;
 use crate::schema::{policy_name, MIGRATIONS};
-pub use crate::transactions::PartitionOpenTransaction;
 use crate::transactions::TxnEntry;
+pub use kafdo_types::rpc::PartitionOpenTransaction;
 
 /// How long an idle producer's state is kept by default: 7 days (Kafka's
 /// `transactional.id.expiration.ms` and `producer.id.expiration.ms` are of that order).

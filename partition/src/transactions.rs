@@ -6,30 +6,14 @@
 
 use kafdo_sql::{Param, Sql, SqlError};
 use kafdo_types::rpc::{
-    MarkerAck, PartitionRef, ProducerBatch, RegisterTxnRequest, TxnResult, WriteMarkerRequest,
+    MarkerAck, PartitionOpenTransaction, PartitionRef, ProducerBatch, RegisterTxnRequest,
+    TxnResult, WriteMarkerRequest,
 };
 use kafdo_types::txn::valid_transactional_id;
-use serde::{Deserialize, Serialize};
 
 use crate::append::NewRow;
 use crate::schema::{FLAG_COMMIT, FLAG_CONTROL, FLAG_TRANSACTIONAL};
 use crate::{check_producer_ids, Partition, PartitionError};
-
-/// An open transaction on this partition, for the admin view.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionOpenTransaction {
-    /// The transactional id the coordinator registered.
-    pub transactional_id: String,
-    /// The producer id.
-    pub producer_id: i64,
-    /// The epoch of the open transaction.
-    pub producer_epoch: i32,
-    /// Its first offset here: the last stable offset cannot pass it (`None` until the first
-    /// transactional batch).
-    pub first_offset: Option<i64>,
-    /// When the coordinator registered it, ms since the epoch.
-    pub start_ms: i64,
-}
 
 /// A producer's transaction on this partition: open, or the last one that ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,13 +1,32 @@
-//! Calls to Durable Objects: what the Worker (and the cores, through their call traits) send to
-//! a partition, the metadata object, a coordinator or a group.
-//!
-//! These travel as CBOR in the body of a `POST` to the object's path (for example
-//! `/partition/append`). They are not part of the public API and may change with the Worker.
+//! Calls to a partition object ([`Object::Partition`](super::Object::Partition)), named
+//! `{topic_id}/{partition}`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Isolation, TopicConfig};
+use super::MarkerAck;
+use crate::api::{FetchResponse, Isolation, PartitionInfo, PartitionProduceResponse, TopicConfig};
 use crate::record::ProduceRecord;
+
+object_calls! {
+    /// A call to a partition object (`kafdo_partition::Partition`).
+    pub enum PartitionCall: Partition {
+        /// Appends one batch.
+        Append(AppendRequest) -> PartitionProduceResponse = "/partition/append",
+        /// Reads records (a read with `wait_ms` may wait for new ones).
+        Read(ReadRequest) -> FetchResponse = "/partition/read",
+        /// The partition's offsets.
+        Info(PartitionInfoRequest) -> PartitionInfo = "/partition/info",
+        /// From a coordinator: a (producer id, epoch) may write transactionally here.
+        RegisterTxn(RegisterTxnRequest) -> () = "/partition/register-txn",
+        /// From a coordinator: ends a transaction here.
+        WriteMarker(WriteMarkerRequest) -> MarkerAck = "/partition/write-marker",
+        /// The transactions registered here and still open (the admin's list).
+        OpenTransactions(OpenTransactionsRequest) -> Vec<PartitionOpenTransaction>
+            = "/partition/open-transactions",
+        /// Deletes the log (the topic was deleted).
+        Delete(DeletePartitionRequest) -> () = "/partition/delete",
+    }
+}
 
 /// The identity of an idempotent or transactional producer on one batch.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +53,7 @@ pub struct PartitionRef {
     pub config: TopicConfig,
 }
 
-/// `POST /partition/append`.
+/// [`PartitionCall::Append`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendRequest {
     /// Which partition.
@@ -47,7 +66,7 @@ pub struct AppendRequest {
     pub records: Vec<ProduceRecord>,
 }
 
-/// `POST /partition/read`.
+/// [`PartitionCall::Read`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadRequest {
     /// Which partition.
@@ -64,61 +83,28 @@ pub struct ReadRequest {
     pub wait_ms: u32,
 }
 
-/// `POST /partition/info`, `POST /partition/delete`.
+/// [`PartitionCall::Info`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionCall {
+pub struct PartitionInfoRequest {
     /// Which partition.
     pub partition: PartitionRef,
 }
 
-/// A topic as the metadata object stores it.
+/// [`PartitionCall::OpenTransactions`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicMetadata {
-    /// The name.
-    pub name: String,
-    /// A unique id for this incarnation of the topic.
-    pub topic_id: String,
-    /// The partition count.
-    pub partitions: i32,
-    /// The configuration.
-    pub config: TopicConfig,
-    /// When it was created, ms since the epoch.
-    pub created_ms: i64,
+pub struct OpenTransactionsRequest {
+    /// Which partition.
+    pub partition: PartitionRef,
 }
 
-impl TopicMetadata {
-    /// The reference a partition call carries.
-    pub fn partition(&self, partition: i32) -> PartitionRef {
-        PartitionRef {
-            topic: self.name.clone(),
-            topic_id: self.topic_id.clone(),
-            partition,
-            config: self.config.clone(),
-        }
-    }
-
-    /// The Durable Object name of one partition of this topic incarnation.
-    pub fn partition_object_name(&self, partition: i32) -> String {
-        partition_object_name(&self.topic_id, partition)
-    }
+/// [`PartitionCall::Delete`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletePartitionRequest {
+    /// Which partition.
+    pub partition: PartitionRef,
 }
 
-/// The Durable Object name of a partition: its topic id and number.
-pub fn partition_object_name(topic_id: &str, partition: i32) -> String {
-    format!("{topic_id}/{partition}")
-}
-
-/// How a transaction ended.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TxnResult {
-    /// The transaction committed: its records and offsets become visible.
-    Commit,
-    /// The transaction aborted: its records are hidden from read_committed readers for ever.
-    Abort,
-}
-
-/// `POST /partition/register-txn`: the coordinator tells a partition that this producer id and
+/// [`PartitionCall::RegisterTxn`]: the coordinator tells a partition that this producer id and
 /// epoch may write transactionally to it (KIP-890 part 1). A partition refuses transactional
 /// batches of a (producer id, epoch) it was not told about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +119,7 @@ pub struct RegisterTxnRequest {
     pub producer_epoch: i32,
 }
 
-/// `POST /partition/write-marker`: ends the producer's transaction on this partition.
+/// [`PartitionCall::WriteMarker`]: ends the producer's transaction on this partition.
 /// Idempotent: a duplicate or late marker (for an epoch already ended) is acknowledged and
 /// changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,64 +131,21 @@ pub struct WriteMarkerRequest {
     /// The epoch of the transaction being ended.
     pub producer_epoch: i32,
     /// Commit or abort.
-    pub result: TxnResult,
+    pub result: super::TxnResult,
 }
 
-/// A partition's or group's acknowledgement of a marker.
+/// An open transaction on a partition, for the admin view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MarkerAck {
-    /// Where the marker landed in the log (partitions only; `None` when it was a duplicate).
-    pub marker_offset: Option<i64>,
-}
-
-/// One offset to commit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicPartitionOffset {
-    /// The topic.
-    pub topic: String,
-    /// The partition.
-    pub partition: i32,
-    /// The next offset to consume.
-    pub offset: i64,
-    /// Free-form metadata stored with the offset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<String>,
-}
-
-/// `POST /group/txn-offsets`: offsets written inside a transaction; pending until the marker
-/// (KIP-447: fenced by generation and member id).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TxnOffsetCommitRequest {
-    /// The group.
-    pub group_id: String,
-    /// The transactional id.
+pub struct PartitionOpenTransaction {
+    /// The transactional id the coordinator registered.
     pub transactional_id: String,
     /// The producer id.
     pub producer_id: i64,
-    /// The producer epoch.
+    /// The epoch of the open transaction.
     pub producer_epoch: i32,
-    /// The member's generation.
-    pub generation_id: i32,
-    /// The member.
-    pub member_id: String,
-    /// The offsets.
-    pub offsets: Vec<TopicPartitionOffset>,
-    /// This call's number among the transaction's offset commits to this group, from 1. The
-    /// group keeps, per partition, the offset of the highest number it received, so a late or
-    /// duplicated earlier call never overwrites newer offsets, and a call of unknown outcome
-    /// can be followed by a new one.
-    pub sequence: i64,
-}
-
-/// `POST /group/txn-marker`: makes the producer's pending offsets committed, or drops them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupTxnMarkerRequest {
-    /// The group.
-    pub group_id: String,
-    /// The producer id.
-    pub producer_id: i64,
-    /// The epoch of the transaction being ended.
-    pub producer_epoch: i32,
-    /// Commit or abort.
-    pub result: TxnResult,
+    /// Its first offset here: the last stable offset cannot pass it (`None` until the first
+    /// transactional batch).
+    pub first_offset: Option<i64>,
+    /// When the coordinator registered it, ms since the epoch.
+    pub start_ms: i64,
 }
