@@ -1,40 +1,43 @@
-//! The Kafdo Worker: the HTTP router of API v1 and the Durable Object classes.
+//! The Kafdo Worker: the HTTP API v1 door and the Durable Object classes, as thin transports
+//! over `kafdo_broker` (the orchestration) and its hosts (what each object does).
 //!
-//! This is the only crate that depends on `worker`. It holds no protocol logic of its own:
-//! every class is a thin adapter over a sans-IO core (`kafdo_partition`, `kafdo_metadata`),
-//! and the router only decodes, routes and encodes.
+//! This is the only crate that depends on `worker`. Everything that decides anything is in the
+//! broker, which the simulator runs too; what is here only moves bytes between Cloudflare and
+//! it. The native part builds and tests without a runtime; the wasm part is covered by the
+//! end-to-end tests in `tests/`.
 //!
 //! | module | runs on | what it is |
 //! | --- | --- | --- |
-//! | [`http`] | native and wasm | routes, JSON/CBOR bodies, query parsing, the produce plan |
-//! | [`internal`] | native and wasm | the CBOR calls to the `Metadata` object |
+//! | [`routes`] | native and wasm | the route table: method and path to a [`routes::Route`] |
+//! | [`codec`] | native and wasm | JSON and CBOR bodies, error bodies |
+//! | [`http`] | native and wasm | a request read whole, an answer ready to send |
+//! | [`handlers`] | native and wasm | one module per area: decode, call the broker, encode |
+//! | `entry` | wasm | the `fetch` entry point: request in, route, handler, response out |
+//! | `stubs` | wasm | the broker's `Runtime` over Durable Object stubs (every object call) |
+//! | `objects` | wasm | the classes `Partition`, `Metadata`, `TxnCoordinator`, `Group`, `IdempotencyKey`, `BenchAppend` |
 //! | `sql` | wasm | `kafdo_sql::Sql` over the Durable Object's SQLite, bound by hand |
 //! | `guard` | wasm | a panic becomes an error answer, not a request that never answers |
-//! | `objects` | wasm | the classes `Partition`, `Metadata`, `BenchAppend`, `TxnCoordinator`, `IdempotencyKey` |
-//! | `txn_routes` | wasm | producers, transactions, `Idempotency-Key` produce, the transaction admin |
-//! | [`group_http`] | native and wasm | the group routes' calls, path and query parsing |
-//! | `group_routes` | wasm | consumer groups (`/v1/groups`) over the `Group` objects |
-//! | `router` | wasm | the `fetch` entry point: API v1 over the objects |
+//! | `logging` | wasm | `tracing` events to the Workers console |
 //!
-//! The pure part builds and tests natively, so `cargo test --workspace` covers it without a
-//! runtime; the wasm part is covered by the end-to-end tests in `tests/`.
-//! See `design/worker.md` and `design/http-api.md`.
+//! Nothing imports `entry`: the handlers know the broker and the HTTP types only, so there is
+//! no import circle. See `design/worker.md` and `design/http-api.md`.
 
 #![warn(missing_docs)]
 
-pub mod group_http;
+pub mod codec;
+pub mod handlers;
 pub mod http;
-pub mod internal;
+pub mod routes;
 
 #[cfg(target_arch = "wasm32")]
-mod group_routes;
+mod entry;
 #[cfg(target_arch = "wasm32")]
 mod guard;
 #[cfg(target_arch = "wasm32")]
-mod objects;
+mod logging;
 #[cfg(target_arch = "wasm32")]
-mod router;
+mod objects;
 #[cfg(target_arch = "wasm32")]
 pub mod sql;
 #[cfg(target_arch = "wasm32")]
-mod txn_routes;
+mod stubs;

@@ -14,15 +14,18 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use js_sys::Promise;
+use kafdo_broker::host::{reply, storage_error};
 use kafdo_sql::{Param, Sql, SqlError};
+use kafdo_types::rpc::{
+    BareAppendRequest, BareAppendResponse, BenchCall, ObjectCall, SqlRollbackReport,
+    SqlRollbackRequest,
+};
 use kafdo_types::{ApiError, ProduceRecord};
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::worker_sys::DurableObjectState;
-use worker::{web_sys, Env, Response, State};
+use worker::{web_sys, Env, State};
 
-use super::{cbor_answer, no_such_call, now_ms, serve, storage_error};
-use crate::http::from_cbor;
-use crate::internal::{BareAppendResponse, SqlRollbackReport};
+use super::{now_ms, serve, wrong_kind};
 use crate::sql::DoSql;
 
 /// Rows per INSERT statement.
@@ -142,17 +145,20 @@ impl BenchObject {
 }
 
 impl BenchObject {
-    fn call(&self, path: &str, body: &[u8]) -> worker::Result<Response> {
-        match path {
-            // Reached only when the router's KAFDO_DEBUG_PANIC variable is set: objects are not
+    fn call(&self, call: ObjectCall) -> Result<Vec<u8>, ApiError> {
+        let ObjectCall::Bench(call) = call else {
+            return Err(wrong_kind(&call, "bench"));
+        };
+        match call {
+            // Reached only when the Worker's KAFDO_DEBUG_PANIC variable is set: objects are not
             // reachable from outside the Worker.
-            "/bench/panic" => panic!("deliberate panic (KAFDO_DEBUG_PANIC)"),
-            "/bench/bare-append" => cbor_answer(
-                from_cbor::<Vec<ProduceRecord>>(body)
-                    .and_then(|records| self.append(&records).map_err(storage_error)),
-            ),
-            "/bench/debug-sql-rollback" => cbor_answer(self.sql_self_test().map_err(storage_error)),
-            _ => cbor_answer::<()>(Err::<(), ApiError>(no_such_call(path))),
+            BenchCall::Panic(_) => panic!("deliberate panic (KAFDO_DEBUG_PANIC)"),
+            BenchCall::BareAppend(req) => {
+                reply::<BareAppendRequest>(self.append(&req.records).map_err(storage_error))
+            }
+            BenchCall::SqlRollback(_) => {
+                reply::<SqlRollbackRequest>(self.sql_self_test().map_err(storage_error))
+            }
         }
     }
 }
@@ -173,8 +179,10 @@ impl BenchAppend {
 
     /// Serves one call.
     pub fn fetch(&self, req: web_sys::Request) -> Promise {
-        serve(&self.inner, req, |inner, path, body| async move {
-            inner.call(&path, &body)
-        })
+        serve(
+            &self.inner,
+            req,
+            |inner, call| async move { inner.call(call) },
+        )
     }
 }

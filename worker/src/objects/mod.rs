@@ -1,11 +1,12 @@
-//! The Durable Object classes: thin adapters that decode a call, run one step of a core, and
-//! encode the answer.
+//! The Durable Object classes: thin adapters over the hosts of `kafdo_broker::host`. Each
+//! decodes a call, lets its host run one step, carries out the step's effects (arming the
+//! alarm, waking long polls, deleting storage) and sends the answer.
 //!
-//! Every call is a `POST` with a CBOR body to a path named after the step
-//! (`/partition/append`); every answer is CBOR, an error as an `ApiError` with the code's HTTP
-//! status. A handler keeps its state in `RefCell`s and never holds a borrow across an
-//! `.await`, so a step of a core runs synchronously from its first read to its last write and
-//! no other request can interleave with it.
+//! Every call is a `POST` with the CBOR of a `kafdo_types::rpc::ObjectCall` in its body; every
+//! answer is CBOR, an error as an `ApiError` with the code's HTTP status. A handler keeps its
+//! host in a `RefCell` and never holds a borrow across an `.await`, so a step of a core runs
+//! synchronously from its first read to its last write and no other request can interleave
+//! with it.
 
 pub mod bench;
 pub mod group;
@@ -14,23 +15,26 @@ pub mod metadata;
 pub mod partition;
 pub mod txn;
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 
 use js_sys::Promise;
+use kafdo_broker::cbor::{from_cbor, to_cbor};
+use kafdo_broker::host::storage_error;
+use kafdo_types::rpc::ObjectCall;
 use kafdo_types::{ApiError, ErrorCode};
-use serde::Serialize;
 use wasm_bindgen::JsValue;
 use worker::{web_sys, Response, ResponseBuilder, State};
 
+use crate::codec::CBOR;
 use crate::guard::guarded;
-use crate::http::{to_cbor, CBOR};
+use crate::sql::DoSql;
 
-/// The answer to an internal call: the value, or the error with its status.
-pub fn cbor_answer<T: Serialize>(result: Result<T, ApiError>) -> worker::Result<Response> {
-    let (status, body) = match result {
-        Ok(v) => (200, to_cbor(&v)),
+/// The response to an internal call: the answer's CBOR, or the error with its status.
+pub fn cbor_answer(answer: Result<Vec<u8>, ApiError>) -> worker::Result<Response> {
+    let (status, body) = match answer {
+        Ok(body) => (200, body),
         Err(e) => (e.code.http_status(), to_cbor(&e)),
     };
     Ok(ResponseBuilder::new()
@@ -39,29 +43,32 @@ pub fn cbor_answer<T: Serialize>(result: Result<T, ApiError>) -> worker::Result<
         .fixed(body))
 }
 
-/// Serves one call to an object: reads the path and body, runs `call` as a guarded task (see
-/// [`crate::guard`]), and answers a promise of the response. A failure to read the request,
-/// an `Err` from `call`, or a panic anywhere in the instance becomes an
-/// `UNKNOWN_SERVER_ERROR` answer, never a call that does not answer.
+/// Serves one call to an object: reads and decodes the body, runs `call` as a guarded task (see
+/// [`crate::guard`]), and answers a promise of the response. A failure to read or decode the
+/// request, an `Err` from `call`, or a panic anywhere in the instance becomes an error answer,
+/// never a call that does not answer.
 pub fn serve<O, F, Fut>(object: &Rc<O>, req: web_sys::Request, call: F) -> Promise
 where
     O: 'static,
-    F: FnOnce(Rc<O>, String, Vec<u8>) -> Fut + 'static,
-    Fut: Future<Output = worker::Result<Response>> + 'static,
+    F: FnOnce(Rc<O>, ObjectCall) -> Fut + 'static,
+    Fut: Future<Output = Result<Vec<u8>, ApiError>> + 'static,
 {
     let object = Rc::clone(object);
     guarded(
         async move {
             let mut req = worker::Request::from(req);
-            let path = req.path();
             let answer = match req.bytes().await {
-                Ok(body) => call(object, path, body).await,
-                Err(e) => Err(e),
+                Ok(body) => match from_cbor::<ObjectCall>(&body) {
+                    Ok(c) => call(object, c).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(server_error(&e.to_string())),
             };
-            let response = answer.unwrap_or_else(|e| server_error_answer(&e.to_string()));
+            let response =
+                cbor_answer(answer).unwrap_or_else(|e| server_error_response(&e.to_string()));
             web_sys::Response::from(response).into()
         },
-        web_sys::Response::from(server_error_answer(
+        web_sys::Response::from(server_error_response(
             "the object panicked while serving this call (the panic is in the log)",
         ))
         .into(),
@@ -86,56 +93,66 @@ where
     )
 }
 
-fn server_error_answer(message: &str) -> Response {
-    let error = ApiError::new(ErrorCode::UnknownServerError, message);
+fn server_error(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::UnknownServerError, message)
+}
+
+fn server_error_response(message: &str) -> Response {
     ResponseBuilder::new()
         .with_status(500)
-        .fixed(to_cbor(&error))
+        .fixed(to_cbor(&server_error(message)))
 }
 
-/// The error for a path this object does not serve.
-pub fn no_such_call(path: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidRequest,
-        format!("this object has no call {path}"),
-    )
-}
-
-/// Now, in ms since the epoch: the only clock the adapters read, passed into the cores.
+/// Now, in ms since the epoch: the only clock the adapters read, passed into the hosts.
 pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
 
-/// Turns a storage failure outside a core into an error answer.
-pub fn storage_error(e: kafdo_sql::SqlError) -> ApiError {
-    ApiError::new(ErrorCode::UnknownServerError, e.to_string())
+/// A host created on the object's first call (its storage is bound then).
+pub struct Hosted<H> {
+    state: State,
+    host: RefCell<Option<H>>,
+    make: Box<dyn Fn(DoSql) -> H>,
 }
 
-/// The alarm time an object instance armed last, so it re-arms only for an earlier deadline
-/// (`None` after a restart, once the alarm fired, or after arming failed: then the next step
-/// arms again).
-#[derive(Default)]
-pub struct ArmedAlarm(Cell<Option<i64>>);
-
-impl ArmedAlarm {
-    /// Arms the object's alarm for `at_ms` unless an alarm at or before it is armed already.
-    /// An error is logged (`what` names the object); the next step arms again.
-    pub async fn arm(&self, state: &State, at_ms: i64, what: &str) {
-        if self.0.get().is_some_and(|armed| armed <= at_ms) {
-            return;
+impl<H> Hosted<H> {
+    /// A host made by `make` on first use.
+    pub fn new(state: State, make: impl Fn(DoSql) -> H + 'static) -> Self {
+        Self {
+            state,
+            host: RefCell::new(None),
+            make: Box::new(make),
         }
-        self.0.set(Some(at_ms));
-        // A relative offset; `set_alarm` calls into the runtime before its first await, so no
-        // other call runs between reading the deadline and arming it.
+    }
+
+    /// The object's state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Runs `f` on the host (made if it is not). Synchronous: no borrow outlives it.
+    pub fn with<T>(&self, f: impl FnOnce(&mut H) -> T) -> Result<T, ApiError> {
+        let mut host = self.host.borrow_mut();
+        if host.is_none() {
+            let sql = DoSql::new(&self.state).map_err(storage_error)?;
+            *host = Some((self.make)(sql));
+        }
+        Ok(f(host.as_mut().expect("made above")))
+    }
+
+    /// Sets the alarm to `at_ms`; `on_failure` runs on the host when that fails, so its next
+    /// step arms again. `set_alarm` calls into the runtime before its first await, so no other
+    /// call runs between the step that chose the time and the arming.
+    pub async fn set_alarm(&self, at_ms: i64, what: &str, on_failure: fn(&mut H)) {
         let offset_ms = (at_ms - now_ms()).max(0);
-        if let Err(e) = state.storage().set_alarm(offset_ms).await {
-            self.0.set(None);
+        if let Err(e) = self.state.storage().set_alarm(offset_ms).await {
             worker::console_error!("{what} alarm: setting it failed: {e}");
+            let _ = self.with(on_failure);
         }
     }
+}
 
-    /// The alarm fired: nothing is armed any more.
-    pub fn fired(&self) {
-        self.0.set(None);
-    }
+/// The error for a call of another object's kind.
+pub fn wrong_kind(call: &ObjectCall, host: &str) -> ApiError {
+    kafdo_broker::host::wrong_kind(call.path(), host)
 }

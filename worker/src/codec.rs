@@ -1,0 +1,130 @@
+//! The body formats of API v1: JSON unless `Content-Type: application/cbor`; answers are JSON
+//! unless the request has `Accept: application/cbor`. One serde type serves both encodings:
+//! binary fields are base64 strings in JSON and byte strings in CBOR (`kafdo_types::bytes`).
+
+use kafdo_types::{ApiError, ErrorBody, ErrorCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The media type of CBOR bodies.
+pub const CBOR: &str = "application/cbor";
+/// The media type of JSON bodies.
+pub const JSON: &str = "application/json";
+
+/// A body encoding.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// JSON, the default.
+    Json,
+    /// CBOR.
+    Cbor,
+}
+
+impl Format {
+    /// The format of a request body, from its `Content-Type` header.
+    pub fn from_content_type(content_type: Option<&str>) -> Format {
+        Self::from_media_type(content_type)
+    }
+
+    /// The format of the answer, from the request's `Accept` header.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        Self::from_media_type(accept)
+    }
+
+    fn from_media_type(header: Option<&str>) -> Format {
+        // Only an explicit CBOR media type selects CBOR; anything else (absent, */*, JSON)
+        // gets the default.
+        match header {
+            Some(h)
+                if h.split(',').any(|part| {
+                    part.split(';')
+                        .next()
+                        .is_some_and(|t| t.trim().eq_ignore_ascii_case(CBOR))
+                }) =>
+            {
+                Format::Cbor
+            }
+            _ => Format::Json,
+        }
+    }
+
+    /// The `Content-Type` of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => JSON,
+            Format::Cbor => CBOR,
+        }
+    }
+}
+
+/// Decodes a request body. Malformed input is `INVALID_REQUEST` with the decoder's message.
+pub fn decode<T: DeserializeOwned>(format: Format, body: &[u8]) -> Result<T, ApiError> {
+    match format {
+        Format::Json => serde_json::from_slice(body)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON: {e}"))),
+        Format::Cbor => ciborium::from_reader(body)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid CBOR: {e}"))),
+    }
+}
+
+/// Encodes an answer body.
+pub fn encode<T: Serialize>(format: Format, value: &T) -> Vec<u8> {
+    match format {
+        Format::Json => serde_json::to_vec(value).expect("API types serialize to JSON"),
+        Format::Cbor => kafdo_broker::cbor::to_cbor(value),
+    }
+}
+
+/// The body of an error answer.
+pub fn error_body(format: Format, error: &ApiError) -> Vec<u8> {
+    encode(
+        format,
+        &ErrorBody {
+            error: error.clone(),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafdo_types::api::{CreateTopicRequest, ProduceRequest};
+    use kafdo_types::ProduceRecord;
+
+    #[test]
+    fn formats() {
+        assert_eq!(Format::from_content_type(None), Format::Json);
+        assert_eq!(
+            Format::from_content_type(Some("application/json")),
+            Format::Json
+        );
+        assert_eq!(
+            Format::from_content_type(Some("application/cbor")),
+            Format::Cbor
+        );
+        assert_eq!(
+            Format::from_accept(Some("text/html, application/CBOR;q=0.9")),
+            Format::Cbor
+        );
+        assert_eq!(Format::from_accept(Some("*/*")), Format::Json);
+    }
+
+    #[test]
+    fn bodies_decode_in_both_formats() {
+        let req = ProduceRequest {
+            records: vec![ProduceRecord::keyed(b"k".to_vec(), vec![0, 255])],
+        };
+        let json = encode(Format::Json, &req);
+        assert_eq!(
+            String::from_utf8(json.clone()).unwrap(),
+            r#"{"records":[{"key":"aw==","value":"AP8="}]}"#
+        );
+        assert_eq!(decode::<ProduceRequest>(Format::Json, &json).unwrap(), req);
+        let cbor = encode(Format::Cbor, &req);
+        assert_eq!(decode::<ProduceRequest>(Format::Cbor, &cbor).unwrap(), req);
+        let e = decode::<CreateTopicRequest>(Format::Json, b"{\"name\":").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let e = decode::<CreateTopicRequest>(Format::Cbor, b"\xff\x00").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+    }
+}

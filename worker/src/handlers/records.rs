@@ -1,0 +1,142 @@
+//! Produce (by topic, with or without an `Idempotency-Key`, and by partition) and fetch.
+
+use kafdo_broker::topics::FetchOptions;
+use kafdo_broker::Runtime;
+use kafdo_types::api::{Isolation, PartitionProduceRequest, ProduceRequest};
+use kafdo_types::limits::{
+    DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_RECORDS, MAX_FETCH_MAX_BYTES, MAX_FETCH_MAX_RECORDS,
+    MAX_FETCH_WAIT_MS,
+};
+use kafdo_types::{ApiError, ErrorCode};
+
+use super::{invalid, Context};
+use crate::http::{Answer, HttpRequest};
+use crate::routes::RecordsRoute;
+
+/// Serves a produce or fetch route.
+pub async fn serve<R: Runtime>(
+    cx: &Context<R>,
+    route: RecordsRoute,
+    req: &HttpRequest,
+) -> Result<Answer, ApiError> {
+    let broker = &cx.broker;
+    Ok(match route {
+        RecordsRoute::ProduceTopic(name) => {
+            let produce: ProduceRequest = req.body()?;
+            let key = req.idempotency_key.as_deref();
+            Answer::ok(cx.format, &broker.produce(&name, key, &produce).await?)
+        }
+        RecordsRoute::ProducePartition(name, p) => {
+            let produce: PartitionProduceRequest = req.body()?;
+            Answer::ok(
+                cx.format,
+                &broker.produce_partition(&name, p, produce).await?,
+            )
+        }
+        RecordsRoute::Fetch(name, p) => {
+            let options = parse_fetch_query(req.query_pairs())?;
+            Answer::ok(cx.format, &broker.fetch(&name, p, options).await?)
+        }
+    })
+}
+
+/// Parses a fetch query (`offset`, `max_records`, `max_bytes`, `isolation`, `wait_ms`), with
+/// the defaults and limits of `kafdo_types::limits`. Unknown parameters are refused, so a typo
+/// is an error rather than a silently ignored option; a negative offset is
+/// `OFFSET_OUT_OF_RANGE`.
+pub fn parse_fetch_query<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<FetchOptions, ApiError> {
+    let mut q = FetchOptions {
+        offset: 0,
+        max_records: DEFAULT_FETCH_MAX_RECORDS,
+        max_bytes: DEFAULT_FETCH_MAX_BYTES,
+        isolation: Isolation::ReadCommitted,
+        wait_ms: 0,
+    };
+    for (name, value) in pairs {
+        match name {
+            "offset" => {
+                q.offset = value
+                    .parse()
+                    .map_err(|_| invalid(format!("offset {value:?} is not an integer")))?;
+                if q.offset < 0 {
+                    return Err(ApiError::new(
+                        ErrorCode::OffsetOutOfRange,
+                        format!("offset {} is negative", q.offset),
+                    ));
+                }
+            }
+            "max_records" => {
+                q.max_records = positive(name, value)?.min(MAX_FETCH_MAX_RECORDS);
+            }
+            "max_bytes" => q.max_bytes = positive(name, value)?.min(MAX_FETCH_MAX_BYTES),
+            "wait_ms" => {
+                q.wait_ms = value
+                    .parse::<u32>()
+                    .map_err(|_| invalid(format!("wait_ms {value:?} is not a whole number")))?
+                    .min(MAX_FETCH_WAIT_MS);
+            }
+            "isolation" => {
+                q.isolation = match value {
+                    "read_committed" => Isolation::ReadCommitted,
+                    "read_uncommitted" => Isolation::ReadUncommitted,
+                    _ => {
+                        return Err(invalid(format!(
+                            "isolation {value:?} is neither read_committed nor read_uncommitted"
+                        )))
+                    }
+                }
+            }
+            _ => return Err(invalid(format!("unknown query parameter {name:?}"))),
+        }
+    }
+    Ok(q)
+}
+
+fn positive(name: &str, value: &str) -> Result<u32, ApiError> {
+    match value.parse::<u32>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(invalid(format!(
+            "{name} {value:?} is not a positive integer"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_query_defaults_and_limits() {
+        let q = parse_fetch_query([]).unwrap();
+        assert_eq!(q.offset, 0);
+        assert_eq!(q.max_records, DEFAULT_FETCH_MAX_RECORDS);
+        assert_eq!(q.max_bytes, DEFAULT_FETCH_MAX_BYTES);
+        assert_eq!(q.isolation, Isolation::ReadCommitted);
+        assert_eq!(q.wait_ms, 0);
+        let q = parse_fetch_query([
+            ("offset", "7"),
+            ("max_records", "99999"),
+            ("wait_ms", "100000"),
+            ("isolation", "read_uncommitted"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (q.offset, q.max_records, q.wait_ms, q.isolation),
+            (
+                7,
+                MAX_FETCH_MAX_RECORDS,
+                MAX_FETCH_WAIT_MS,
+                Isolation::ReadUncommitted
+            )
+        );
+        let code =
+            |pairs: &[(&str, &str)]| parse_fetch_query(pairs.iter().copied()).unwrap_err().code;
+        assert_eq!(code(&[("offset", "-1")]), ErrorCode::OffsetOutOfRange);
+        assert_eq!(code(&[("offset", "x")]), ErrorCode::InvalidRequest);
+        assert_eq!(code(&[("max_records", "0")]), ErrorCode::InvalidRequest);
+        assert_eq!(code(&[("isolation", "dirty")]), ErrorCode::InvalidRequest);
+        assert_eq!(code(&[("ofset", "1")]), ErrorCode::InvalidRequest);
+    }
+}
