@@ -125,3 +125,30 @@ fn retention_past_the_last_stable_offset_is_caught() {
     println!("caught after {seeds} seeds by {caught:?}");
     assert!(caught.contains(&Invariant::RetentionStable), "{caught:?}");
 }
+
+#[test]
+fn a_keyed_produce_ignoring_its_reservation_is_caught() {
+    // Planted in the shared orchestration (`kafdo_broker`), which the Worker runs too.
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        keyed_produce_ignores_reservation: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    assert!(caught.contains(&Invariant::IngestExactlyOnce), "{caught:?}");
+}
+
+#[test]
+fn a_produce_answering_offsets_out_of_order_is_caught() {
+    // Planted in the shared orchestration (`kafdo_broker`), which the Worker runs too.
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        produce_offsets_reversed: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    // An answered offset names another record's offset (a keyed produce's answer is checked
+    // against where its records are).
+    assert!(
+        caught.contains(&Invariant::OneValuePerOffset) || caught.contains(&Invariant::IngestAnswer),
+        "{caught:?}"
+    );
+}

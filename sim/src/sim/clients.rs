@@ -10,53 +10,71 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
-use kafdo_txn_coordinator::Answer;
-use kafdo_types::api::{Isolation, PartitionProduceResponse, RecordOffset};
+use kafdo_broker::topics::FetchOptions;
+use kafdo_types::api::{
+    InitProducerRequest, InitProducerResponse, Isolation, PartitionProduceRequest,
+    PartitionProduceResponse, ProduceRequest, RecordOffset,
+};
 use kafdo_types::group::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, OffsetFetchQuery,
     OffsetFetchResponse,
 };
-use kafdo_types::rpc::TopicPartitionOffset;
-use kafdo_types::rpc::{AppendRequest, PartitionRef, ProducerBatch, ReadRequest, TxnResult};
-use kafdo_types::txn::{AddOffsetsRequest, CoordinatorAddPartitions, EndTxnRequest};
+use kafdo_types::rpc::{ProducerBatch, TopicPartitionOffset, TxnResult};
+use kafdo_types::txn::{
+    AddOffsetsRequest, AddPartitionsRequest, EndTxnRequest, EndTxnResponse, TopicPartition,
+};
 use kafdo_types::ErrorCode;
 use kafdo_types::{ApiError, ProduceRecord};
 
-use crate::history::{IngestRecord, Process, Request, Tp, TOMBSTONE_HEADER};
+use crate::history::{
+    GroupOffset, IngestRecord, KeyedValue, Process, ReadRecord, Reply, Request, Tp,
+    TOMBSTONE_HEADER,
+};
 use crate::rng::Rng;
 
-/// A request a client sends to an object (the Worker's routing is modelled by the world).
+/// A request a client sends to the Worker: the broker call its route makes.
 #[derive(Clone, Debug)]
 pub enum ClientReq {
-    /// `POST /v1/producers` without a transactional id: the Worker allocates a producer id from
-    /// the metadata object.
-    AllocateProducerId,
-    /// A produce to one partition.
-    Append(AppendRequest),
-    /// A fetch from one partition.
-    Read(ReadRequest),
+    /// `POST /v1/producers`, with or without a transactional id.
+    InitProducer(InitProducerRequest),
+    /// `POST /v1/topics/{t}/partitions/{p}/records`.
+    ProducePartition {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The body.
+        request: PartitionProduceRequest,
+    },
+    /// `GET /v1/topics/{t}/partitions/{p}/records`.
+    Fetch {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The query.
+        options: FetchOptions,
+    },
     /// `GET /v1/topics/{t}/partitions/{p}`: the partition's offsets.
-    PartitionOffsets(PartitionRef),
-    /// `POST /v1/producers` with a transactional id.
-    InitProducer {
-        /// The transactional id (names the coordinator).
-        transactional_id: String,
-        /// The transaction timeout.
-        transaction_timeout_ms: i64,
+    PartitionOffsets {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
     },
     /// `POST /v1/transactions/{id}/partitions`.
     AddPartitions {
         /// The transactional id.
         transactional_id: String,
-        /// The call with the partitions resolved.
-        req: CoordinatorAddPartitions,
+        /// The body.
+        request: AddPartitionsRequest,
     },
     /// Commit or abort.
     EndTxn {
         /// The transactional id.
         transactional_id: String,
         /// The producer id and epoch.
-        req: EndTxnRequest,
+        request: EndTxnRequest,
         /// Commit or abort.
         result: TxnResult,
     },
@@ -65,14 +83,14 @@ pub enum ClientReq {
         /// The transactional id.
         transactional_id: String,
         /// The offsets, fenced by generation and member.
-        req: AddOffsetsRequest,
+        request: AddOffsetsRequest,
     },
     /// `POST /v1/groups/{g}/members`.
     Join {
         /// The group.
         group_id: String,
         /// The join.
-        req: JoinGroupRequest,
+        request: JoinGroupRequest,
     },
     /// `POST /v1/groups/{g}/members/{m}/heartbeat`.
     Heartbeat {
@@ -81,7 +99,7 @@ pub enum ClientReq {
         /// The member.
         member_id: String,
         /// The heartbeat.
-        req: HeartbeatRequest,
+        request: HeartbeatRequest,
     },
     /// `GET /v1/groups/{g}/offsets`.
     FetchOffsets {
@@ -90,31 +108,63 @@ pub enum ClientReq {
         /// The query.
         query: OffsetFetchQuery,
     },
-    /// `POST /v1/topics/{t}/records` with an `Idempotency-Key`: the Worker drives it through
-    /// the key's object and the partitions (see `sim::ingest`).
+    /// `POST /v1/topics/{t}/records` with an `Idempotency-Key`.
     Ingest {
         /// The topic.
         topic: String,
         /// The `Idempotency-Key`.
         key: String,
-        /// The body's records.
-        records: Vec<ProduceRecord>,
+        /// The body.
+        request: ProduceRequest,
     },
+}
+
+impl ClientReq {
+    /// The history's declaration of the keys a batch writes to the compacted topic, for a
+    /// produce to it.
+    pub fn compacted_keys(&self) -> Option<Vec<KeyedValue>> {
+        match self {
+            ClientReq::ProducePartition { topic, request, .. }
+                if topic == super::COMPACTED_TOPIC =>
+            {
+                Some(request.records.iter().map(keyed_value).collect())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The history's declaration of a keyed record's key (its value named as [`ReadRecord`] does).
+fn keyed_value(r: &ProduceRecord) -> KeyedValue {
+    let read = ReadRecord::from_record(&kafdo_types::Record {
+        offset: 0,
+        timestamp: 0,
+        key: r.key.clone(),
+        value: r.value.clone(),
+        headers: r.headers.clone(),
+    });
+    KeyedValue {
+        value: read.value,
+        key: read.key.expect("a keyed record"),
+        tombstone: read.tombstone,
+    }
 }
 
 /// A successful answer to a [`ClientReq`].
 #[derive(Clone, Debug)]
 pub enum ClientAns {
-    /// A fresh producer id (epoch 0).
-    ProducerId(i64),
+    /// A producer id and epoch.
+    Producer(InitProducerResponse),
     /// Where a batch landed.
     Produced(PartitionProduceResponse),
     /// What a fetch read.
     Fetched(kafdo_types::api::FetchResponse),
     /// A partition's offsets.
     PartitionOffsets(kafdo_types::api::PartitionInfo),
-    /// A coordinator's answer.
-    Coordinator(Answer),
+    /// Partitions or offsets added to a transaction.
+    Done,
+    /// A transaction ended.
+    Ended(EndTxnResponse),
     /// A join's answer.
     Joined(JoinGroupResponse),
     /// A heartbeat's answer.
@@ -123,6 +173,72 @@ pub enum ClientAns {
     Offsets(OffsetFetchResponse),
     /// Where a keyed ingestion's records are, in request order.
     Ingested(Vec<RecordOffset>),
+}
+
+impl ClientAns {
+    /// The answer as the history records it.
+    pub fn history_reply(&self) -> Reply {
+        match self {
+            ClientAns::Producer(p) => Reply::Producer {
+                producer_id: p.producer_id,
+                producer_epoch: p.producer_epoch,
+            },
+            ClientAns::Produced(p) => Reply::Produce {
+                base_offset: p.base_offset,
+                last_offset: p.last_offset,
+                duplicate: p.duplicate,
+            },
+            ClientAns::PartitionOffsets(info) => Reply::PartitionOffsets {
+                log_start_offset: info.log_start_offset,
+                high_watermark: info.high_watermark,
+                last_stable_offset: info.last_stable_offset,
+            },
+            ClientAns::Fetched(f) => Reply::Fetch {
+                records: f.records.iter().map(ReadRecord::from_record).collect(),
+                next_offset: f.next_offset,
+                high_watermark: f.high_watermark,
+                last_stable_offset: f.last_stable_offset,
+            },
+            ClientAns::Done => Reply::Done,
+            ClientAns::Ended(e) => Reply::EndTxn {
+                state: e.state,
+                producer_id: Some(e.producer_id),
+                producer_epoch: e.producer_epoch,
+            },
+            ClientAns::Joined(j) => Reply::Member {
+                member_id: j.member_id.clone(),
+                generation_id: j.generation_id,
+                assignment: tps(&j.assignment),
+            },
+            ClientAns::Heartbeat(h) => Reply::Member {
+                // The heartbeat's member id is the request's; the checker reads it from there.
+                member_id: String::new(),
+                generation_id: h.generation_id,
+                assignment: tps(&h.assignment),
+            },
+            ClientAns::Ingested(offsets) => Reply::Ingest {
+                offsets: offsets.clone(),
+            },
+            ClientAns::Offsets(o) => Reply::Offsets {
+                offsets: o
+                    .offsets
+                    .iter()
+                    .map(|o| GroupOffset {
+                        topic: o.topic.clone(),
+                        partition: o.partition,
+                        offset: o.offset,
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+fn tps(assignment: &[kafdo_types::txn::TopicPartition]) -> Vec<Tp> {
+    assignment
+        .iter()
+        .map(|tp| Tp::new(tp.topic.clone(), tp.partition))
+        .collect()
 }
 
 /// What a client wants to do next.
@@ -145,14 +261,59 @@ pub enum Answered<'a> {
     Timeout,
 }
 
-/// What clients share: the topics, and whether the run is winding down.
-pub struct Env<'a> {
-    /// Partition references by topic partition.
-    pub partitions: &'a BTreeMap<Tp, PartitionRef>,
+/// What clients share: whether the run is winding down, and the time.
+pub struct Env {
     /// When true, clients finish what they started and stop.
     pub settling: bool,
     /// The simulated time.
     pub now_ms: i64,
+}
+
+/// A client process, as the world keeps it.
+pub struct ClientSlot {
+    /// The client.
+    pub client: Client,
+    /// The id of its outstanding request.
+    pub outstanding: Option<u64>,
+    /// Wake-ups of an older generation are stale.
+    pub wake_generation: u64,
+    /// It has finished.
+    pub done: bool,
+}
+
+impl ClientSlot {
+    /// A client that has not started.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            outstanding: None,
+            wake_generation: 0,
+            done: false,
+        }
+    }
+}
+
+/// A topic partition as the API names it.
+fn topic_partition(tp: &Tp) -> TopicPartition {
+    TopicPartition {
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+    }
+}
+
+/// A partition produce's body for a batch of this producer.
+fn partition_produce(
+    producer: ProducerBatch,
+    transactional: bool,
+    records: Vec<ProduceRecord>,
+) -> PartitionProduceRequest {
+    PartitionProduceRequest {
+        producer_id: Some(producer.producer_id),
+        producer_epoch: Some(producer.producer_epoch),
+        base_sequence: Some(producer.base_sequence),
+        transactional,
+        records,
+    }
 }
 
 /// The records of a batch to `tp`: plain values, or on the compacted topic keyed records
@@ -253,7 +414,7 @@ pub enum Client {
 
 impl Client {
     /// The next action of an idle client.
-    pub fn next(&mut self, rng: &mut Rng, env: &Env<'_>) -> Action {
+    pub fn next(&mut self, rng: &mut Rng, env: &Env) -> Action {
         match self {
             Client::Idempotent(c) => c.next(rng, env),
             Client::Transactional(c) => c.next(rng, env),
@@ -319,13 +480,16 @@ impl IdempotentProducer {
         }
     }
 
-    fn next(&mut self, rng: &mut Rng, env: &Env<'_>) -> Action {
+    fn next(&mut self, rng: &mut Rng, env: &Env) -> Action {
         let Some(producer_id) = self.producer_id else {
             if self.batches_left == 0 || env.settling {
                 return Action::Done;
             }
             return Action::Send(Box::new((
-                ClientReq::AllocateProducerId,
+                ClientReq::InitProducer(InitProducerRequest {
+                    transactional_id: None,
+                    transaction_timeout_ms: None,
+                }),
                 Request::InitProducer {
                     transactional_id: None,
                 },
@@ -346,19 +510,18 @@ impl IdempotentProducer {
             base_sequence: self.sequences.get(&tp).copied().unwrap_or(0),
         };
         let op = produce_op(&tp, producer, None, &values);
-        let req = AppendRequest {
-            partition: env.partitions[&tp].clone(),
-            producer: Some(producer),
-            transactional: false,
-            records: records_for(&tp, &values),
+        let req = ClientReq::ProducePartition {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            request: partition_produce(producer, false, records_for(&tp, &values)),
         };
-        Action::Send(Box::new((ClientReq::Append(req), op)))
+        Action::Send(Box::new((req, op)))
     }
 
     fn on_result(&mut self, answered: Answered<'_>) {
         match answered {
-            Answered::Ok(ClientAns::ProducerId(id)) => {
-                self.producer_id = Some(*id);
+            Answered::Ok(ClientAns::Producer(p)) => {
+                self.producer_id = Some(p.producer_id);
                 self.sequences.clear();
             }
             Answered::Ok(ClientAns::Produced(_)) => {
@@ -439,16 +602,16 @@ impl TransactionalProducer {
         self
     }
 
-    fn next(&mut self, rng: &mut Rng, env: &Env<'_>) -> Action {
+    fn next(&mut self, rng: &mut Rng, env: &Env) -> Action {
         let Some((producer_id, producer_epoch)) = self.producer else {
             if self.txns_left == 0 || env.settling {
                 return Action::Done;
             }
             return Action::Send(Box::new((
-                ClientReq::InitProducer {
-                    transactional_id: self.transactional_id.clone(),
-                    transaction_timeout_ms: self.transaction_timeout_ms,
-                },
+                ClientReq::InitProducer(InitProducerRequest {
+                    transactional_id: Some(self.transactional_id.clone()),
+                    transaction_timeout_ms: Some(self.transaction_timeout_ms),
+                }),
                 Request::InitProducer {
                     transactional_id: Some(self.transactional_id.clone()),
                 },
@@ -494,14 +657,10 @@ impl TransactionalProducer {
         let tid = self.transactional_id.clone();
         let txn = self.txn.as_mut().expect("a transaction");
         if !txn.added {
-            let req = CoordinatorAddPartitions {
+            let req = AddPartitionsRequest {
                 producer_id,
                 producer_epoch,
-                partitions: txn
-                    .partitions
-                    .iter()
-                    .map(|tp| env.partitions[tp].clone())
-                    .collect(),
+                partitions: txn.partitions.iter().map(topic_partition).collect(),
             };
             let op = Request::AddPartitions {
                 transactional_id: tid.clone(),
@@ -512,7 +671,7 @@ impl TransactionalProducer {
             return Action::Send(Box::new((
                 ClientReq::AddPartitions {
                     transactional_id: tid,
-                    req,
+                    request: req,
                 },
                 op,
             )));
@@ -524,13 +683,12 @@ impl TransactionalProducer {
                 base_sequence: txn.sequences.get(tp).copied().unwrap_or(0),
             };
             let op = produce_op(tp, producer, Some(&tid), values);
-            let req = AppendRequest {
-                partition: env.partitions[tp].clone(),
-                producer: Some(producer),
-                transactional: true,
-                records: records_for(tp, values),
+            let req = ClientReq::ProducePartition {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                request: partition_produce(producer, true, records_for(tp, values)),
             };
-            return Action::Send(Box::new((ClientReq::Append(req), op)));
+            return Action::Send(Box::new((req, op)));
         }
         if txn.stall_ms > 0 {
             let stall_ms = std::mem::take(&mut txn.stall_ms);
@@ -545,7 +703,7 @@ impl TransactionalProducer {
         Action::Send(Box::new((
             ClientReq::EndTxn {
                 transactional_id: tid,
-                req: EndTxnRequest {
+                request: EndTxnRequest {
                     producer_id,
                     producer_epoch,
                 },
@@ -557,12 +715,12 @@ impl TransactionalProducer {
 
     fn on_result(&mut self, answered: Answered<'_>, _rng: &mut Rng) {
         match answered {
-            Answered::Ok(ClientAns::Coordinator(Answer::Producer(p))) => {
+            Answered::Ok(ClientAns::Producer(p)) => {
                 self.producer = Some((p.producer_id, p.producer_epoch));
                 // Whatever this instance had open was aborted by the init.
                 self.txn = None;
             }
-            Answered::Ok(ClientAns::Coordinator(Answer::PartitionsAdded)) => {
+            Answered::Ok(ClientAns::Done) => {
                 if let Some(txn) = self.txn.as_mut() {
                     txn.added = true;
                 }
@@ -573,7 +731,7 @@ impl TransactionalProducer {
                 let seq = txn.sequences.entry(tp).or_insert(0);
                 *seq = seq.wrapping_add(values.len() as i32);
             }
-            Answered::Ok(ClientAns::Coordinator(Answer::Ended(end))) => {
+            Answered::Ok(ClientAns::Ended(end)) => {
                 // A new producer id once the old one's epochs are spent.
                 self.producer = Some((end.producer_id, end.producer_epoch));
                 self.txn = None;
@@ -633,25 +791,31 @@ impl Consumer {
         self.reset = false;
     }
 
-    fn next(&mut self, rng: &mut Rng, env: &Env<'_>) -> Action {
+    fn next(&mut self, rng: &mut Rng, env: &Env) -> Action {
         if self.reads_left == 0 || env.settling {
             return Action::Done;
         }
         if self.reset {
-            let req = ClientReq::PartitionOffsets(env.partitions[&self.tp].clone());
+            let req = ClientReq::PartitionOffsets {
+                topic: self.tp.topic.clone(),
+                partition: self.tp.partition,
+            };
             let op = Request::PartitionOffsets {
                 topic: self.tp.topic.clone(),
                 partition: self.tp.partition,
             };
             return Action::Send(Box::new((req, op)));
         }
-        let req = ReadRequest {
-            partition: env.partitions[&self.tp].clone(),
-            offset: self.position,
-            max_records: rng.range(1, 6) as u32,
-            max_bytes: 1 << 20,
-            isolation: Isolation::ReadCommitted,
-            wait_ms: 0,
+        let req = ClientReq::Fetch {
+            topic: self.tp.topic.clone(),
+            partition: self.tp.partition,
+            options: FetchOptions {
+                offset: self.position,
+                max_records: rng.range(1, 6) as u32,
+                max_bytes: 1 << 20,
+                isolation: Isolation::ReadCommitted,
+                wait_ms: 0,
+            },
         };
         let op = Request::Fetch {
             topic: self.tp.topic.clone(),
@@ -660,7 +824,7 @@ impl Consumer {
             isolation: Isolation::ReadCommitted,
             reader: format!("p{}.s{}", self.process, self.session),
         };
-        Action::Send(Box::new((ClientReq::Read(req), op)))
+        Action::Send(Box::new((req, op)))
     }
 
     fn on_result(&mut self, answered: Answered<'_>, rng: &mut Rng) {
@@ -806,7 +970,7 @@ impl Processor {
         Action::Send(Box::new((req, op)))
     }
 
-    fn next(&mut self, rng: &mut Rng, env: &Env<'_>) -> Action {
+    fn next(&mut self, rng: &mut Rng, env: &Env) -> Action {
         self.actions_left = self.actions_left.saturating_sub(1);
         if self.actions_left == 0 && self.txn.is_none() {
             return Action::Done;
@@ -828,14 +992,18 @@ impl Processor {
                 topics: vec![self.input_topic.clone()],
             };
             let group_id = self.group_id.clone();
-            return self.send(Pending::Join, ClientReq::Join { group_id, req }, op);
+            let req = ClientReq::Join {
+                group_id,
+                request: req,
+            };
+            return self.send(Pending::Join, req, op);
         };
         let tid = self.transactional_id.clone();
         let Some((producer_id, producer_epoch)) = self.producer else {
-            let req = ClientReq::InitProducer {
-                transactional_id: tid.clone(),
-                transaction_timeout_ms: self.transaction_timeout_ms,
-            };
+            let req = ClientReq::InitProducer(InitProducerRequest {
+                transactional_id: Some(tid.clone()),
+                transaction_timeout_ms: Some(self.transaction_timeout_ms),
+            });
             let op = Request::InitProducer {
                 transactional_id: Some(tid),
             };
@@ -846,14 +1014,10 @@ impl Processor {
                 Stage::AddPartitions => (
                     ClientReq::AddPartitions {
                         transactional_id: tid.clone(),
-                        req: CoordinatorAddPartitions {
+                        request: AddPartitionsRequest {
                             producer_id,
                             producer_epoch,
-                            partitions: txn
-                                .partitions
-                                .iter()
-                                .map(|tp| env.partitions[tp].clone())
-                                .collect(),
+                            partitions: txn.partitions.iter().map(topic_partition).collect(),
                         },
                     },
                     Request::AddPartitions {
@@ -874,13 +1038,12 @@ impl Processor {
                     if let Request::Produce { sources: s, .. } = &mut op {
                         s.clone_from(sources);
                     }
-                    let req = AppendRequest {
-                        partition: env.partitions[tp].clone(),
-                        producer: Some(producer),
-                        transactional: true,
-                        records: values_to_records(values),
+                    let req = ClientReq::ProducePartition {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        request: partition_produce(producer, true, values_to_records(values)),
                     };
-                    (ClientReq::Append(req), op)
+                    (req, op)
                 }
                 Stage::AddOffsets => {
                     let offsets = vec![TopicPartitionOffset {
@@ -913,7 +1076,7 @@ impl Processor {
                     (
                         ClientReq::AddOffsets {
                             transactional_id: tid,
-                            req,
+                            request: req,
                         },
                         op,
                     )
@@ -921,7 +1084,7 @@ impl Processor {
                 Stage::End(result) => (
                     ClientReq::EndTxn {
                         transactional_id: tid.clone(),
-                        req: EndTxnRequest {
+                        request: EndTxnRequest {
                             producer_id,
                             producer_epoch,
                         },
@@ -955,7 +1118,7 @@ impl Processor {
             let req = ClientReq::Heartbeat {
                 group_id: self.group_id.clone(),
                 member_id: member_id.clone(),
-                req: HeartbeatRequest { generation_id },
+                request: HeartbeatRequest { generation_id },
             };
             let op = Request::Heartbeat {
                 group_id: self.group_id.clone(),
@@ -984,13 +1147,16 @@ impl Processor {
         self.reads += 1;
         let tp = self.assignment[self.next_input].clone();
         let offset = positions.get(&tp).copied().unwrap_or(0);
-        let req = ReadRequest {
-            partition: env.partitions[&tp].clone(),
-            offset,
-            max_records: rng.range(1, 4) as u32,
-            max_bytes: 1 << 20,
-            isolation: Isolation::ReadCommitted,
-            wait_ms: 0,
+        let req = ClientReq::Fetch {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            options: FetchOptions {
+                offset,
+                max_records: rng.range(1, 4) as u32,
+                max_bytes: 1 << 20,
+                isolation: Isolation::ReadCommitted,
+                wait_ms: 0,
+            },
         };
         let op = Request::Fetch {
             topic: tp.topic.clone(),
@@ -1000,7 +1166,7 @@ impl Processor {
             // Each read starts from the group's committed position: a pass of its own.
             reader: format!("p{}.r{}", self.process, self.reads),
         };
-        self.send(Pending::Read, ClientReq::Read(req), op)
+        self.send(Pending::Read, req, op)
     }
 
     fn set_assignment(&mut self, assignment: &[kafdo_types::txn::TopicPartition]) {
@@ -1051,7 +1217,7 @@ impl Processor {
                     self.positions = None;
                 }
             }
-            (Pending::Init, Answered::Ok(ClientAns::Coordinator(Answer::Producer(p)))) => {
+            (Pending::Init, Answered::Ok(ClientAns::Producer(p))) => {
                 self.producer = Some((p.producer_id, p.producer_epoch));
                 self.txn = None;
                 self.positions = None;
@@ -1109,7 +1275,7 @@ impl Processor {
             (Pending::Txn, Answered::Ok(ans)) => {
                 let txn = self.txn.as_mut().expect("a transaction");
                 match (txn.stage, ans) {
-                    (Stage::AddPartitions, ClientAns::Coordinator(Answer::PartitionsAdded)) => {
+                    (Stage::AddPartitions, ClientAns::Done) => {
                         txn.stage = Stage::Produce;
                     }
                     (Stage::Produce, ClientAns::Produced(_)) => {
@@ -1120,10 +1286,10 @@ impl Processor {
                             txn.stage = Stage::AddOffsets;
                         }
                     }
-                    (Stage::AddOffsets, ClientAns::Coordinator(Answer::OffsetsAdded)) => {
+                    (Stage::AddOffsets, ClientAns::Done) => {
                         txn.stage = Stage::End(TxnResult::Commit);
                     }
-                    (Stage::End(result), ClientAns::Coordinator(Answer::Ended(end))) => {
+                    (Stage::End(result), ClientAns::Ended(end)) => {
                         self.producer = Some((end.producer_id, end.producer_epoch));
                         let txn = self.txn.take().expect("a transaction");
                         match (result, self.positions.as_mut()) {
@@ -1174,7 +1340,7 @@ pub struct IngestEntry {
     /// The `Idempotency-Key`.
     pub key: String,
     /// The body as sent.
-    pub records: Vec<ProduceRecord>,
+    pub request: ProduceRequest,
     /// The records as the history names them (each with the partition it is routed to).
     pub routed: Vec<IngestRecord>,
     /// Wait this long before sending it: a reuse of the previous entry's key after the key
@@ -1232,7 +1398,7 @@ impl IngestClient {
         self.backoff_ms = 0;
     }
 
-    fn next(&mut self, _rng: &mut Rng, env: &Env<'_>) -> Action {
+    fn next(&mut self, _rng: &mut Rng, env: &Env) -> Action {
         loop {
             let Some(entry) = self.script.get(self.next) else {
                 return Action::Done;
@@ -1261,7 +1427,7 @@ impl IngestClient {
             let req = ClientReq::Ingest {
                 topic: self.topic.clone(),
                 key: entry.key.clone(),
-                records: entry.records.clone(),
+                request: entry.request.clone(),
             };
             let op = Request::Ingest {
                 topic: self.topic.clone(),
