@@ -1668,3 +1668,16 @@ fn a_fetch_answered_below_the_log_start_is_caught() {
     h.fetch(5, R0, 4, RC, "r9", &[], 4, 5, 3);
     assert_caught(h, Invariant::RetentionLogStart);
 }
+
+#[test]
+fn a_missing_final_read_uncommitted_scan_is_reported_not_a_panic() {
+    // A recorded run (tests/tests/history.rs) may end with only a read_committed scan of a
+    // partition: the checker reports the missing scan instead of panicking.
+    let mut h = H::default();
+    ingest_story(&mut h);
+    h.settle();
+    h.scan(A0, RU, &[(0, "k1"), (1, "k3")], 2, 2);
+    h.scan(A0, RC, &[(0, "k1"), (1, "k3")], 2, 2);
+    h.scan(A1, RC, &[(0, "k2"), (1, "k4")], 2, 2);
+    assert_caught(h, Invariant::LostWrite);
+}
