@@ -21,3 +21,42 @@ pub async fn bounded<F: Future>(calls: impl IntoIterator<Item = F>) -> Vec<F::Ou
         .collect()
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use futures_util::future::poll_fn;
+
+    use super::*;
+
+    #[test]
+    fn at_most_the_bound_in_flight_and_answers_in_order() {
+        let in_flight = Cell::new(0usize);
+        let most = Cell::new(0usize);
+        let calls = (0..100).map(|i| {
+            let (in_flight, most) = (&in_flight, &most);
+            async move {
+                in_flight.set(in_flight.get() + 1);
+                most.set(most.get().max(in_flight.get()));
+                // Pending once, so the calls overlap as far as the bound lets them.
+                let mut polled = false;
+                poll_fn(|cx| {
+                    if polled {
+                        std::task::Poll::Ready(())
+                    } else {
+                        polled = true;
+                        cx.waker().wake_by_ref();
+                        std::task::Poll::Pending
+                    }
+                })
+                .await;
+                in_flight.set(in_flight.get() - 1);
+                i
+            }
+        });
+        let answers = futures_executor::block_on(bounded(calls));
+        assert_eq!(answers, (0..100).collect::<Vec<_>>());
+        assert_eq!(most.get(), MAX_CONCURRENT_CALLS);
+    }
+}

@@ -201,3 +201,58 @@ impl<R: Runtime> Broker<R> {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafdo_types::partitioner::partition_for_key;
+
+    #[test]
+    fn produce_plan_routes_and_keeps_request_order() {
+        let records = vec![
+            ProduceRecord::keyed(b"a".to_vec(), b"1".to_vec()),
+            ProduceRecord::value(b"2".to_vec()),
+            ProduceRecord {
+                partition: Some(3),
+                ..ProduceRecord::value(b"3".to_vec())
+            },
+            ProduceRecord::keyed(b"a".to_vec(), b"4".to_vec()),
+            ProduceRecord::value(b"5".to_vec()),
+        ];
+        let plan = plan_produce("t", records, 4, 1).unwrap();
+        let pa = partition_for_key(b"a", 4);
+        let p_of = |slot: usize| plan.batches[plan.slots[slot].0].0;
+        assert_eq!(p_of(0), pa);
+        assert_eq!(p_of(1), 1);
+        assert_eq!(p_of(2), 3);
+        assert_eq!(p_of(3), pa);
+        assert_eq!(p_of(4), 1);
+        // Every record sits where its slot says, and each partition has one batch.
+        for (i, v) in [b"1", b"2", b"3", b"4", b"5"].iter().enumerate() {
+            let (b, j) = plan.slots[i];
+            assert_eq!(plan.batches[b].1[j].value.as_deref(), Some(&v[..]));
+        }
+        let mut ps: Vec<i32> = plan.batches.iter().map(|b| b.0).collect();
+        ps.sort();
+        ps.dedup();
+        assert_eq!(ps.len(), plan.batches.len());
+    }
+
+    #[test]
+    fn produce_plan_refuses_bad_requests_whole() {
+        let big = ProduceRecord::value(vec![0u8; MAX_RECORD_BYTES + 1]);
+        let ok = ProduceRecord::value(b"x".to_vec());
+        let e = plan_produce("t", vec![ok.clone(), big], 2, 0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::MessageTooLarge);
+        let exact = ProduceRecord::value(vec![0u8; MAX_RECORD_BYTES]);
+        assert!(plan_produce("t", vec![exact], 2, 0).is_ok());
+        let e = plan_produce("t", vec![], 2, 0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let out_of_range = ProduceRecord {
+            partition: Some(2),
+            ..ok.clone()
+        };
+        let e = plan_produce("t", vec![ok, out_of_range], 2, 0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownTopicOrPartition);
+    }
+}

@@ -210,12 +210,8 @@ impl<S: Sql + Clone> GroupHost<S> {
         let Some(core) = self.core.as_ref() else {
             return Effects::default();
         };
-        let next = core.next_alarm_ms().unwrap_or_else(|e| {
-            tracing::error!("group alarm: {e}");
-            None
-        });
         Effects {
-            set_alarm_ms: self.alarm.after_step(next),
+            set_alarm_ms: self.alarm.after_step_of(core.next_alarm_ms(), "group"),
             ..Effects::default()
         }
     }

@@ -124,12 +124,10 @@ impl<S: Sql + Clone> KeyHost<S> {
         let Some(core) = self.core.as_ref() else {
             return Effects::default();
         };
-        let next = core.next_alarm_ms().unwrap_or_else(|e| {
-            tracing::error!("idempotency key alarm: {e}");
-            None
-        });
         Effects {
-            set_alarm_ms: self.alarm.after_step(next),
+            set_alarm_ms: self
+                .alarm
+                .after_step_of(core.next_alarm_ms(), "idempotency key"),
             ..Effects::default()
         }
     }

@@ -79,6 +79,20 @@ impl Alarm {
         Some(at_ms)
     }
 
+    /// [`Alarm::after_step`] for a core that may fail to say when it is next due: the failure
+    /// is logged (`what` names the object) and nothing is armed (the next step asks again).
+    pub fn after_step_of<E: std::fmt::Display>(
+        &mut self,
+        next_ms: Result<Option<i64>, E>,
+        what: &str,
+    ) -> Option<i64> {
+        let next_ms = next_ms.unwrap_or_else(|e| {
+            tracing::error!("{what} alarm: {e}");
+            None
+        });
+        self.after_step(next_ms)
+    }
+
     /// The alarm fired: nothing is armed any more.
     pub fn fired(&mut self) {
         self.armed_ms = None;
@@ -107,4 +121,31 @@ pub fn wrong_kind(path: &str, host: &str) -> ApiError {
         ErrorCode::InvalidRequest,
         format!("the {host} object has no call {path}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alarm_is_armed_only_for_an_earlier_deadline() {
+        let mut alarm = Alarm::default();
+        assert_eq!(alarm.after_step(None), None);
+        assert_eq!(alarm.after_step(Some(100)), Some(100));
+        // Later or equal: the armed alarm fires early, then the host arms again.
+        assert_eq!(alarm.after_step(Some(100)), None);
+        assert_eq!(alarm.after_step(Some(500)), None);
+        assert_eq!(alarm.after_step(Some(50)), Some(50));
+        alarm.fired();
+        assert_eq!(alarm.after_step(Some(500)), Some(500));
+        // A restart (or a failed arming) forgets: the next step arms whatever is next.
+        alarm.forget();
+        assert_eq!(alarm.after_step(Some(900)), Some(900));
+        let failed: Result<Option<i64>, &str> = Err("storage failed");
+        assert_eq!(alarm.after_step_of(failed, "test"), None);
+        assert_eq!(
+            alarm.after_step_of(Ok::<_, &str>(Some(10)), "test"),
+            Some(10)
+        );
+    }
 }

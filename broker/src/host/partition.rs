@@ -180,13 +180,7 @@ impl<S: Sql + Clone> PartitionHost<S> {
     /// The alarm to arm after a step, if it must change. A core that cannot say (a storage
     /// error) is logged and arms nothing: the next step asks again.
     fn next_alarm(&mut self, now_ms: i64) -> Option<i64> {
-        let next = match self.core.as_ref()?.next_alarm_ms(now_ms) {
-            Ok(next) => next,
-            Err(e) => {
-                tracing::error!("partition alarm: {e}");
-                None
-            }
-        };
-        self.alarm.after_step(next)
+        let next = self.core.as_ref()?.next_alarm_ms(now_ms);
+        self.alarm.after_step_of(next, "partition")
     }
 }

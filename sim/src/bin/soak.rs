@@ -6,8 +6,10 @@
 //!
 //! `--bug` plants one of `skip-duplicate-check`, `markers-before-prepare`, `no-epoch-fence`,
 //! `ingest-forgets-reservation`, `compaction-ignores-delete-retention`, `compaction-ignores-lso`,
-//! `retention-ignores-time`, `retention-ignores-lso` and reports how many seeds the checker needed to catch it. A failing seed is printed with
-//! its violations; replay it with `SEED=<n> cargo test -p kafdo-sim --test seeds -- --nocapture`.
+//! `retention-ignores-time`, `retention-ignores-lso`, or one of the bugs planted in the shared
+//! orchestration, `keyed-produce-ignores-reservation` and `produce-offsets-reversed`, and
+//! reports how many seeds the checker needed to catch it. A failing seed is printed with its
+//! violations; replay it with `SEED=<n> cargo test -p kafdo-sim --test seeds -- --nocapture`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
@@ -36,6 +38,10 @@ fn main() -> ExitCode {
                 "compaction-ignores-lso" => bugs.compaction_ignores_lso = true,
                 "retention-ignores-time" => bugs.retention_ignores_time = true,
                 "retention-ignores-lso" => bugs.retention_ignores_lso = true,
+                "keyed-produce-ignores-reservation" => {
+                    bugs.keyed_produce_ignores_reservation = true
+                }
+                "produce-offsets-reversed" => bugs.produce_offsets_reversed = true,
                 other => panic!("unknown bug {other}"),
             },
             other => panic!("unknown argument {other}"),
