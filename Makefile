@@ -23,8 +23,8 @@ OFFLINE_ENV := WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 	WRANGLER_HIDE_BANNER=true
 
 # The crates the Worker is built from: linted for wasm32 as well as natively.
-WASM_CRATES := -p kafdo-worker -p kafdo-types -p kafdo-sql -p kafdo-partition -p kafdo-metadata \
-	-p kafdo-ingest -p kafdo-txn-coordinator -p kafdo-group
+WASM_CRATES := -p kafdo-worker -p kafdo-broker -p kafdo-types -p kafdo-sql -p kafdo-partition \
+	-p kafdo-metadata -p kafdo-ingest -p kafdo-txn-coordinator -p kafdo-group
 
 .PHONY: help tools build dev test lint bench soak clean
 
@@ -33,7 +33,7 @@ help:
 	@echo "make test   lint, build, and run every test, end-to-end ones included"
 	@echo "make tools  install the wasm32 target, worker-build, wasm-bindgen-cli, node_modules"
 	@echo "make build  build the Worker into worker/build/"
-	@echo "make lint   rustfmt, clippy (native and wasm32), rustdoc"
+	@echo "make lint   rustfmt, the architecture check, clippy (native and wasm32), rustdoc"
 	@echo "make bench  produce and transaction benchmarks (ratios against a bare append)"
 	@echo "make soak   thousands of simulation seeds (SEEDS=10000), reports seeds/s"
 
