@@ -3,6 +3,7 @@
 //! answer out. Bound by hand rather than with `#[event(fetch)]`, so that a panic answers 500
 //! instead of never answering (`crate::guard`).
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 
 use js_sys::Promise;
@@ -26,6 +27,9 @@ pub const IDEMPOTENCY_KEY_TTL_VAR: &str = "IDEMPOTENCY_KEY_TTL_MS";
 thread_local! {
     /// This isolate's caches (topics, producer ids, registered groups).
     static ISOLATE: Rc<Isolate> = Rc::new(Isolate::new());
+    /// The deployment's settings and whether the debug panic is armed: the variables do not
+    /// change within an isolate, so they are read once.
+    static SETTINGS: OnceCell<(Config, bool)> = const { OnceCell::new() };
 }
 
 /// The Worker's `fetch` handler.
@@ -82,12 +86,14 @@ async fn handle(mut req: Request, env: Env, format: Format) -> Response {
         Ok(http) => http,
         Err(e) => return respond(format, Answer::error(format, &e)),
     };
-    let runtime = DoRuntime::new(env.clone());
+    let (config, debug_panic) =
+        SETTINGS.with(|s| s.get_or_init(|| (config(&env), debug_panic(&env))).clone());
+    let runtime = DoRuntime::new(env);
     let isolate = ISOLATE.with(Rc::clone);
     let cx = Context {
-        broker: Broker::new(runtime, isolate, config(&env)),
+        broker: Broker::new(runtime, isolate, config),
         format,
-        debug_panic: debug_panic(&env),
+        debug_panic,
     };
     respond(format, handlers::serve(&cx, route, &http).await)
 }

@@ -45,30 +45,31 @@ impl Runtime for DoRuntime {
     ) -> Result<Vec<u8>, ApiError> {
         let binding = object.kind().binding();
         let path = call.path();
-        let what = format!("{object} {path}");
+        // Named in errors only: built when one happens, not on every call.
+        let what = || format!("{object} {path}");
         let namespace = self
             .env
             .durable_object(binding)
             .map_err(|e| server_error(binding, e))?;
         let stub = namespace
             .get_by_name(&object.name())
-            .map_err(|e| server_error(&what, e))?;
+            .map_err(|e| server_error(&what(), e))?;
         let body = to_cbor(&call);
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_body(Some(Uint8Array::from(&body[..]).into()));
         let request = Request::new_with_init(&format!("https://kafdo.internal{path}"), &init)
-            .map_err(|e| server_error(&what, e))?;
+            .map_err(|e| server_error(&what(), e))?;
         let timeout = Delay::from(Duration::from_millis(timeout_ms.into()));
         let mut response = match select(pin!(stub.fetch_with_request(request)), pin!(timeout)).await
         {
             Either::Left((result, _)) => {
-                result.map_err(|e| server_error(&format!("{what} failed"), e))?
+                result.map_err(|e| server_error(&format!("{} failed", what()), e))?
             }
             Either::Right(_) => {
                 return Err(ApiError::new(
                     ErrorCode::RequestTimedOut,
-                    format!("{what} did not answer in {timeout_ms} ms"),
+                    format!("{} did not answer in {timeout_ms} ms", what()),
                 ))
             }
         };
@@ -76,7 +77,7 @@ impl Runtime for DoRuntime {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| server_error(&format!("{what} answer"), e))?;
+            .map_err(|e| server_error(&format!("{} answer", what()), e))?;
         if status == 200 {
             Ok(bytes)
         } else {
@@ -84,7 +85,8 @@ impl Runtime for DoRuntime {
                 ApiError::new(
                     ErrorCode::UnknownServerError,
                     format!(
-                        "{what} answered {status}: {}",
+                        "{} answered {status}: {}",
+                        what(),
                         String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
                     ),
                 )

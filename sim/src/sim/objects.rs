@@ -394,9 +394,14 @@ impl World {
         self.observe_coordinator(tid);
     }
 
-    /// Carries out a host's effects.
+    /// Carries out a host's effects. Long polls are the Durable Object's (`wake_readers`):
+    /// the simulated clients read without waiting.
     pub(super) fn apply(&mut self, object: &Object, effects: Effects) {
         if effects.delete_storage {
+            assert!(
+                matches!(object, Object::Key { .. }),
+                "only a key object deletes its storage, not {object}"
+            );
             // The object holds nothing more: its storage goes, and its alarm with it.
             let db: Db = Rc::new(Sqlite::memory());
             self.objects.insert(
@@ -411,8 +416,6 @@ impl World {
         } else if let Some(at_ms) = effects.set_alarm_ms {
             self.arm(object, at_ms);
         }
-        // Long polls are the Durable Object's; the simulated clients read without waiting.
-        let _ = effects.wake_readers;
     }
 
     /// An object's alarm fires.
