@@ -25,8 +25,7 @@ use kafdo_types::rpc::{
 };
 use kafdo_types::{ApiError, ErrorCode};
 
-use crate::produce::invalid;
-use crate::{Broker, Runtime};
+use crate::{invalid, Broker, Runtime};
 
 /// The default and largest page of `GET /v1/groups`.
 pub const MAX_GROUPS_PER_PAGE: u32 = 1_000;

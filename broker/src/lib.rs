@@ -53,7 +53,7 @@ use std::future::Future;
 use std::rc::Rc;
 
 use kafdo_types::rpc::{Call, Object, ObjectCall};
-use kafdo_types::ApiError;
+use kafdo_types::{ApiError, ErrorCode};
 
 pub use isolate::Isolate;
 
@@ -98,6 +98,11 @@ pub async fn ask<R: Runtime, C: Call>(
     );
     let answer = runtime.call(object, call, timeout_ms).await?;
     cbor::from_cbor(&answer)
+}
+
+/// Shorthand for an `INVALID_REQUEST` error.
+pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRequest, message)
 }
 
 /// The deployment's settings the orchestration reads (the Worker takes them from its

@@ -20,12 +20,7 @@ use kafdo_types::rpc::{AppendRequest, ProducerBatch, TopicMetadata};
 use kafdo_types::{ApiError, ErrorCode, ProduceRecord};
 
 use crate::topics::{check_partition, partition_object, unknown_partition};
-use crate::{Broker, Runtime};
-
-/// Shorthand for an `INVALID_REQUEST` error.
-pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::InvalidRequest, message)
-}
+use crate::{invalid, Broker, Runtime};
 
 /// Checks the records of one produce request: at least one, at most
 /// [`MAX_RECORDS_PER_REQUEST`], each at most [`MAX_RECORD_BYTES`].

@@ -34,9 +34,8 @@ use kafdo_types::txn::{
 };
 use kafdo_types::{ApiError, ErrorCode};
 
-use crate::produce::invalid;
 use crate::topics::{partition_object, unknown_partition};
-use crate::{fan_out, Broker, Runtime, OBJECT_CALL_TIMEOUT_MS};
+use crate::{fan_out, invalid, Broker, Runtime, OBJECT_CALL_TIMEOUT_MS};
 
 /// How many producer ids an isolate takes from the metadata object at a time.
 pub const PRODUCER_ID_BLOCK: u32 = 100;

@@ -9,7 +9,7 @@ use kafdo_types::rpc::{
 };
 use kafdo_types::txn::TransactionState;
 
-use super::objects::Db;
+use super::objects::{Db, Slot};
 use super::{Msg, Target, World, RETAINED_TOPIC};
 use crate::history::Tp;
 use kafdo_broker::host::partition::PartitionHost;
@@ -112,6 +112,22 @@ impl World {
         result
     }
 
+    /// What the planted `skip_duplicate_check` and `ingest_forgets_reservation` bugs lose of an
+    /// object's storage when it restarts.
+    pub(super) fn bugs_after_restart(&mut self, object: &Object) {
+        let bugs = self.config.bugs;
+        match self.slot(object) {
+            Slot::Partition(slot) if bugs.skip_duplicate_check => {
+                // The producer state of the latest append did not survive.
+                for (producer_id, row) in std::mem::take(&mut slot.stale_producers) {
+                    restore_producer_row(&slot.db, producer_id, row.as_ref());
+                }
+            }
+            Slot::Key(key) if bugs.ingest_forgets_reservation => forget_reservation(&key.db),
+            _ => {}
+        }
+    }
+
     /// Before a call reaches a coordinator: the planted `no_epoch_fence` takes an old epoch
     /// for the current one.
     pub(super) fn before_coordinator_call(&mut self, tid: &str, call: &mut CoordinatorCall) {
@@ -133,9 +149,7 @@ impl World {
     }
 
     fn coordinator_epoch(&mut self, tid: &str, now_ms: i64) -> Option<i32> {
-        let super::objects::Slot::Coordinator(slot) =
-            self.slot(&Object::Coordinator(tid.to_owned()))
-        else {
+        let Slot::Coordinator(slot) = self.slot(&Object::Coordinator(tid.to_owned())) else {
             unreachable!("a coordinator's slot")
         };
         slot.host
@@ -159,7 +173,7 @@ impl World {
         }
         let now_ms = self.now_ms;
         let object = Object::Coordinator(tid.to_owned());
-        let super::objects::Slot::Coordinator(slot) = self.slot(&object) else {
+        let Slot::Coordinator(slot) = self.slot(&object) else {
             unreachable!("a coordinator's slot")
         };
         let Ok(core) = slot.host.core(now_ms) else {
@@ -198,7 +212,7 @@ impl World {
 }
 
 /// Puts a producer's state row back as it was (the `skip_duplicate_check` bug).
-pub(super) fn restore_producer_row(db: &Db, producer_id: i64, row: Option<&kafdo_sql::Row>) {
+fn restore_producer_row(db: &Db, producer_id: i64, row: Option<&kafdo_sql::Row>) {
     db.run(
         "DELETE FROM producers WHERE producer_id = ?",
         &[Param::Integer(producer_id)],
@@ -220,7 +234,7 @@ pub(super) fn restore_producer_row(db: &Db, producer_id: i64, row: Option<&kafdo
 }
 
 /// The `ingest_forgets_reservation` bug: a key's object restarted forgets an unanswered key.
-pub(super) fn forget_reservation(db: &Db) {
+fn forget_reservation(db: &Db) {
     let created = db
         .first(
             "SELECT 1 FROM sqlite_master WHERE name = 'idempotency_key'",

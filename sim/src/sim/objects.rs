@@ -482,27 +482,14 @@ impl World {
     pub(super) fn restart(&mut self, object: &Object) {
         self.note(format!("restart {object}"));
         self.kill_tasks(&Owner::Object(object.clone()));
-        let bugs = self.config.bugs;
         match self.slot(object) {
             Slot::Metadata(host) => host.restart(),
-            Slot::Partition(slot) => {
-                slot.host.restart();
-                if bugs.skip_duplicate_check {
-                    // The planted bug: the producer state of the latest append did not survive.
-                    for (producer_id, row) in std::mem::take(&mut slot.stale_producers) {
-                        super::bugs::restore_producer_row(&slot.db, producer_id, row.as_ref());
-                    }
-                }
-            }
+            Slot::Partition(slot) => slot.host.restart(),
             Slot::Coordinator(slot) => slot.host.restart(),
             Slot::Group(host) => host.restart(),
-            Slot::Key(key) => {
-                key.host.restart();
-                if bugs.ingest_forgets_reservation {
-                    super::bugs::forget_reservation(&key.db);
-                }
-            }
+            Slot::Key(key) => key.host.restart(),
         }
+        self.bugs_after_restart(object);
         if let Object::Coordinator(tid) = object {
             self.parked.retain(|(t, _), _| t != tid);
         }
