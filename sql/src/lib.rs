@@ -191,6 +191,9 @@ pub enum SqlError {
     /// A statement bound more parameters than a Durable Object allows.
     #[error("statement binds {0} parameters, more than the limit of {MAX_BOUND_PARAMS}")]
     TooManyParams(usize),
+    /// A statement bound an integer that a JavaScript number cannot hold exactly.
+    #[error("statement binds the integer {0}, beyond ±{MAX_SAFE_INTEGER}")]
+    UnsafeInteger(i64),
     /// The database ran more schema migrations than this build knows: a newer build wrote it.
     #[error("the database is at schema version {version}, newer than this build's {known}")]
     SchemaTooNew {
@@ -242,11 +245,20 @@ impl<T: Sql> Sql for &T {
     }
 }
 
-/// Checks the bound-parameter limit before a statement reaches storage, so native tests catch
-/// what would fail on a Durable Object.
+/// Checks the bound-parameter limit and the integers' range before a statement reaches
+/// storage, so native tests catch what would fail on a Durable Object.
 pub fn check_params(params: &[Param<'_>]) -> Result<(), SqlError> {
     if params.len() > MAX_BOUND_PARAMS {
         return Err(SqlError::TooManyParams(params.len()));
+    }
+    // Refused as an error on every implementation, so the rusqlite one (the simulator's) finds
+    // what would break on a Durable Object, and neither can be made to panic by a value.
+    for param in params {
+        if let Param::Integer(v) = *param {
+            if !(-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&v) {
+                return Err(SqlError::UnsafeInteger(v));
+            }
+        }
     }
     Ok(())
 }

@@ -116,6 +116,7 @@ impl Sql for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MAX_SAFE_INTEGER;
 
     #[test]
     fn transaction_rolls_back_on_error() {
@@ -162,6 +163,27 @@ mod tests {
             db.exec("SELECT 1", &params),
             Err(SqlError::TooManyParams(101))
         );
+    }
+
+    #[test]
+    fn integers_a_javascript_number_cannot_hold_are_refused() {
+        let db = Sqlite::memory();
+        for v in [
+            MAX_SAFE_INTEGER + 1,
+            -MAX_SAFE_INTEGER - 1,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(
+                db.exec("SELECT ?", &[Param::Integer(v)]),
+                Err(SqlError::UnsafeInteger(v))
+            );
+        }
+        let row = db
+            .first("SELECT ?", &[Param::Integer(MAX_SAFE_INTEGER)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.int(0), MAX_SAFE_INTEGER);
     }
 
     #[test]

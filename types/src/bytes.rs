@@ -49,7 +49,9 @@ impl<'de> Visitor<'de> for BytesVisitor {
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
         // Some CBOR encoders write bytes as an array of small integers.
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        // The hint is a length the input declares, not one it has shown: an array declaring
+        // 2^32 elements must not reserve 4 GiB before its first byte.
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         while let Some(b) = seq.next_element::<u8>()? {
             out.push(b);
         }

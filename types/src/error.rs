@@ -162,11 +162,20 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with a code and a message.
+    /// The message is cut to [`MAX_ERROR_MESSAGE_BYTES`](crate::limits::MAX_ERROR_MESSAGE_BYTES)
+    /// (at a character boundary): no input can make an error answer large.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
+        let mut message = message.into();
+        let max = crate::limits::MAX_ERROR_MESSAGE_BYTES;
+        if message.len() > max {
+            let mut end = max - "…".len();
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
         }
+        Self { code, message }
     }
 }
 
@@ -180,6 +189,16 @@ pub struct ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_cut_to_the_limit() {
+        let long = "é".repeat(5_000);
+        let e = ApiError::new(ErrorCode::InvalidRequest, long);
+        assert!(e.message.len() <= crate::limits::MAX_ERROR_MESSAGE_BYTES);
+        assert!(e.message.ends_with('…'));
+        let short = ApiError::new(ErrorCode::InvalidRequest, "short");
+        assert_eq!(short.message, "short");
+    }
 
     #[test]
     fn names_match_serde() {

@@ -41,16 +41,12 @@ pub const MAX_OFFSETS_PER_ADD: usize = 1_000;
 /// Checks a `transactional_id`: 1 to 249 bytes, no control characters (it names a Durable
 /// Object and appears in URL paths).
 pub fn valid_transactional_id(transactional_id: &str) -> bool {
-    !transactional_id.is_empty()
-        && transactional_id.len() <= MAX_TRANSACTIONAL_ID_LEN
-        && !transactional_id.chars().any(char::is_control)
+    crate::limits::valid_id(transactional_id, MAX_TRANSACTIONAL_ID_LEN)
 }
 
 /// Checks a `group_id`: 1 to 249 bytes, no control characters.
 pub fn valid_group_id(group_id: &str) -> bool {
-    !group_id.is_empty()
-        && group_id.len() <= MAX_GROUP_ID_LEN
-        && !group_id.chars().any(char::is_control)
+    crate::limits::valid_id(group_id, MAX_GROUP_ID_LEN)
 }
 
 /// The state of a transactional id's current (or last) transaction, named as Kafka names it.

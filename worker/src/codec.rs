@@ -57,14 +57,14 @@ impl Format {
     }
 }
 
-/// Decodes a request body. Malformed input is `INVALID_REQUEST` with the decoder's message.
+/// Decodes a request body, totally ([`crate::body`]): malformed or out-of-bounds input is
+/// `INVALID_REQUEST` with a message that says what is wrong.
 pub fn decode<T: DeserializeOwned>(format: Format, body: &[u8]) -> Result<T, ApiError> {
-    match format {
-        Format::Json => serde_json::from_slice(body)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON: {e}"))),
-        Format::Cbor => ciborium::from_reader(body)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid CBOR: {e}"))),
-    }
+    let (decoded, name) = match format {
+        Format::Json => (crate::body::from_json(body), "JSON"),
+        Format::Cbor => (crate::body::from_cbor(body), "CBOR"),
+    };
+    decoded.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid {name}: {e}")))
 }
 
 /// Encodes an answer body.

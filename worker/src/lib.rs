@@ -9,6 +9,7 @@
 //! | module | runs on | what it is |
 //! | --- | --- | --- |
 //! | [`routes`] | native and wasm | the route table: method and path to a [`routes::Route`] |
+//! | [`body`] | native and wasm | total decoding of request bodies: limits, structs only from maps |
 //! | [`codec`] | native and wasm | JSON and CBOR bodies, error bodies |
 //! | [`http`] | native and wasm | a request read whole, an answer ready to send |
 //! | [`handlers`] | native and wasm | one module per area: decode, call the broker, encode |
@@ -24,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod codec;
 pub mod handlers;
 pub mod http;

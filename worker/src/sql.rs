@@ -27,8 +27,8 @@
 //!
 //! # Values
 //!
-//! Bound: `Integer` as a JS number (asserted to be within 2^53, beyond which a number loses
-//! precision), `Real` as a number, `Text` as a string, `Blob` as a `Uint8Array`, `Null` as
+//! Bound: `Integer` as a JS number (within 2^53, beyond which a number loses precision:
+//! `kafdo_sql::check_params` refuses the statement otherwise), `Real` as a number, `Text` as a string, `Blob` as a `Uint8Array`, `Null` as
 //! null. Read: a whole JS number is `Integer`, any other number `Real` (SQLite's integers come
 //! back as numbers, so a `REAL` column holding 2.0 also reads as `Integer`; [`kafdo_sql::Row`]
 //! accepts both), a string is `Text`, an `ArrayBuffer` (or typed array) is `Blob`, null is
@@ -117,13 +117,8 @@ fn js_error(e: JsValue, statement: &str) -> SqlError {
 fn bind(param: &Param<'_>) -> JsValue {
     match *param {
         Param::Null => JsValue::NULL,
-        Param::Integer(v) => {
-            assert!(
-                (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&v),
-                "integer {v} does not survive the trip through a JS number"
-            );
-            JsValue::from_f64(v as f64)
-        }
+        // Within ±2^53: `check_params` refused the statement otherwise.
+        Param::Integer(v) => JsValue::from_f64(v as f64),
         Param::Real(v) => JsValue::from_f64(v),
         Param::Text(v) => JsValue::from_str(v),
         Param::Blob(v) => Uint8Array::from(v).into(),
