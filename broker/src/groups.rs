@@ -12,23 +12,55 @@
 //!   administrator's commit, `member_id` empty) the broker registers the group id with the
 //!   metadata object; each isolate remembers the ids it registered, so this is one extra call
 //!   per group and isolate, never per heartbeat or commit. Registering before the join means
-//!   a group that has members is always listed. The registry grows per group only.
+//!   a group that has members is always listed. A join bound to fail (an invalid request, a
+//!   topic that does not exist: what any group, new or not, would refuse) is refused before
+//!   the registration, so a failed join adds no name to the list; the registry grows only by
+//!   groups that got a member.
+//! - **Ids**: a group id and a member id follow the one id rule
+//!   (`kafdo_types::limits::valid_id`); a call with another is refused before any object sees
+//!   it.
 
 use kafdo_types::group::{
     GroupDescription, GroupHeartbeatCall, GroupJoinCall, HeartbeatRequest, HeartbeatResponse,
     JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, OffsetFetchQuery,
-    OffsetFetchResponse, TopicPartitionCount, MAX_TOPICS_PER_MEMBER,
+    OffsetFetchResponse, TopicPartitionCount, MAX_MEMBER_ID_LEN, MAX_TOPICS_PER_MEMBER,
 };
 use kafdo_types::group_list::{GroupList, GroupListing};
+use kafdo_types::limits::{quoted, valid_id};
 use kafdo_types::rpc::{
     DescribeGroupRequest, LeaveGroupRequest, ListGroupsRequest, Object, RegisterGroupRequest,
 };
+use kafdo_types::txn::{valid_group_id, MAX_GROUP_ID_LEN};
 use kafdo_types::{ApiError, ErrorCode};
 
 use crate::{invalid, Broker, Runtime};
 
 /// The default and largest page of `GET /v1/groups`.
 pub const MAX_GROUPS_PER_PAGE: u32 = 1_000;
+
+/// The group's object, once its id is checked.
+fn group(group_id: &str) -> Result<Object, ApiError> {
+    if valid_group_id(group_id) {
+        Ok(Object::Group(group_id.to_owned()))
+    } else {
+        Err(invalid(format!(
+            "invalid group id {}: 1 to {MAX_GROUP_ID_LEN} bytes, no control characters",
+            quoted(group_id)
+        )))
+    }
+}
+
+/// Checks a member id from a path.
+fn member(member_id: &str) -> Result<(), ApiError> {
+    if valid_id(member_id, MAX_MEMBER_ID_LEN) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "invalid member id {}: 1 to {MAX_MEMBER_ID_LEN} bytes, no control characters",
+            quoted(member_id)
+        )))
+    }
+}
 
 impl<R: Runtime> Broker<R> {
     /// `GET /v1/groups`: a page of the registry.
@@ -45,8 +77,7 @@ impl<R: Runtime> Broker<R> {
 
     /// `GET /v1/groups/{g}`.
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription, ApiError> {
-        self.ask(Object::Group(group_id.to_owned()), DescribeGroupRequest)
-            .await
+        self.ask(group(group_id)?, DescribeGroupRequest).await
     }
 
     /// `POST /v1/groups/{g}/members`.
@@ -55,13 +86,26 @@ impl<R: Runtime> Broker<R> {
         group_id: &str,
         request: JoinGroupRequest,
     ) -> Result<JoinGroupResponse, ApiError> {
+        let object = group(group_id)?;
+        // What any group would refuse is refused before the group is registered.
+        kafdo_group::validate_join(&request).map_err(|e| ApiError::new(e.code(), e.to_string()))?;
         let partition_counts = self.partition_counts(&request.topics).await?;
+        if let Some(missing) = request
+            .topics
+            .iter()
+            .find(|t| !partition_counts.iter().any(|c| &&c.topic == t))
+        {
+            return Err(ApiError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic {}", quoted(missing)),
+            ));
+        }
         self.register_group(group_id).await?;
         let call = GroupJoinCall {
             request,
             partition_counts,
         };
-        self.ask(Object::Group(group_id.to_owned()), call).await
+        self.ask(object, call).await
     }
 
     /// `POST /v1/groups/{g}/members/{m}/heartbeat`.
@@ -71,20 +115,22 @@ impl<R: Runtime> Broker<R> {
         member_id: &str,
         request: HeartbeatRequest,
     ) -> Result<HeartbeatResponse, ApiError> {
+        member(member_id)?;
         let call = GroupHeartbeatCall {
             member_id: member_id.to_owned(),
             request,
             partition_counts: Vec::new(),
         };
-        self.ask(Object::Group(group_id.to_owned()), call).await
+        self.ask(group(group_id)?, call).await
     }
 
     /// `DELETE /v1/groups/{g}/members/{m}`.
     pub async fn leave_group(&self, group_id: &str, member_id: &str) -> Result<(), ApiError> {
+        member(member_id)?;
         let call = LeaveGroupRequest {
             member_id: member_id.to_owned(),
         };
-        self.ask(Object::Group(group_id.to_owned()), call).await
+        self.ask(group(group_id)?, call).await
     }
 
     /// `POST /v1/groups/{g}/offsets`.
@@ -93,11 +139,17 @@ impl<R: Runtime> Broker<R> {
         group_id: &str,
         request: OffsetCommitRequest,
     ) -> Result<(), ApiError> {
+        let object = group(group_id)?;
         if request.member_id.is_empty() {
-            // An administrator's commit may be the first thing a group ever sees.
+            // An administrator's commit may be the first thing a group ever sees; one any
+            // group would refuse registers nothing.
+            kafdo_group::validate_offsets(&request.offsets)
+                .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
             self.register_group(group_id).await?;
+        } else {
+            member(&request.member_id)?;
         }
-        self.ask(Object::Group(group_id.to_owned()), request).await
+        self.ask(object, request).await
     }
 
     /// `GET /v1/groups/{g}/offsets`.
@@ -106,7 +158,7 @@ impl<R: Runtime> Broker<R> {
         group_id: &str,
         query: OffsetFetchQuery,
     ) -> Result<OffsetFetchResponse, ApiError> {
-        self.ask(Object::Group(group_id.to_owned()), query).await
+        self.ask(group(group_id)?, query).await
     }
 
     /// The partition count of each subscribed topic that exists, looked up concurrently.

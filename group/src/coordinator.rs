@@ -14,7 +14,7 @@ use kafdo_types::group::{
     MAX_GROUP_PARTITIONS, MAX_MEMBER_ID_LEN, MAX_OFFSETS_PER_COMMIT, MAX_OFFSET_METADATA_BYTES,
     MAX_SESSION_TIMEOUT_MS, MAX_TOPICS_PER_MEMBER, MIN_SESSION_TIMEOUT_MS,
 };
-use kafdo_types::limits::{valid_topic_name, MAX_PARTITIONS};
+use kafdo_types::limits::{quoted, valid_id, valid_topic_name, MAX_PARTITIONS};
 use kafdo_types::rpc::{
     GroupTxnMarkerRequest, MarkerAck, TopicPartitionOffset, TxnOffsetCommitRequest, TxnResult,
 };
@@ -1159,15 +1159,26 @@ impl<S: Sql> GroupCoordinator<S> {
     }
 }
 
-fn validate_join(req: &JoinGroupRequest) -> Result<BTreeSet<String>, GroupError> {
+/// Checks a join that any group would refuse, whatever its state: the subscription, the session
+/// timeout, the member and instance ids. The Worker runs it before it registers a new group,
+/// so a join bound to fail leaves nothing behind; [`GroupCoordinator::join`] runs it again.
+pub fn validate_join(req: &JoinGroupRequest) -> Result<BTreeSet<String>, GroupError> {
     let invalid = |m: String| Err(GroupError::InvalidRequest(m));
+    if let Some(id) = &req.member_id {
+        if !valid_id(id, MAX_MEMBER_ID_LEN) {
+            return invalid(format!(
+                "member_id {} must have 1 to {MAX_MEMBER_ID_LEN} bytes, no control characters",
+                quoted(id)
+            ));
+        }
+    }
     if req.topics.is_empty() || req.topics.len() > MAX_TOPICS_PER_MEMBER {
         return invalid(format!(
             "a member subscribes to 1 to {MAX_TOPICS_PER_MEMBER} topics"
         ));
     }
     if let Some(t) = req.topics.iter().find(|t| !valid_topic_name(t)) {
-        return invalid(format!("invalid topic name {t:?}"));
+        return invalid(format!("invalid topic name {}", quoted(t)));
     }
     if let Some(ms) = req.session_timeout_ms {
         if !(MIN_SESSION_TIMEOUT_MS..=MAX_SESSION_TIMEOUT_MS).contains(&ms) {
@@ -1177,14 +1188,18 @@ fn validate_join(req: &JoinGroupRequest) -> Result<BTreeSet<String>, GroupError>
         }
     }
     if let Some(id) = &req.group_instance_id {
-        if id.is_empty() || id.len() > MAX_MEMBER_ID_LEN || id.chars().any(char::is_control) {
-            return invalid("group_instance_id must have 1 to 255 printable bytes".into());
+        if !valid_id(id, MAX_MEMBER_ID_LEN) {
+            return invalid(format!(
+                "group_instance_id must have 1 to {MAX_MEMBER_ID_LEN} bytes, no control characters"
+            ));
         }
     }
     Ok(req.topics.iter().cloned().collect())
 }
 
-fn validate_offsets(offsets: &[TopicPartitionOffset]) -> Result<(), GroupError> {
+/// Checks offsets that any group would refuse (count, partitions, offsets, metadata). The Worker
+/// runs it before an administrator's commit registers a new group.
+pub fn validate_offsets(offsets: &[TopicPartitionOffset]) -> Result<(), GroupError> {
     let invalid = |m: String| Err(GroupError::InvalidRequest(m));
     if offsets.is_empty() || offsets.len() > MAX_OFFSETS_PER_COMMIT {
         return invalid(format!(

@@ -87,7 +87,8 @@ pub mod assignor;
 mod coordinator;
 
 pub use coordinator::{
-    GroupCoordinator, MAX_COMMITTED_OFFSETS, MAX_PENDING_PRODUCERS, TXN_PRODUCER_RETENTION_MS,
+    validate_join, validate_offsets, GroupCoordinator, MAX_COMMITTED_OFFSETS,
+    MAX_PENDING_PRODUCERS, TXN_PRODUCER_RETENTION_MS,
 };
 
 use kafdo_sql::SqlError;

@@ -6,17 +6,19 @@
 //! | capture | what it takes |
 //! | --- | --- |
 //! | `{topic}` | a topic name, as it is (topic names are checked by the metadata object) |
-//! | `{partition}` | a partition number (`i32`); anything else is 400 |
+//! | `{partition}` | a partition number (`i32`) written canonically (`0`, `7`, `-1`; not `00`, `+7`); anything else is 400 |
 //! | `{txn}` | a transactional id, percent-decoded (it may hold any character but controls) |
 //! | `{group}`, `{member}` | a group or member id, percent-decoded, not empty |
-//! | `{n}` | a bench object's number (`u32`) |
+//! | `{n}` | a bench object's number (`u32`), canonically |
 //!
-//! A trailing `/` is ignored. A path that matches no row is 404; one that matches a row only
+//! Ids are checked by the broker (one rule for every id, `kafdo_types::limits::valid_id`), so
+//! every door refuses the same ones. A trailing `/` is ignored. A path that matches no row is 404; one that matches a row only
 //! with another method is 405 (or 400 if a capture is malformed). Adding a route is a row here,
 //! a variant of its area's enum, and its handler in that area's file under `handlers/`.
 
 use std::fmt;
 
+use kafdo_types::limits::{parse_canonical, quoted};
 use kafdo_types::rpc::TxnResult;
 use kafdo_types::{ApiError, ErrorCode};
 
@@ -140,9 +142,8 @@ impl Captures<'_> {
 
     fn partition(&self) -> Result<i32, ApiError> {
         let segment = self.raw("partition");
-        segment
-            .parse::<i32>()
-            .map_err(|_| invalid(format!("partition {segment:?} is not a number")))
+        parse_canonical::<i32>(segment)
+            .ok_or_else(|| invalid(format!("partition {} is not a number", quoted(segment))))
     }
 
     fn txn(&self) -> Result<String, ApiError> {
@@ -155,8 +156,8 @@ impl Captures<'_> {
 
     fn number(&self) -> Result<u32, ApiError> {
         let n = self.raw("n");
-        n.parse::<u32>()
-            .map_err(|_| invalid(format!("bench object {n:?} is not a number")))
+        parse_canonical::<u32>(n)
+            .ok_or_else(|| invalid(format!("bench object {} is not a number", quoted(n))))
     }
 }
 
@@ -293,10 +294,17 @@ impl RouteError {
     /// The error answer and its HTTP status.
     pub fn to_api_error(&self, method: &str, path: &str) -> (u16, ApiError) {
         match self {
-            RouteError::NotFound => (404, invalid(format!("no route for {method} {path}"))),
+            RouteError::NotFound => (
+                404,
+                invalid(format!("no route for {} {}", quoted(method), quoted(path))),
+            ),
             RouteError::MethodNotAllowed => (
                 405,
-                invalid(format!("method {method} is not allowed on {path}")),
+                invalid(format!(
+                    "method {} is not allowed on {}",
+                    quoted(method),
+                    quoted(path)
+                )),
             ),
             RouteError::Invalid(e) => (e.code.http_status(), e.clone()),
         }
@@ -355,7 +363,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
 
 /// Percent-decodes a path segment. A malformed escape or invalid UTF-8 is `INVALID_REQUEST`.
 pub fn path_segment(segment: &str) -> Result<String, ApiError> {
-    let bad = || invalid(format!("malformed path segment {segment:?}"));
+    let bad = || invalid(format!("malformed path segment {}", quoted(segment)));
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -379,7 +387,8 @@ pub fn decode_id(segment: &str) -> Result<String, ApiError> {
     let decoded = path_segment(segment)?;
     if decoded.is_empty() {
         return Err(invalid(format!(
-            "malformed path segment {segment:?}: an id cannot be empty"
+            "malformed path segment {}: an id cannot be empty",
+            quoted(segment)
         )));
     }
     Ok(decoded)
@@ -456,6 +465,18 @@ mod tests {
             route("DELETE", "/v1/topics/a/partitions/1"),
             Err(RouteError::MethodNotAllowed)
         );
+        // One spelling per number.
+        for bad in ["00", "+0", "01", "-0", "1e1", "0x1", " 1"] {
+            let path = format!("/v1/topics/a/partitions/{bad}/records");
+            assert!(
+                matches!(route("GET", &path), Err(RouteError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            route("POST", "/bench/bare-append/02"),
+            Err(RouteError::Invalid(_))
+        ));
     }
 
     #[test]

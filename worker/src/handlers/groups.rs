@@ -5,6 +5,7 @@ use kafdo_broker::Runtime;
 use kafdo_types::group::{
     HeartbeatRequest, JoinGroupRequest, OffsetCommitRequest, OffsetFetchQuery,
 };
+use kafdo_types::limits::{parse_canonical, quoted};
 use kafdo_types::rpc::ListGroupsRequest;
 use kafdo_types::ApiError;
 
@@ -63,14 +64,15 @@ pub fn parse_offsets_query<'a>(
                     "false" | "0" => false,
                     _ => {
                         return Err(invalid(format!(
-                            "require_stable={value:?} is not a boolean"
+                            "require_stable={} is not a boolean",
+                            quoted(value)
                         )))
                     }
                 }
             }
             "topic" => query.topic = Some(value.to_owned()),
             "partitions" => query.partitions = Some(value.to_owned()),
-            _ => return Err(invalid(format!("unknown query parameter {key:?}"))),
+            _ => return Err(invalid(format!("unknown query parameter {}", quoted(key)))),
         }
     }
     query.filter().map_err(invalid)?;
@@ -89,17 +91,16 @@ pub fn parse_list_query<'a>(
         match key {
             "after" => call.after = Some(value.to_owned()),
             "limit" => {
-                call.limit = value
-                    .parse::<u32>()
-                    .ok()
+                call.limit = parse_canonical::<u32>(value)
                     .filter(|n| (1..=MAX_GROUPS_PER_PAGE).contains(n))
                     .ok_or_else(|| {
                         invalid(format!(
-                            "limit={value:?} is not a number from 1 to {MAX_GROUPS_PER_PAGE}"
+                            "limit={} is not a number from 1 to {MAX_GROUPS_PER_PAGE}",
+                            quoted(value)
                         ))
                     })?
             }
-            _ => return Err(invalid(format!("unknown query parameter {key:?}"))),
+            _ => return Err(invalid(format!("unknown query parameter {}", quoted(key)))),
         }
     }
     Ok(call)
@@ -140,6 +141,7 @@ mod tests {
             ("limit", "0"),
             ("limit", "1001"),
             ("limit", "x"),
+            ("limit", "02"),
             ("x", "1"),
         ] {
             assert!(parse_list_query([bad].into_iter()).is_err(), "{bad:?}");

@@ -4,8 +4,8 @@ use kafdo_broker::topics::FetchOptions;
 use kafdo_broker::Runtime;
 use kafdo_types::api::{Isolation, PartitionProduceRequest, ProduceRequest};
 use kafdo_types::limits::{
-    DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_RECORDS, MAX_FETCH_MAX_BYTES, MAX_FETCH_MAX_RECORDS,
-    MAX_FETCH_WAIT_MS,
+    parse_canonical, quoted, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_RECORDS,
+    MAX_FETCH_MAX_BYTES, MAX_FETCH_MAX_RECORDS, MAX_FETCH_WAIT_MS, MAX_SAFE_INTEGER,
 };
 use kafdo_types::{ApiError, ErrorCode};
 
@@ -57,9 +57,14 @@ pub fn parse_fetch_query<'a>(
     for (name, value) in pairs {
         match name {
             "offset" => {
-                q.offset = value
-                    .parse()
-                    .map_err(|_| invalid(format!("offset {value:?} is not an integer")))?;
+                q.offset = parse_canonical::<i64>(value)
+                    .filter(|o| *o <= MAX_SAFE_INTEGER)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "offset {} is not an integer from 0 to {MAX_SAFE_INTEGER}",
+                            quoted(value)
+                        ))
+                    })?;
                 if q.offset < 0 {
                     return Err(ApiError::new(
                         ErrorCode::OffsetOutOfRange,
@@ -72,9 +77,10 @@ pub fn parse_fetch_query<'a>(
             }
             "max_bytes" => q.max_bytes = positive(name, value)?.min(MAX_FETCH_MAX_BYTES),
             "wait_ms" => {
-                q.wait_ms = value
-                    .parse::<u32>()
-                    .map_err(|_| invalid(format!("wait_ms {value:?} is not a whole number")))?
+                q.wait_ms = parse_canonical::<u32>(value)
+                    .ok_or_else(|| {
+                        invalid(format!("wait_ms {} is not a whole number", quoted(value)))
+                    })?
                     .min(MAX_FETCH_WAIT_MS);
             }
             "isolation" => {
@@ -83,22 +89,24 @@ pub fn parse_fetch_query<'a>(
                     "read_uncommitted" => Isolation::ReadUncommitted,
                     _ => {
                         return Err(invalid(format!(
-                            "isolation {value:?} is neither read_committed nor read_uncommitted"
+                            "isolation {} is neither read_committed nor read_uncommitted",
+                            quoted(value)
                         )))
                     }
                 }
             }
-            _ => return Err(invalid(format!("unknown query parameter {name:?}"))),
+            _ => return Err(invalid(format!("unknown query parameter {}", quoted(name)))),
         }
     }
     Ok(q)
 }
 
 fn positive(name: &str, value: &str) -> Result<u32, ApiError> {
-    match value.parse::<u32>() {
-        Ok(v) if v > 0 => Ok(v),
+    match parse_canonical::<u32>(value) {
+        Some(v) if v > 0 => Ok(v),
         _ => Err(invalid(format!(
-            "{name} {value:?} is not a positive integer"
+            "{name} {} is not a positive integer",
+            quoted(value)
         ))),
     }
 }
@@ -138,5 +146,14 @@ mod tests {
         assert_eq!(code(&[("max_records", "0")]), ErrorCode::InvalidRequest);
         assert_eq!(code(&[("isolation", "dirty")]), ErrorCode::InvalidRequest);
         assert_eq!(code(&[("ofset", "1")]), ErrorCode::InvalidRequest);
+        assert_eq!(code(&[("offset", "+1")]), ErrorCode::InvalidRequest);
+        assert_eq!(code(&[("offset", "01")]), ErrorCode::InvalidRequest);
+        assert_eq!(
+            code(&[("offset", "9007199254740992")]),
+            ErrorCode::InvalidRequest
+        );
+        assert!(parse_fetch_query([("offset", "9007199254740991")]).is_ok());
+        assert_eq!(code(&[("max_records", "010")]), ErrorCode::InvalidRequest);
+        assert_eq!(code(&[("wait_ms", "+5")]), ErrorCode::InvalidRequest);
     }
 }
