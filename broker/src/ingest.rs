@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cbor::to_cbor;
 use crate::produce::{check_records, plan_produce};
+use crate::txn::ProducerIdSpace;
 use crate::{Broker, Runtime};
 
 /// The fingerprint of a keyed request: SHA-256 over the topic and the canonical (CBOR)
@@ -78,7 +79,7 @@ impl<R: Runtime> Broker<R> {
             topic: topic.name.clone(),
             key: key.to_owned(),
         };
-        let proposed = self.next_producer_id().await?;
+        let proposed = self.next_key_producer_id().await?;
         let begin = KeyBegin {
             fingerprint: fingerprint.clone(),
             producer_id: proposed,
@@ -150,6 +151,9 @@ impl<R: Runtime> Broker<R> {
             topic.partitions,
         )?;
         let batch = kafdo_ingest::producer_batch(producer_id);
-        self.append_plan(topic, plan, Some(batch)).await
+        let below = self
+            .producer_ids_below(producer_id, ProducerIdSpace::Key)
+            .await?;
+        self.append_plan(topic, plan, Some((batch, below))).await
     }
 }

@@ -1,11 +1,11 @@
 //! What one isolate remembers between requests: caches that spare object calls on the hot path.
 //! Losing any of it (the isolate is evicted) costs only calls, never correctness.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use kafdo_types::rpc::TopicMetadata;
+use kafdo_types::rpc::{ProducerIdMarks, TopicMetadata, KEY_PRODUCER_ID_BASE};
 
 /// How long an isolate trusts its copy of a topic's metadata.
 pub const TOPIC_CACHE_MS: i64 = 2_000;
@@ -18,20 +18,45 @@ pub const TOPIC_CACHE_MAX_ENTRIES: usize = 10_000;
 pub const REGISTERED_GROUPS_MAX_ENTRIES: usize = 10_000;
 
 /// One isolate's memory.
-#[derive(Default)]
 pub struct Isolate {
     /// Topic name to (metadata, when it was fetched).
     pub(crate) topics: RefCell<HashMap<String, (TopicMetadata, i64)>>,
-    /// The rest of this isolate's block of producer ids.
-    pub(crate) producer_ids: RefCell<Range<i64>>,
+    /// The rest of this isolate's block of key producer ids (`Idempotency-Key` produce).
+    pub(crate) key_producer_ids: RefCell<Range<i64>>,
+    /// The producer-id marks this isolate last learned: every id below each was handed out
+    /// (marks only rise, so an old copy is still true, only short).
+    pub(crate) producer_id_marks: Cell<ProducerIdMarks>,
     /// Group ids this isolate registered with the metadata object.
     pub(crate) registered_groups: RefCell<HashSet<String>>,
+}
+
+impl Default for Isolate {
+    fn default() -> Self {
+        Self {
+            topics: RefCell::default(),
+            key_producer_ids: RefCell::new(0..0),
+            producer_id_marks: Cell::new(ProducerIdMarks {
+                client_below: 0,
+                key_below: KEY_PRODUCER_ID_BASE,
+            }),
+            registered_groups: RefCell::default(),
+        }
+    }
 }
 
 impl Isolate {
     /// A fresh isolate (nothing cached).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Raises the marks this isolate knows to at least `marks`.
+    pub(crate) fn learn_marks(&self, marks: ProducerIdMarks) {
+        let known = self.producer_id_marks.get();
+        self.producer_id_marks.set(ProducerIdMarks {
+            client_below: known.client_below.max(marks.client_below),
+            key_below: known.key_below.max(marks.key_below),
+        });
     }
 
     pub(crate) fn cached_topic(&self, name: &str, now_ms: i64) -> Option<TopicMetadata> {

@@ -20,6 +20,7 @@ use kafdo_types::rpc::{AppendRequest, ProducerBatch, TopicMetadata};
 use kafdo_types::{ApiError, ErrorCode, ProduceRecord};
 
 use crate::topics::{check_partition, partition_object, unknown_partition};
+use crate::txn::ProducerIdSpace;
 use crate::{invalid, Broker, Runtime};
 
 /// Checks the records of one produce request: at least one, at most
@@ -97,21 +98,27 @@ impl<R: Runtime> Broker<R> {
     }
 
     /// Sends one append per partition of `plan`, all at once, each with `producer`'s batch
-    /// identity (the same for every partition: a keyed produce's sequences start at 0 on each),
+    /// identity and the evidence shown for it (the same for every partition: a keyed produce's
+    /// sequences start at 0 on each),
     /// and answers each record's offset in request order. An unknown topic comes first among
     /// the failures, so that a stale cache entry leads to [`Broker::with_topic`]'s retry.
     pub(crate) async fn append_plan(
         &self,
         topic: &TopicMetadata,
         plan: ProducePlan,
-        producer: Option<ProducerBatch>,
+        producer: Option<(ProducerBatch, i64)>,
     ) -> Result<Vec<RecordOffset>, ApiError> {
+        let (producer, producer_ids_below) = match producer {
+            Some((batch, below)) => (Some(batch), below),
+            None => (None, 0),
+        };
         let partitions: Vec<i32> = plan.batches.iter().map(|(p, _)| *p).collect();
         let appends = plan.batches.into_iter().map(|(p, records)| async move {
             let append = AppendRequest {
                 partition: topic.partition(p),
                 producer,
                 transactional: false,
+                producer_ids_below,
                 records,
             };
             self.ask(partition_object(topic, p), append).await
@@ -182,6 +189,13 @@ impl<R: Runtime> Broker<R> {
         if produce.transactional && producer.is_none() {
             return Err(invalid("a transactional batch needs a producer_id"));
         }
+        let producer_ids_below = match &producer {
+            Some(p) => {
+                self.producer_ids_below(p.producer_id, ProducerIdSpace::Client)
+                    .await?
+            }
+            None => 0,
+        };
         let produce = &produce;
         self.with_topic(name, |topic| async move {
             check_partition(&topic, p)?;
@@ -189,6 +203,7 @@ impl<R: Runtime> Broker<R> {
                 partition: topic.partition(p),
                 producer,
                 transactional: produce.transactional,
+                producer_ids_below,
                 records: produce.records.clone(),
             };
             self.ask(partition_object(&topic, p), append).await

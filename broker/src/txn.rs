@@ -3,12 +3,25 @@
 //!
 //! # Producer ids
 //!
-//! `POST /v1/producers` without a `transactional_id` hands out a producer id with epoch 0.
-//! Ids come from the metadata object in blocks of [`PRODUCER_ID_BLOCK`]; each isolate keeps
-//! the rest of its block and serves the next requests from it without a hop. An id is never
-//! handed out twice: the metadata object's counter only rises, and ids an isolate still held
-//! when it died are simply never used. With a `transactional_id` the request goes to the
-//! coordinator object named by the id, which owns a stable producer id and bumps the epoch.
+//! `POST /v1/producers` without a `transactional_id` hands out a producer id with epoch 0,
+//! asked of the metadata object one at a time: every client id below its counter was handed
+//! out to someone, which is what lets partitions refuse an id nobody has yet
+//! ([`Broker::producer_ids_below`]). With a `transactional_id` the request goes to the
+//! coordinator object named by the id, which owns a stable producer id (asked of the metadata
+//! object the same way) and bumps the epoch. A keyed produce's producer ids, which no client
+//! sees, come from the key space in blocks of [`PRODUCER_ID_BLOCK`] that each isolate keeps,
+//! serving the next requests from it without a hop (`kafdo_metadata` has the two spaces).
+//!
+//! # The evidence a partition is shown
+//!
+//! Every producer batch the broker sends carries `producer_ids_below`: the mark below which
+//! every id of its space was handed out, as this isolate last learned it (from an allocation's
+//! answer, or `MetadataCall::ProducerIdMarks`). When a batch names an id at or past the
+//! known mark, the isolate asks the metadata object once for the current marks: an id another
+//! isolate handed out since. So the call happens once per newer producer and isolate, never per
+//! batch, and an id nobody was handed out is refused by the partition (`UNKNOWN_PRODUCER_ID`)
+//! before it can leave any state there. A client batch is always shown the client mark, so it
+//! cannot name a key id.
 //!
 //! # The admin list of open transactions
 //!
@@ -23,9 +36,10 @@ use std::collections::BTreeMap;
 
 use kafdo_types::api::{InitProducerRequest, InitProducerResponse};
 use kafdo_types::rpc::{
-    AdminAbortRequest, AllocateProducerIds, Call, DescribeTxnRequest, EndTxnCall,
-    ListTopicsRequest, Object, OpenTransactionRequest, OpenTransactionsRequest,
-    PartitionOpenTransaction, TopicMetadata, TxnResult,
+    AdminAbortRequest, AllocateKeyProducerIds, AllocateProducerIds, Call, DescribeTxnRequest,
+    EndTxnCall, ListTopicsRequest, Object, OpenTransactionRequest, OpenTransactionsRequest,
+    PartitionOpenTransaction, ProducerIdMarks, ProducerIdMarksRequest, TopicMetadata, TxnResult,
+    KEY_PRODUCER_ID_BASE,
 };
 use kafdo_types::txn::{
     valid_transactional_id, AddOffsetsRequest, AddPartitionsRequest, CoordinatorAddPartitions,
@@ -37,8 +51,17 @@ use kafdo_types::{ApiError, ErrorCode};
 use crate::topics::{partition_object, unknown_partition};
 use crate::{fan_out, invalid, Broker, Runtime, OBJECT_CALL_TIMEOUT_MS};
 
-/// How many producer ids an isolate takes from the metadata object at a time.
+/// How many key producer ids an isolate takes from the metadata object at a time.
 pub const PRODUCER_ID_BLOCK: u32 = 100;
+
+/// Which producer-id space a batch's producer belongs to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ProducerIdSpace {
+    /// Ids clients were handed (`POST /v1/producers`, transactional ids).
+    Client,
+    /// Ids of `Idempotency-Key` produce, which no client sees.
+    Key,
+}
 
 /// The coordinator's object, once the transactional id is checked.
 fn coordinator(transactional_id: &str) -> Result<Object, ApiError> {
@@ -52,23 +75,66 @@ fn coordinator(transactional_id: &str) -> Result<Object, ApiError> {
 }
 
 impl<R: Runtime> Broker<R> {
-    /// A producer id never handed out before.
+    /// A client producer id never handed out before, handed out now.
     pub async fn next_producer_id(&self) -> Result<i64, ApiError> {
-        if let Some(id) = self.isolate.producer_ids.borrow_mut().next() {
+        let block = self
+            .ask(Object::Metadata, AllocateProducerIds { count: 1 })
+            .await?;
+        assert_eq!(block.end - block.start, 1, "one client id at a time");
+        self.isolate.learn_marks(ProducerIdMarks {
+            client_below: block.end,
+            key_below: KEY_PRODUCER_ID_BASE,
+        });
+        Ok(block.start)
+    }
+
+    /// A key producer id (for an `Idempotency-Key`) never handed out before, from this
+    /// isolate's block.
+    pub async fn next_key_producer_id(&self) -> Result<i64, ApiError> {
+        if let Some(id) = self.isolate.key_producer_ids.borrow_mut().next() {
             return Ok(id);
         }
-        let request = AllocateProducerIds {
+        let request = AllocateKeyProducerIds {
             count: PRODUCER_ID_BLOCK,
         };
         let block = self.ask(Object::Metadata, request).await?;
         assert!(block.start < block.end, "an empty producer id block");
+        self.isolate.learn_marks(ProducerIdMarks {
+            client_below: 0,
+            key_below: block.end,
+        });
         // Another request of this isolate may have refilled the cache meanwhile; keep whichever
         // block is there (the other's ids are then never used, which is harmless).
-        let mut ids = self.isolate.producer_ids.borrow_mut();
+        let mut ids = self.isolate.key_producer_ids.borrow_mut();
         if ids.is_empty() {
             *ids = block.start + 1..block.end;
         }
         Ok(block.start)
+    }
+
+    /// The evidence shown to a partition with a batch of `producer_id` (see the module docs):
+    /// the mark of its space, learned afresh when the id is at or past the known one.
+    pub async fn producer_ids_below(
+        &self,
+        producer_id: i64,
+        space: ProducerIdSpace,
+    ) -> Result<i64, ApiError> {
+        let mark = |m: ProducerIdMarks| match space {
+            ProducerIdSpace::Client => m.client_below,
+            ProducerIdSpace::Key => m.key_below,
+        };
+        let known = mark(self.isolate.producer_id_marks.get());
+        // A client batch naming a key id cannot be helped by a fresher mark.
+        let in_space = match space {
+            ProducerIdSpace::Client => producer_id < KEY_PRODUCER_ID_BASE,
+            ProducerIdSpace::Key => producer_id >= KEY_PRODUCER_ID_BASE,
+        };
+        if producer_id < known || !in_space {
+            return Ok(known);
+        }
+        let marks = self.ask(Object::Metadata, ProducerIdMarksRequest).await?;
+        self.isolate.learn_marks(marks);
+        Ok(mark(self.isolate.producer_id_marks.get()))
     }
 
     /// A call to the coordinator of `transactional_id`. A commit waits for every marker, a

@@ -14,18 +14,29 @@
 //!
 //! # Producer ids
 //!
-//! Producer ids must be unique across the deployment for ever, also after restarts. They come
-//! from one persisted counter, handed out in blocks ([`Metadata::allocate_producer_ids`]) so
-//! that callers (Worker isolates, idempotency-key objects, transaction coordinators) need not
-//! ask for every single id. A block that a caller loses (an isolate evicted) is simply never
-//! used: ids are plentiful (2^53) and gaps are harmless.
+//! Producer ids must be unique across the deployment for ever, also after restarts, and a
+//! partition must never accept one that was not handed out (else a client could claim the next
+//! id before its owner gets it, and the owner's first batch would be answered as a duplicate
+//! and never written). They come from two persisted counters:
+//!
+//! - **Client ids** (`0..2^52`), the ids clients see (`POST /v1/producers`, transactional
+//!   ids' coordinators): handed out exactly as asked ([`Metadata::allocate_producer_ids`],
+//!   one per producer), so every id below the counter was handed out to someone, and the
+//!   counter is the mark the Worker shows partitions ([`Metadata::producer_id_marks`]).
+//! - **Key ids** (`2^52..2^53`), the producer ids of `Idempotency-Key` produce, which no client
+//!   ever sees: handed out in blocks ([`Metadata::allocate_key_producer_ids`]) so a Worker
+//!   isolate need not ask for every key. A block an isolate loses is never used. A client batch
+//!   naming one is refused, since the Worker shows partitions the client mark for it.
+//!
+//! Ids are plentiful and gaps are harmless.
 //!
 //! # Schema
 //!
 //! ```sql
 //! topics(name TEXT PRIMARY KEY, topic_id TEXT UNIQUE, partitions, retention_ms,
 //!        cleanup_policy, created_ms)
-//! counters(name TEXT PRIMARY KEY, value)   -- 'topic_seq', 'next_producer_id'
+//! counters(name TEXT PRIMARY KEY, value)   -- 'topic_seq', 'next_producer_id',
+//!                                          --   'next_key_producer_id' (from 2^52)
 //! ```
 
 #![warn(missing_docs)]
@@ -37,7 +48,7 @@ use std::ops::Range;
 use kafdo_sql::{Param, Row, Sql, SqlError, MAX_SAFE_INTEGER};
 use kafdo_types::api::{CleanupPolicy, CreateTopicRequest, TopicConfig};
 use kafdo_types::limits::{valid_topic_name, MAX_PARTITIONS, MIN_PARTITIONS};
-use kafdo_types::rpc::TopicMetadata;
+use kafdo_types::rpc::{ProducerIdMarks, TopicMetadata, KEY_PRODUCER_ID_BASE};
 use kafdo_types::ErrorCode;
 
 /// The most topics one deployment holds.
@@ -198,18 +209,55 @@ impl<S: Sql> Metadata<S> {
         })
     }
 
-    /// Hands out `count` producer ids never handed out before.
+    /// Hands out `count` client producer ids never handed out before.
     pub fn allocate_producer_ids(&mut self, count: u32) -> Result<Range<i64>, MetadataError> {
+        self.allocate("next_producer_id", 0, KEY_PRODUCER_ID_BASE, count)
+    }
+
+    /// Hands out `count` key producer ids (for `Idempotency-Key` produce) never handed out
+    /// before.
+    pub fn allocate_key_producer_ids(&mut self, count: u32) -> Result<Range<i64>, MetadataError> {
+        self.allocate(
+            "next_key_producer_id",
+            KEY_PRODUCER_ID_BASE,
+            MAX_SAFE_INTEGER,
+            count,
+        )
+    }
+
+    /// Every id below each mark was handed out: the next client id and the next key id.
+    pub fn producer_id_marks(&self) -> Result<ProducerIdMarks, MetadataError> {
+        Ok(ProducerIdMarks {
+            client_below: self.counter("next_producer_id")?,
+            key_below: KEY_PRODUCER_ID_BASE + self.counter("next_key_producer_id")?,
+        })
+    }
+
+    fn allocate(
+        &mut self,
+        counter: &str,
+        base: i64,
+        limit: i64,
+        count: u32,
+    ) -> Result<Range<i64>, MetadataError> {
         if count == 0 || count > MAX_PRODUCER_ID_BLOCK {
             return Err(MetadataError::InvalidRequest(format!(
                 "producer id blocks hold 1 to {MAX_PRODUCER_ID_BLOCK} ids, not {count}"
             )));
         }
         self.sql.transaction(|| {
-            let end = self.next_counter("next_producer_id", i64::from(count))?;
-            assert!(end <= MAX_SAFE_INTEGER, "producer ids exhausted");
+            let end = base + self.next_counter(counter, i64::from(count))?;
+            assert!(end <= limit, "producer ids exhausted");
             Ok(end - i64::from(count)..end)
         })
+    }
+
+    fn counter(&self, name: &str) -> Result<i64, MetadataError> {
+        let row = self.sql.first(
+            "SELECT value FROM counters WHERE name = ?",
+            &[Param::Text(name)],
+        )?;
+        Ok(row.map_or(0, |r| r.int(0)))
     }
 
     fn find(&self, name: &str) -> Result<Option<TopicMetadata>, MetadataError> {
@@ -352,6 +400,25 @@ mod tests {
         );
         assert_eq!(md.list_topics().unwrap().len(), 1);
         assert!(md.create_topic(&create("x", 256), 0).is_ok());
+    }
+
+    #[test]
+    fn every_id_below_a_mark_was_handed_out() {
+        let mut md = Metadata::open(Sqlite::memory()).unwrap();
+        let marks = md.producer_id_marks().unwrap();
+        assert_eq!(
+            (marks.client_below, marks.key_below),
+            (0, KEY_PRODUCER_ID_BASE)
+        );
+        let client = md.allocate_producer_ids(1).unwrap();
+        let keys = md.allocate_key_producer_ids(100).unwrap();
+        assert_eq!(client, 0..1);
+        assert_eq!(keys, KEY_PRODUCER_ID_BASE..KEY_PRODUCER_ID_BASE + 100);
+        let marks = md.producer_id_marks().unwrap();
+        assert_eq!(
+            (marks.client_below, marks.key_below),
+            (1, KEY_PRODUCER_ID_BASE + 100)
+        );
     }
 
     #[test]

@@ -49,6 +49,7 @@ fn batch_of(policy: CleanupPolicy, batch: usize, first: usize, keys: usize) -> A
         partition: partition_ref(policy),
         producer: None,
         transactional: false,
+        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
         records: (first..first + batch)
             .map(|i| ProduceRecord {
                 key: Some(format!("key-{:012}", i % keys).into_bytes()),

@@ -117,6 +117,7 @@ fn per_batch(batch: usize, idempotent: bool, fsync: bool) -> (f64, f64) {
         partition: partition_ref(),
         producer: None,
         transactional: false,
+        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
         records: (0..batch)
             .map(|_| ProduceRecord {
                 timestamp: Some(1_700_000_000_000),

@@ -132,6 +132,15 @@ impl<S: Sql> Partition<S> {
         let mut txn_first_write = false;
         if let Some(p) = &req.producer {
             check_producer_ids(p.producer_id, p.producer_epoch)?;
+            // Before anything else about the producer, a retry included: an id nobody was
+            // handed out yet must leave no state here, or its owner's first batch would be
+            // answered as a duplicate of the claimant's and never written.
+            if p.producer_id >= req.producer_ids_below {
+                return Err(PartitionError::UnknownProducerId(format!(
+                    "producer id {} was never handed out (ids below {} were)",
+                    p.producer_id, req.producer_ids_below
+                )));
+            }
             if p.base_sequence < 0 {
                 return Err(PartitionError::InvalidRequest(format!(
                     "base_sequence must be non-negative, got {}",

@@ -28,6 +28,7 @@ fn plain(records: Vec<ProduceRecord>) -> AppendRequest {
         partition: pref(),
         producer: None,
         transactional: false,
+        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
         records,
     }
 }
@@ -625,4 +626,33 @@ mod alarm {
         assert_eq!(p.cleaned_offset(), 0);
         assert_eq!(p.next_alarm_ms(NOW).unwrap(), p.next_compaction_ms(NOW));
     }
+}
+
+#[test]
+fn a_producer_id_never_handed_out_is_refused_and_leaves_nothing() {
+    let (_db, mut p) = open();
+    let claim = |producer_id, producer_ids_below| AppendRequest {
+        producer: Some(ProducerBatch {
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: 0,
+        }),
+        producer_ids_below,
+        ..plain(values(1, "claim"))
+    };
+    // Ids 0..7 were handed out: 7, the next one, is not anyone's yet.
+    let e = p.append(&claim(7, 7), NOW).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnknownProducerId);
+    assert_eq!(p.producer_count(), 0, "no state for the claimed id");
+    assert_eq!(p.info(&pref()).unwrap().high_watermark, 0);
+    // Once 7 is handed out, its owner's first batch is written, not taken for a duplicate.
+    let first = p.append(&claim(7, 8), NOW).unwrap();
+    assert!(!first.duplicate);
+    assert_eq!(p.info(&pref()).unwrap().high_watermark, 1);
+    // A retry of that batch with stale evidence is still refused, never answered as done.
+    assert_eq!(
+        p.append(&claim(7, 7), NOW).unwrap_err().code(),
+        ErrorCode::UnknownProducerId
+    );
+    p.verify().unwrap();
 }

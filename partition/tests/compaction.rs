@@ -60,6 +60,7 @@ fn append(core: &mut Core, records: Vec<ProduceRecord>, now_ms: i64) -> (i64, i6
                 partition: pref(CleanupPolicy::Compact),
                 producer: None,
                 transactional: false,
+                producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
                 records,
             },
             now_ms,
@@ -131,6 +132,7 @@ fn a_compacted_topic_refuses_records_without_a_key() {
                 partition: pref(CleanupPolicy::Compact),
                 producer: None,
                 transactional: false,
+                producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
                 records: batch.clone(),
             },
             NOW,
@@ -151,6 +153,7 @@ fn a_compacted_topic_refuses_records_without_a_key() {
                 partition: pref(CleanupPolicy::Compact),
                 producer: None,
                 transactional: false,
+                producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
                 records: vec![ProduceRecord::value("x")],
             },
             NOW,
@@ -165,6 +168,7 @@ fn a_compacted_topic_refuses_records_without_a_key() {
         partition: pref(CleanupPolicy::Delete),
         producer: None,
         transactional: false,
+        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
         records: vec![ProduceRecord::value("v"), ProduceRecord::value("v")],
     };
     plain.append(&req, NOW).unwrap();
@@ -339,6 +343,7 @@ fn a_retry_of_a_compacted_batch_answers_its_original_offsets() {
             base_sequence: seq,
         }),
         transactional: false,
+        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
         records: vec![rec("a", Some(&format!("v{seq}"))), rec("a", Some("x"))],
     };
     for seq in [0, 2, 4] {
@@ -384,6 +389,7 @@ fn open_transactions_stop_compaction_and_aborted_records_go() {
                     base_sequence: seq,
                 }),
                 transactional: true,
+                producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
                 records: vec![rec("a", Some(value))],
             },
             NOW,

@@ -242,7 +242,8 @@ proptest! {
                 Op::Plain(puts) => {
                     let recs = records(&puts, &mut counter);
                     let r = core.append(&AppendRequest {
-                        partition: pref(), producer: None, transactional: false, records: recs.clone(),
+                        partition: pref(), producer: None, transactional: false,
+                        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID, records: recs.clone(),
                     }, now_ms).unwrap();
                     for (i, rec) in recs.into_iter().enumerate() {
                         model.records.insert(r.base_offset + i as i64, ModelRecord {
@@ -258,6 +259,7 @@ proptest! {
                         partition: pref(),
                         producer: Some(ProducerBatch { producer_id: IDEMPOTENT_PID, producer_epoch: 0, base_sequence }),
                         transactional: false,
+                        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
                         records: recs.clone(),
                     }, now_ms).unwrap();
                     prop_assert!(!r.duplicate);
@@ -279,6 +281,7 @@ proptest! {
                         partition: pref(),
                         producer: Some(ProducerBatch { producer_id: IDEMPOTENT_PID, producer_epoch: 0, base_sequence }),
                         transactional: false,
+                        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
                         records: recs,
                     }, now_ms).unwrap();
                     prop_assert!(r.duplicate, "a retry of a remembered batch is a duplicate");
@@ -301,6 +304,7 @@ proptest! {
                         partition: pref(),
                         producer: Some(ProducerBatch { producer_id: id, producer_epoch: t.epoch, base_sequence: t.next_sequence }),
                         transactional: true,
+                        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
                         records: recs.clone(),
                     }, now_ms);
                     if !t.registered {

@@ -145,6 +145,7 @@ impl Harness {
             partition: self.pref(command),
             producer,
             transactional: command.flag("txn"),
+            producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
             records,
         };
         Ok(match self.core.append(&req, self.now_ms) {

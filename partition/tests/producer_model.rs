@@ -263,6 +263,7 @@ proptest! {
                 partition: pref(),
                 producer: Some(ProducerBatch { producer_id, producer_epoch: epoch, base_sequence: first }),
                 transactional: false,
+                producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
                 records: values.iter().map(|v| ProduceRecord::value(v.clone())).collect(),
             };
             let actual = core

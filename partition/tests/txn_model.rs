@@ -186,6 +186,7 @@ proptest! {
                             base_sequence: p.next_sequence,
                         }),
                         transactional: true,
+                        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
                         records: values.iter().map(|v| ProduceRecord::value(v.clone())).collect(),
                     }, now_ms);
                     if !p.registered {
@@ -209,6 +210,7 @@ proptest! {
                         partition: pref(),
                         producer: None,
                         transactional: false,
+                        producer_ids_below: kafdo_types::rpc::ANY_PRODUCER_ID,
                         records: values.iter().map(|v| ProduceRecord::value(v.clone())).collect(),
                     }, now_ms).unwrap();
                     for (i, v) in values.into_iter().enumerate() {

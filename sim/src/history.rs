@@ -541,6 +541,12 @@ pub enum Observation {
         /// One per value of the produce, in order.
         records: Vec<KeyedValue>,
     },
+    /// The metadata object handed out client producer ids: every id below `below` is now
+    /// someone's (recorded as the allocation is made).
+    ProducerIds {
+        /// One past the highest id handed out.
+        below: i64,
+    },
     /// A fault or a notable step, for the reader of a trace.
     Note {
         /// What happened.
@@ -999,6 +1005,9 @@ impl fmt::Display for Observation {
                     })
                     .collect();
                 write!(f, "keys {}", shown.join(", "))
+            }
+            Observation::ProducerIds { below } => {
+                write!(f, "producer ids below {below} handed out")
             }
             Observation::Note { text } => f.write_str(text),
         }

@@ -1681,3 +1681,23 @@ fn a_missing_final_read_uncommitted_scan_is_reported_not_a_panic() {
     h.scan(A1, RC, &[(0, "k2"), (1, "k4")], 2, 2);
     assert_caught(h, Invariant::LostWrite);
 }
+
+#[test]
+fn a_producer_id_accepted_before_it_was_handed_out_is_caught() {
+    // Plain produces use producer id 100 (`H::produce_req`).
+    let mut h = H::default();
+    h.observe(Observation::ProducerIds { below: 101 });
+    h.produce(1, A0, None, &["x1"], 0);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+    let mut h = H::default();
+    h.observe(Observation::ProducerIds { below: 100 });
+    h.produce(1, A0, None, &["x1"], 0);
+    // Handed out only after the answer: too late.
+    h.observe(Observation::ProducerIds { below: 101 });
+    assert_caught(h, Invariant::ProducerIdHandedOut);
+    // A history without allocations (recorded on wrangler dev) is not judged on this.
+    let mut h = H::default();
+    h.produce(1, A0, None, &["x1"], 0);
+    assert!(h.check().is_valid());
+}

@@ -152,3 +152,16 @@ fn a_produce_answering_offsets_out_of_order_is_caught() {
         "{caught:?}"
     );
 }
+
+#[test]
+fn a_partition_accepting_an_id_never_handed_out_is_caught() {
+    let (seeds, caught) = seeds_to_catch(Bugs {
+        partition_accepts_unallocated_producer: true,
+        ..Bugs::default()
+    });
+    println!("caught after {seeds} seeds by {caught:?}");
+    assert!(
+        caught.contains(&Invariant::ProducerIdHandedOut),
+        "{caught:?}"
+    );
+}

@@ -34,6 +34,8 @@ struct Coverage {
     out_of_range: usize,
     /// Consumers that went on from the log start after one.
     resets: usize,
+    /// Batches refused for a producer id nobody was handed out (the impostors').
+    unallocated_refused: usize,
 }
 
 impl Coverage {
@@ -98,6 +100,10 @@ impl Coverage {
                     code: ErrorCode::OffsetOutOfRange,
                     ..
                 } => self.out_of_range += 1,
+                Entry::Fail {
+                    code: ErrorCode::UnknownProducerId,
+                    ..
+                } => self.unallocated_refused += 1,
                 Entry::Ok {
                     reply: Reply::PartitionOffsets { .. },
                     ..
@@ -184,7 +190,8 @@ fn seeds_pass_with_all_faults_on() {
                 && coverage.producer_id_moves > 0
                 && coverage.retention_steps > 0
                 && coverage.out_of_range > 0
-                && coverage.resets > 0,
+                && coverage.resets > 0
+                && coverage.unallocated_refused > 0,
             "the seeds did not exercise everything: {coverage:?}"
         );
     }

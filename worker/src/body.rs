@@ -2,7 +2,7 @@
 //! never a panic, never a value read from input that should have been refused.
 //!
 //! The format's own parser (serde_json, ciborium) decodes straight into the API type, but
-//! through [`Strict`], a deserializer wrapped around it that sees every value as it passes and
+//! through `Strict`, a deserializer wrapped around it that sees every value as it passes and
 //! refuses:
 //!
 //! - a struct given as a sequence: serde's derived structs accept one and fill their fields by

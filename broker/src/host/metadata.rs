@@ -5,8 +5,9 @@ use kafdo_metadata::{Metadata, MetadataError};
 use kafdo_sql::Sql;
 use kafdo_types::api::CreateTopicRequest;
 use kafdo_types::rpc::{
-    AllocateProducerIds, DeleteTopicRequest, ListGroupsRequest, ListTopicsRequest, MetadataCall,
-    ProducerIdBlock, RegisterGroupRequest, TopicRequest,
+    AllocateKeyProducerIds, AllocateProducerIds, DeleteTopicRequest, ListGroupsRequest,
+    ListTopicsRequest, MetadataCall, ProducerIdBlock, ProducerIdMarksRequest, RegisterGroupRequest,
+    TopicRequest,
 };
 use kafdo_types::ApiError;
 
@@ -67,6 +68,18 @@ impl<S: Sql + Clone> MetadataHost<S> {
                     })
                 }))
             }
+            MetadataCall::AllocateKeyProducerIds(req) => {
+                reply::<AllocateKeyProducerIds>(core.and_then(|c| {
+                    let ids = c.allocate_key_producer_ids(req.count).map_err(api_error)?;
+                    Ok(ProducerIdBlock {
+                        start: ids.start,
+                        end: ids.end,
+                    })
+                }))
+            }
+            MetadataCall::ProducerIdMarks(_) => reply::<ProducerIdMarksRequest>(
+                core.and_then(|c| c.producer_id_marks().map_err(api_error)),
+            ),
             MetadataCall::RegisterGroup(req) => reply::<RegisterGroupRequest>(
                 core.and_then(|c| c.register_group(&req.group_id, now_ms).map_err(api_error)),
             ),

@@ -7,7 +7,8 @@
 //! `--bug` plants one of `skip-duplicate-check`, `markers-before-prepare`, `no-epoch-fence`,
 //! `ingest-forgets-reservation`, `compaction-ignores-delete-retention`, `compaction-ignores-lso`,
 //! `retention-ignores-time`, `retention-ignores-lso`, or one of the bugs planted in the shared
-//! orchestration, `keyed-produce-ignores-reservation` and `produce-offsets-reversed`, and
+//! orchestration, `keyed-produce-ignores-reservation` and `produce-offsets-reversed`, or
+//! `partition-accepts-unallocated-producer`, and
 //! reports how many seeds the checker needed to catch it. A failing seed is printed with its
 //! violations; replay it with `SEED=<n> cargo test -p kafdo-sim --test seeds -- --nocapture`.
 
@@ -42,6 +43,9 @@ fn main() -> ExitCode {
                     bugs.keyed_produce_ignores_reservation = true
                 }
                 "produce-offsets-reversed" => bugs.produce_offsets_reversed = true,
+                "partition-accepts-unallocated-producer" => {
+                    bugs.partition_accepts_unallocated_producer = true
+                }
                 other => panic!("unknown bug {other}"),
             },
             other => panic!("unknown argument {other}"),

@@ -72,6 +72,7 @@
 //!   `RetentionExpired`, `RetentionStable`.
 //! - `end_state.rs`, after settling: `Hanging`, `DenseOffsets`, `LostWrite`.
 //! - `pipelines.rs`, after settling: `PipelineExactlyOnce`.
+//! - `producer_ids.rs`: `ProducerIdHandedOut`.
 //!
 //! The checks share what earlier ones built, so their order matters: the claims (`log.rs`)
 //! fill the offsets the compaction and retention checks read, the transactions' outcomes
@@ -89,6 +90,7 @@ mod lso;
 mod ops;
 mod outcomes;
 mod pipelines;
+mod producer_ids;
 mod reads;
 mod report;
 mod retention;
@@ -233,6 +235,7 @@ impl<'a> Checker<'a> {
         self.check_ingest_answers();
         self.check_compacted_reads();
         self.check_retention();
+        self.check_producer_ids_handed_out();
         if self.settled.is_some() {
             self.check_compacted_end_state();
             self.check_end_state();

@@ -114,6 +114,10 @@ pub enum Invariant {
     /// before that sighting (retention never passes the last stable offset, so an open
     /// transaction's records stay until it ends).
     RetentionStable,
+    /// A partition accepts a producer id only once the deployment handed it out: every
+    /// acknowledged produce with a producer id is answered after an allocation of that id was
+    /// observed (`producer_ids` observations; a history without any is not judged on this).
+    ProducerIdHandedOut,
 }
 
 /// One broken promise.

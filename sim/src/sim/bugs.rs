@@ -6,6 +6,7 @@
 use kafdo_sql::{Param, Sql};
 use kafdo_types::rpc::{
     CoordinatorCall, Object, ObjectCall, PartitionCall, TxnResult, WriteMarkerRequest,
+    ANY_PRODUCER_ID,
 };
 use kafdo_types::txn::TransactionState;
 
@@ -34,6 +35,9 @@ impl World {
         let PartitionCall::Append(req) = call else {
             return;
         };
+        if bugs.partition_accepts_unallocated_producer {
+            req.producer_ids_below = ANY_PRODUCER_ID;
+        }
         let Some(producer) = req.producer.as_mut() else {
             return;
         };

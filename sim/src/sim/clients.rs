@@ -267,6 +267,8 @@ pub struct Env {
     pub settling: bool,
     /// The simulated time.
     pub now_ms: i64,
+    /// The next client producer id the deployment will hand out (for the impostor only).
+    pub next_producer_id: Option<i64>,
 }
 
 /// A client process, as the world keeps it.
@@ -410,6 +412,8 @@ pub enum Client {
     Processor(Box<Processor>),
     /// A sender of keyed (`Idempotency-Key`) topic produce requests.
     Ingest(IngestClient),
+    /// A client that writes as producer ids nobody was handed out.
+    Impostor(Impostor),
 }
 
 impl Client {
@@ -421,6 +425,7 @@ impl Client {
             Client::Consumer(c) => c.next(rng, env),
             Client::Processor(c) => c.next(rng, env),
             Client::Ingest(c) => c.next(rng, env),
+            Client::Impostor(c) => c.next(rng, env),
         }
     }
 
@@ -432,6 +437,7 @@ impl Client {
             Client::Consumer(c) => c.on_result(answered, rng),
             Client::Processor(c) => c.on_result(answered),
             Client::Ingest(c) => c.on_result(answered, rng),
+            Client::Impostor(c) => c.left = c.left.saturating_sub(1),
         }
     }
 
@@ -451,6 +457,7 @@ impl Client {
             // A sender of webhooks keeps its queue on disk: after a restart it sends the same
             // request with the same key again, which is what the key is for.
             Client::Ingest(c) => c.backoff_ms = 0,
+            Client::Impostor(_) => {}
         }
     }
 }
@@ -544,6 +551,57 @@ impl IdempotentProducer {
                 self.producer_id = None;
             }
         }
+    }
+}
+
+/// An impostor: it writes batches as producer ids that nobody was handed out, the way a client
+/// would claim the next id before its owner gets it, so that the owner's first batch is taken
+/// for a duplicate and never written. Every attempt must be refused (`UNKNOWN_PRODUCER_ID`);
+/// the checker's `ProducerIdHandedOut` sees any that is not. It aims well past the next id
+/// (by [`IMPOSTOR_LEAD`]), at ids no run reaches: aiming at the very next one could lose the race
+/// to a legitimate init, and then its batch would be an impersonation of an id that was handed
+/// out, which only authentication can refuse.
+#[derive(Debug)]
+pub struct Impostor {
+    values: Values,
+    topic_partitions: Vec<Tp>,
+    left: u32,
+}
+
+/// How far past the next producer id the impostor aims.
+pub const IMPOSTOR_LEAD: i64 = 10_000;
+
+impl Impostor {
+    /// An impostor making `attempts` claims on `topic_partitions`.
+    pub fn new(process: Process, topic_partitions: Vec<Tp>, attempts: u32) -> Self {
+        Self {
+            values: Values { process, next: 0 },
+            topic_partitions,
+            left: attempts,
+        }
+    }
+
+    fn next(&mut self, rng: &mut Rng, env: &Env) -> Action {
+        if self.left == 0 || env.settling {
+            return Action::Done;
+        }
+        let next = env
+            .next_producer_id
+            .expect("the impostor sees the allocator");
+        let tp = rng.pick(&self.topic_partitions).clone();
+        let producer = ProducerBatch {
+            producer_id: next + IMPOSTOR_LEAD + rng.range(0, 10),
+            producer_epoch: 0,
+            base_sequence: 0,
+        };
+        let values = self.values.take(1);
+        let op = produce_op(&tp, producer, None, &values);
+        let req = ClientReq::ProducePartition {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            request: partition_produce(producer, false, values_to_records(&values)),
+        };
+        Action::Send(Box::new((req, op)))
     }
 }
 

@@ -48,6 +48,9 @@ pub struct Bugs {
     /// Planted in the shared orchestration: a produce answers each partition's offsets in
     /// reverse order.
     pub produce_offsets_reversed: bool,
+    /// A partition skips the check that a producer id was handed out (it takes every append's
+    /// `producer_ids_below` as 2^53), so a client can claim an id before its owner gets it.
+    pub partition_accepts_unallocated_producer: bool,
 }
 
 /// The compacted topic of a seed that has one: its own keyed writers and readers.
@@ -139,6 +142,8 @@ pub struct Config {
     pub compaction: Option<CompactionSetup>,
     /// A topic with time-based retention and its own writers and readers, or none.
     pub retention: Option<RetentionSetup>,
+    /// An impostor: a client that writes as producer ids nobody was handed out.
+    pub impostor: bool,
     /// Planted bugs.
     pub bugs: Bugs,
 }
@@ -180,6 +185,8 @@ impl Config {
             compaction: Self::draw_compaction(&mut rng),
             // Drawn after compaction, for the same reason.
             retention: Self::draw_retention(&mut rng),
+            // Drawn after retention, for the same reason.
+            impostor: rng.chance(250),
             bugs: Bugs::default(),
         }
     }

@@ -513,9 +513,12 @@ impl World {
     }
 
     fn act(&mut self, process: Process) {
+        // Only the impostor looks at the allocator (as an attacker would, from its own inits).
+        let impostor = matches!(self.clients[&process].client, Client::Impostor(_));
         let env = Env {
             settling: self.settling,
             now_ms: self.now_ms,
+            next_producer_id: impostor.then(|| self.next_client_producer_id()),
         };
         let slot = self.clients.get_mut(&process).expect("client");
         let action = slot.client.next(&mut self.rng, &env);

@@ -17,7 +17,7 @@ use kafdo_txn_coordinator::{CallError, CallId, CallReply, CoordinatorConfig};
 use kafdo_types::api::{CleanupPolicy, CreateTopicRequest};
 use kafdo_types::rpc::{
     CoordinatorCall, GroupCall, KeyBeginAnswer, KeyCall, MarkerAck, MetadataCall, Object,
-    ObjectCall, PartitionCall, PartitionRef, TopicMetadata,
+    ObjectCall, PartitionCall, PartitionRef, ProducerIdBlock, TopicMetadata,
 };
 use kafdo_types::txn::TransactionState;
 use kafdo_types::ApiError;
@@ -183,9 +183,8 @@ impl World {
             "{} sent to {object}",
             call.path()
         );
-        let now_ms = self.now_ms;
         let answer = match call {
-            ObjectCall::Metadata(call) => Some(self.metadata_host().serve(call, now_ms).answer),
+            ObjectCall::Metadata(call) => Some(self.serve_metadata(call)),
             ObjectCall::Partition(call) => Some(self.serve_partition(object, call)),
             ObjectCall::Coordinator(call) => self.serve_coordinator(object, slot, call),
             ObjectCall::Group(call) => Some(self.serve_group(object, call)),
@@ -243,6 +242,30 @@ impl World {
         }
         self.apply(object, served.effects);
         served.answer
+    }
+
+    fn serve_metadata(&mut self, call: MetadataCall) -> Result<Vec<u8>, ApiError> {
+        let now_ms = self.now_ms;
+        let allocates = matches!(call, MetadataCall::AllocateProducerIds(_));
+        let answer = self.metadata_host().serve(call, now_ms).answer;
+        if let (true, Ok(answer)) = (allocates, &answer) {
+            let block: ProducerIdBlock = from_cbor(answer).expect("a block's answer");
+            self.rec
+                .observe(now_ms, Observation::ProducerIds { below: block.end });
+        }
+        answer
+    }
+
+    /// The next client producer id the metadata object will hand out (the impostor's aim).
+    pub(super) fn next_client_producer_id(&mut self) -> i64 {
+        self.metadata_host()
+            .core()
+            .and_then(|core| {
+                core.producer_id_marks()
+                    .map_err(|e| ApiError::new(e.code(), e.to_string()))
+            })
+            .expect("the producer id marks")
+            .client_below
     }
 
     fn serve_group(&mut self, object: &Object, call: GroupCall) -> Result<Vec<u8>, ApiError> {

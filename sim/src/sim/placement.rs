@@ -74,6 +74,11 @@ impl World {
         if let Some(r) = self.config.retention {
             process = self.place_retention_clients(process, r);
         }
+        if self.config.impostor {
+            let c = clients::Impostor::new(process, tps.clone(), ops);
+            self.add_client(process, Client::Impostor(c));
+            process += 1;
+        }
         if self.config.processors == 0 {
             return;
         }

@@ -17,9 +17,16 @@ object_calls! {
         ListTopics(ListTopicsRequest) -> Vec<TopicMetadata> = "/metadata/list-topics",
         /// Deletes a topic; answers what was deleted (its partitions are deleted next).
         DeleteTopic(DeleteTopicRequest) -> TopicMetadata = "/metadata/delete-topic",
-        /// A block of producer ids never handed out before.
+        /// Client producer ids never handed out before (one per producer: see
+        /// [`KEY_PRODUCER_ID_BASE`]).
         AllocateProducerIds(AllocateProducerIds) -> ProducerIdBlock
             = "/metadata/allocate-producer-ids",
+        /// A block of key producer ids (`Idempotency-Key` produce) never handed out before.
+        AllocateKeyProducerIds(AllocateKeyProducerIds) -> ProducerIdBlock
+            = "/metadata/allocate-key-producer-ids",
+        /// The marks below which every producer id was handed out.
+        ProducerIdMarks(ProducerIdMarksRequest) -> ProducerIdMarks
+            = "/metadata/producer-id-marks",
         /// Records a group id in the registry behind `GET /v1/groups`.
         RegisterGroup(RegisterGroupRequest) -> () = "/metadata/register-group",
         /// A page of the registry.
@@ -82,6 +89,30 @@ pub struct DeleteTopicRequest {
 pub struct AllocateProducerIds {
     /// How many.
     pub count: u32,
+}
+
+/// Where the key producer ids begin: client ids are below it, the ids of `Idempotency-Key`
+/// produce (which no client sees) from it up to 2^53.
+pub const KEY_PRODUCER_ID_BASE: i64 = 1 << 52;
+
+/// [`MetadataCall::AllocateKeyProducerIds`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateKeyProducerIds {
+    /// How many.
+    pub count: u32,
+}
+
+/// [`MetadataCall::ProducerIdMarks`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdMarksRequest;
+
+/// Every producer id below each mark was handed out.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdMarks {
+    /// The next client id (every client id below it was handed out).
+    pub client_below: i64,
+    /// The next key id.
+    pub key_below: i64,
 }
 
 /// Producer ids `start..end`, never handed out before.

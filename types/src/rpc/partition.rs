@@ -62,9 +62,18 @@ pub struct AppendRequest {
     pub producer: Option<ProducerBatch>,
     /// Whether the batch belongs to the producer's open transaction.
     pub transactional: bool,
+    /// The Worker's evidence that every producer id below this was handed out (from the
+    /// metadata object's counter, as its isolate last learned it): the partition refuses a
+    /// producer id at or past it with `UNKNOWN_PRODUCER_ID`, so no client can claim an id
+    /// before it is handed out to another (`design/partition.md`). Ignored without a producer.
+    pub producer_ids_below: i64,
     /// The records.
     pub records: Vec<ProduceRecord>,
 }
+
+/// A [`AppendRequest::producer_ids_below`] that allows every producer id a Durable Object can
+/// hold: for tests and tools that write to a core directly, never for the Worker.
+pub const ANY_PRODUCER_ID: i64 = crate::limits::MAX_SAFE_INTEGER;
 
 /// [`PartitionCall::Read`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
