@@ -2,6 +2,10 @@
 //! `wrangler dev`, started by the kafdo-e2e harness). They run only when the crate is built
 //! with `KAFDO_E2E=1` (`make test` sets it; `build.rs` turns it into `cfg(kafdo_e2e)`) after
 //! `make build`; plain `cargo test` reports them as ignored.
+//!
+//! Each test holds `let worker = shared().watch();` for its whole length and connects to
+//! `worker.url()`: when the watch is dropped, the harness searches the Worker's output for a
+//! Rust panic and fails the test if one appeared.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -46,7 +50,8 @@ fn kafdo(url: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
 #[test]
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn admin_calls_and_typed_errors() {
-    let url = shared().url().to_string();
+    let worker = shared().watch();
+    let url = worker.url();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         client.health().await.unwrap();
@@ -85,7 +90,8 @@ fn admin_calls_and_typed_errors() {
 #[test]
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn producer_and_consumer_round_trip() {
-    let url = shared().url().to_string();
+    let worker = shared().watch();
+    let url = worker.url();
     for format in [Format::Json, Format::Cbor] {
         runtime().block_on(async {
             let client = Client::connect_with(
@@ -175,7 +181,8 @@ fn producer_and_consumer_round_trip() {
 #[test]
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn long_poll_wakes_on_produce() {
-    let url = shared().url().to_string();
+    let worker = shared().watch();
+    let url = worker.url();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         let topic = unique_topic("client-longpoll");
@@ -220,7 +227,8 @@ fn long_poll_wakes_on_produce() {
 #[test]
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn cli_round_trips_a_file() {
-    let url = shared().url().to_string();
+    let worker = shared().watch();
+    let url = worker.url();
     let topic = unique_topic("client-cli");
     let out = kafdo(
         &url,
@@ -315,7 +323,8 @@ fn cli_round_trips_a_file() {
 #[test]
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn cli_perf_produce_reports_records_per_second() {
-    let url = shared().url().to_string();
+    let worker = shared().watch();
+    let url = worker.url();
     let topic = unique_topic("client-perf");
     kafdo(
         &url,
@@ -361,7 +370,8 @@ fn cli_perf_produce_reports_records_per_second() {
 #[test]
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn cli_idempotency_key_writes_once() {
-    let url = shared().url().to_string();
+    let worker = shared().watch();
+    let url = worker.url();
     let topic = unique_topic("client-idem");
     kafdo(
         &url,
@@ -393,7 +403,8 @@ fn cli_idempotency_key_writes_once() {
 #[test]
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn producer_is_idempotent_when_the_server_has_producer_ids() {
-    let url = shared().url().to_string();
+    let worker = shared().watch();
+    let url = worker.url();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         let topic = unique_topic("client-idempotent");
@@ -415,7 +426,8 @@ fn producer_is_idempotent_when_the_server_has_producer_ids() {
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn processor_is_exactly_once_across_kills() {
     use kafdo_client::{OutputRecord, Processor, ProcessorConfig};
-    let url = shared().url().to_string();
+    let worker = shared().watch();
+    let url = worker.url();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         let input = unique_topic("rpw-in");
@@ -633,7 +645,8 @@ fn processor_is_exactly_once_across_kills() {
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn group_members_share_partitions() {
     use kafdo_client::{GroupConsumer, GroupConsumerConfig};
-    let url = shared().url().to_string();
+    let worker = shared().watch();
+    let url = worker.url();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         let topic = unique_topic("client-group");
@@ -702,7 +715,8 @@ fn group_members_share_partitions() {
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn transactions_commit_abort_and_fence() {
     use kafdo_client::{ErrorClass, TransactionalProducer};
-    let url = shared().url().to_string();
+    let worker = shared().watch();
+    let url = worker.url();
     runtime().block_on(async {
         let client = Client::connect(&url).unwrap();
         let topic = unique_topic("client-txn");

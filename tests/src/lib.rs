@@ -22,6 +22,40 @@
 //! dies), the shell kills its whole group. Instances owned by a test are stopped by [`Drop`]
 //! at once; the watchdog only covers the shared one and crashes.
 //!
+//! # A panic in the Worker fails the test
+//!
+//! A Rust panic in the Worker does not have to show in any answer a test looks at: the guard
+//! answers 500 to every request in flight, the instance is reset, and the next requests are
+//! served. So the harness reads the runtime's output (`output.log` in the instance's
+//! directory: every start's output, appended) for [`PANIC_SIGNS`], the lines a panic leaves
+//! (`panicked at ...` from the panic hook, workerd's `RuntimeError: unreachable`, the shim's
+//! `Reinitializing Wasm application`), and fails the test during which they appeared.
+//!
+//! - **Watches.** A [`Watch`] notes where the output stands when it is made; when it and all
+//!   its clones are dropped, it flushes the output (a `GET /kafdo-e2e-flush/...` of its own,
+//!   answered 404, whose line wrangler prints after everything the earlier requests printed)
+//!   and fails for every panic line from its start on. Every [`Client`] that
+//!   [`Wrangler::client`] makes holds one, so `let client = shared().client();` watches the
+//!   whole test without another line; a test that speaks to the Worker otherwise (the SDK, a
+//!   `kafdo` process) holds `let worker = shared().watch();` and uses `worker.url()`. On a
+//!   shared instance (one kept in a `static`), [`Wrangler::url`] and [`Wrangler::port`] panic
+//!   unless the calling thread holds a watch, so a test cannot forget it.
+//! - **Shared instances.** Tests run in parallel on one instance, so a panic fails every test
+//!   whose watch saw it: the one that made it among them. A panic no live watch covered (made
+//!   by a request without one) is not lost: the next check of the instance reports it, as
+//!   made "while no test watched". An instance a test owns also sweeps its whole output when
+//!   it is dropped.
+//! - **On purpose.** A test that makes the Worker panic wraps the request in
+//!   [`Wrangler::expect_panic`]`(message, || ...)`: the `panicked at` entry whose message
+//!   contains `message`, and the trap lines after it, written while the closure ran, are
+//!   exempt; it fails if no such panic came, and any other panic still counts. Checks wait
+//!   for an expectation in progress, so its panic is not blamed on a test beside it.
+//! - **Already failing.** A check runs in `Drop`; if the test is already panicking it prints
+//!   the panic lines instead of panicking again (which would abort the test binary).
+//!
+//! A failure lists the panic lines with their line numbers and keeps a copy of the output in
+//! the system temp dir (the instance's directory is removed with it), printing both paths.
+//!
 //! # The gate
 //!
 //! The tests talk to a real runtime, so they run only when the crate is built with
@@ -40,15 +74,17 @@
 //! look at every status themselves. Typed helpers speak JSON or CBOR ([`Format`]) with the wire
 //! types of `kafdo_types::api`, so the tests check the contract exactly as a client sees it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom, Write as _};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kafdo_types::api::{
@@ -73,10 +109,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 pub const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The watchdog that leads the process group: it starts the command given as its arguments with
-/// its output in `$KAFDO_E2E_LOG`, and kills the whole group (itself included) as soon as the
-/// test process or the command is gone.
+/// its output appended to `$KAFDO_E2E_LOG` (one file for every start of an instance, so an
+/// offset in it names one moment of the instance's life), and kills the whole group (itself
+/// included) as soon as the test process or the command is gone.
 const WATCHDOG: &str = r#"
-"$@" >"$KAFDO_E2E_LOG" 2>&1 </dev/null &
+"$@" >>"$KAFDO_E2E_LOG" 2>&1 </dev/null &
 child=$!
 while kill -0 "$KAFDO_E2E_PARENT" 2>/dev/null && kill -0 "$child" 2>/dev/null; do
   sleep 0.5
@@ -193,9 +230,13 @@ pub struct Wrangler {
     port: u16,
     base_url: String,
     /// Holds `state/` (the Durable Objects' SQLite files, kept across restarts), `config/`
-    /// (wrangler's `XDG_CONFIG_HOME`, where it writes large debug logs) and the output logs.
+    /// (wrangler's `XDG_CONFIG_HOME`, where it writes large debug logs) and `output.log`.
     dir: TempDir,
     starts: u32,
+    /// Where the current start's output begins in `output.log`.
+    log_start: u64,
+    /// Searches the output for Rust panics on behalf of the tests' watches.
+    monitor: Arc<Monitor>,
     /// Whether the watchdog removes `dir` when the test process is gone (the shared instance,
     /// which is never dropped).
     watchdog_cleans_up: bool,
@@ -232,6 +273,11 @@ impl Wrangler {
         let dir = TempDir::new("kafdo-e2e");
         fs::create_dir_all(dir.path().join("state")).expect("mkdir state");
         fs::create_dir_all(dir.path().join("config")).expect("mkdir config");
+        let monitor = Arc::new(Monitor::new(
+            dir.path().join("output.log"),
+            launcher == Launcher::WranglerDev,
+            watchdog_cleans_up,
+        ));
         let mut wrangler = Wrangler {
             launcher,
             child: Mutex::new(None),
@@ -239,6 +285,8 @@ impl Wrangler {
             base_url: String::new(),
             dir,
             starts: 0,
+            log_start: 0,
+            monitor,
             watchdog_cleans_up,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
@@ -246,13 +294,18 @@ impl Wrangler {
         wrangler
     }
 
-    /// The base URL, `http://127.0.0.1:PORT`.
+    /// The base URL, `http://127.0.0.1:PORT`. On an instance kept in a `static` (shared by
+    /// several tests) the calling thread must hold a [`Watch`] of it (see [`Wrangler::watch`]),
+    /// so that no test can talk to it without its output being searched for panics.
     pub fn url(&self) -> &str {
+        self.monitor.require_watch("url");
         &self.base_url
     }
 
-    /// The port it listens on.
+    /// The port it listens on. On a shared instance, only with a [`Watch`] (as
+    /// [`Wrangler::url`]).
     pub fn port(&self) -> u16 {
+        self.monitor.require_watch("port");
         self.port
     }
 
@@ -261,9 +314,32 @@ impl Wrangler {
         self.dir.path().join("state")
     }
 
-    /// A JSON client for this instance.
+    /// A JSON client for this instance, holding a [`Watch`] of it: when the client and every
+    /// clone of it are dropped, the output written in the meantime is searched for panics.
     pub fn client(&self) -> Client {
-        Client::new(&self.base_url)
+        self.watch().client()
+    }
+
+    /// Starts watching this instance's output for Rust panics; when the returned [`Watch`]
+    /// and its clones are dropped, a panic that appeared meanwhile fails the test. For tests
+    /// that speak to the Worker with something other than [`Client`] (the SDK, a `kafdo`
+    /// process): `let worker = shared().watch();` and then `worker.url()`.
+    pub fn watch(&self) -> Watch {
+        self.monitor.watch()
+    }
+
+    /// Runs `provoke`, which makes the Worker panic on purpose, and marks the panic it
+    /// provoked as expected: the `panicked at` entry whose message contains `message`, and the
+    /// trap and reset lines that follow it, written while `provoke` ran (up to a flush of the
+    /// output after it). Panics if no such panic appeared. Any other panic, in that window or
+    /// later, still fails the tests that watched it.
+    pub fn expect_panic<R>(&self, message: &str, provoke: impl FnOnce() -> R) -> R {
+        self.monitor.expect_panic(message, provoke)
+    }
+
+    /// The instance's output file (every start's output, one after the other).
+    pub fn log_path(&self) -> PathBuf {
+        self.monitor.log.clone()
     }
 
     /// Stops the runtime (the whole process group) and starts it again on the same state
@@ -274,19 +350,26 @@ impl Wrangler {
         self.launch();
     }
 
-    /// The last part of the runtime's output, for failure messages.
+    /// The last part of the current start's output, for failure messages.
     pub fn output_tail(&self) -> String {
-        tail_of(&self.log_path(), 16 * 1024)
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join(format!("output-{}.log", self.starts))
+        tail_of(&self.monitor.log, self.log_start, 16 * 1024)
     }
 
     fn launch(&mut self) {
         self.starts += 1;
         self.port = free_port();
         self.base_url = format!("http://127.0.0.1:{}", self.port);
+        self.log_start = self.monitor.log_len();
+        let header = format!(
+            "--- kafdo-e2e: start {} of this instance, on {} ---\n",
+            self.starts, self.base_url
+        );
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.monitor.log)
+            .and_then(|mut log| log.write_all(header.as_bytes()))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", self.monitor.log.display()));
         let root = repo_root();
         let config = wrangler_config();
         let state = self.state_dir();
@@ -325,7 +408,7 @@ impl Wrangler {
             .arg("kafdo-e2e-watchdog")
             .args(argv.drain(..))
             .current_dir(&root)
-            .env("KAFDO_E2E_LOG", self.log_path())
+            .env("KAFDO_E2E_LOG", &self.monitor.log)
             .env("KAFDO_E2E_PARENT", std::process::id().to_string())
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
@@ -349,6 +432,7 @@ impl Wrangler {
             .unwrap_or_else(|e| panic!("cannot start the watchdog shell: {e}"));
         *self.child.lock().unwrap() = Some(child);
         self.wait_healthy();
+        self.monitor.set_url(Some(self.base_url.clone()));
     }
 
     fn wait_healthy(&self) {
@@ -410,6 +494,7 @@ impl Wrangler {
 
     /// Stops the whole process group: SIGTERM, up to 5 s to exit, then SIGKILL.
     fn stop(&self) {
+        self.monitor.set_url(None);
         let Some(mut child) = self.child.lock().unwrap().take() else {
             return;
         };
@@ -425,8 +510,15 @@ impl Wrangler {
 }
 
 impl Drop for Wrangler {
+    /// Searches the whole output for a panic no watch reported (one before the first client
+    /// was made, during a restart, or by a client made with [`Client::new`]), stops the
+    /// group, and then fails the test that owned the instance if there was one.
     fn drop(&mut self) {
+        let report = self.monitor.sweep();
         self.stop();
+        if let Some(report) = report {
+            fail_or_print(&report);
+        }
     }
 }
 
@@ -481,11 +573,11 @@ fn wait_group_gone(pgid: i32, timeout: Duration) -> bool {
     !group_alive(pgid)
 }
 
-fn tail_of(path: &Path, max_bytes: usize) -> String {
+/// At most the last `max_bytes` of `path` from offset `from` on.
+fn tail_of(path: &Path, from: u64, max_bytes: usize) -> String {
     let mut text = String::new();
-    if let Ok(mut file) = fs::File::open(path) {
-        let mut bytes = Vec::new();
-        let _ = file.read_to_end(&mut bytes);
+    let bytes = read_from(path, from);
+    if !bytes.is_empty() {
         let start = bytes.len().saturating_sub(max_bytes);
         text = String::from_utf8_lossy(&bytes[start..]).into_owned();
     }
@@ -496,8 +588,486 @@ fn tail_of(path: &Path, max_bytes: usize) -> String {
     }
 }
 
+/// The strings that mark a Rust panic in the Worker's output, found by provoking one (the
+/// robustness test's deliberate panic) and reading what `wrangler dev` printed:
+///
+/// - `panicked at `: the panic hook (`console_error_panic_hook`) logs Rust's
+///   `panicked at FILE:LINE:COL:` and the message on the lines after it. The one that names
+///   the panic.
+/// - `RuntimeError: unreachable`: workerd's report of the trap the panic ends in (wasm32
+///   panics abort: `Critical RuntimeError: unreachable`, then `Uncaught RuntimeError:
+///   unreachable`); also all that is left of an abort whose hook logged nothing.
+/// - `Reinitializing Wasm application`: the worker-build shim resetting the instance after the
+///   abort.
+/// - `Cannot invoke closure from previous WASM instance`: wasm-bindgen's error when a callback
+///   of an instance that aborted is called after the reset.
+///
+/// They are searched in every line with its ANSI colours removed.
+pub const PANIC_SIGNS: [&str; 4] = [
+    "panicked at ",
+    "RuntimeError: unreachable",
+    "Reinitializing Wasm application",
+    "Cannot invoke closure from previous WASM instance",
+];
+
+/// How long a watch's check waits for an [`Wrangler::expect_panic`] in progress to mark the
+/// panic it provoked, so that the panic is not blamed on a test running beside it.
+const EXPECTATION_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a flush waits for its own request to appear in the output.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After its request's line appeared, how long a flush still waits: workerd's console output
+/// reaches the log through another pipe than wrangler's request lines.
+const FLUSH_SETTLE: Duration = Duration::from_millis(100);
+
+/// The most panic lines one failure message lists.
+const MAX_SIGNS_SHOWN: usize = 24;
+
+/// One line of the output that shows a panic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sign {
+    /// Where the line starts in the output file.
+    offset: u64,
+    /// Its line number, from 1.
+    line: usize,
+    /// The line, without ANSI colours, trimmed.
+    text: String,
+    /// For a `panicked at` line, the panic's message: the entry's next lines up to `Stack:`.
+    message: Option<String>,
+}
+
+impl Sign {
+    fn describe(&self) -> String {
+        match &self.message {
+            Some(message) if !message.is_empty() => {
+                format!("line {}: {} {message}", self.line, self.text)
+            }
+            _ => format!("line {}: {}", self.line, self.text),
+        }
+    }
+}
+
+/// Every line of `log` that holds one of [`PANIC_SIGNS`]. Only complete lines count: the rest
+/// is still being written.
+fn find_signs(log: &[u8]) -> Vec<Sign> {
+    let Some(end) = log.iter().rposition(|&b| b == b'\n') else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    let mut offset = 0u64;
+    for raw in log[..end].split(|&b| b == b'\n') {
+        lines.push((offset, strip_ansi(&String::from_utf8_lossy(raw))));
+        offset += raw.len() as u64 + 1;
+    }
+    let mut signs = Vec::new();
+    for (i, (offset, text)) in lines.iter().enumerate() {
+        let Some(sign) = PANIC_SIGNS.iter().find(|sign| text.contains(*sign)) else {
+            continue;
+        };
+        // The message is on the entry's own lines (empty or indented), before its stack.
+        let message = (*sign == PANIC_SIGNS[0]).then(|| {
+            lines[i + 1..]
+                .iter()
+                .map(|(_, line)| line)
+                .take_while(|line| line.is_empty() || line.starts_with(char::is_whitespace))
+                .map(|line| line.trim())
+                .take_while(|line| *line != "Stack:")
+                .filter(|line| !line.is_empty())
+                .take(8)
+                .collect::<Vec<_>>()
+                .join(" / ")
+        });
+        signs.push(Sign {
+            offset: *offset,
+            line: i + 1,
+            text: text.trim().to_string(),
+            message,
+        });
+    }
+    signs
+}
+
+/// `text` without ANSI escape sequences (wrangler colours its `[ERROR]` lines).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.clone().next() == Some('[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The offsets of the panic that `message` names among `signs` from `start` on: each
+/// `panicked at` line whose message (or location) contains it, and the trap and reset lines
+/// after it, up to the next `panicked at` line.
+fn provoked_by(signs: &[Sign], start: u64, message: &str) -> Vec<u64> {
+    let mut provoked = Vec::new();
+    let mut inside = false;
+    for sign in signs.iter().filter(|sign| sign.offset >= start) {
+        if let Some(text) = &sign.message {
+            inside = text.contains(message) || sign.text.contains(message);
+        }
+        if inside {
+            provoked.push(sign.offset);
+        }
+    }
+    provoked
+}
+
+/// The bytes of `path` from offset `from` on (none if it cannot be read).
+fn read_from(path: &Path, from: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        if file.seek(SeekFrom::Start(from)).is_ok() {
+            let _ = file.read_to_end(&mut bytes);
+        }
+    }
+    bytes
+}
+
+/// Fails the test with `report`, or, if the test is already failing (a check in `Drop`
+/// during unwinding), prints it: a second panic would abort the whole test binary.
+fn fail_or_print(report: &str) {
+    if std::thread::panicking() {
+        eprintln!("{report}");
+    } else {
+        panic!("{report}");
+    }
+}
+
+/// Searches one instance's output for panics on behalf of the watches of the tests using it.
+#[derive(Debug)]
+struct Monitor {
+    /// The output of every start of the instance, appended (`output.log`).
+    log: PathBuf,
+    /// Whether the runtime logs each request (`wrangler dev` does; the benchmark's launcher
+    /// runs at log level `warn`), so that a flush can wait for its own request's line.
+    logs_requests: bool,
+    /// Whether several tests use the instance at once (one kept in a `static`).
+    shared: bool,
+    /// Where a failure keeps its copy of the output (the system temp dir).
+    copies: PathBuf,
+    state: Mutex<MonitorState>,
+    /// Signalled when an expectation closes.
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct MonitorState {
+    /// The instance's URL while it runs.
+    url: Option<String>,
+    next_watch: u64,
+    /// The live watches: where each started in the output, and the thread that made it.
+    watches: BTreeMap<u64, (u64, ThreadId)>,
+    /// [`Wrangler::expect_panic`] calls in progress.
+    open_expectations: usize,
+    /// The offsets of the signs of panics provoked on purpose.
+    expected: BTreeSet<u64>,
+    /// The offsets of the signs some check has already failed a test for.
+    reported: BTreeSet<u64>,
+}
+
+impl Monitor {
+    fn new(log: PathBuf, logs_requests: bool, shared: bool) -> Monitor {
+        Monitor {
+            log,
+            logs_requests,
+            shared,
+            copies: std::env::temp_dir(),
+            state: Mutex::new(MonitorState::default()),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The state; a lock poisoned by a failing test is still good (nothing panics holding it,
+    /// and a check in `Drop` must not panic again).
+    fn lock(&self) -> MutexGuard<'_, MonitorState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn log_len(&self) -> u64 {
+        fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn set_url(&self, url: Option<String>) {
+        self.lock().url = url;
+    }
+
+    /// Panics unless the calling thread holds a watch of a shared instance.
+    fn require_watch(&self, what: &str) {
+        if !self.shared {
+            return;
+        }
+        let me = std::thread::current().id();
+        if self
+            .lock()
+            .watches
+            .values()
+            .any(|(_, thread)| *thread == me)
+        {
+            return;
+        }
+        panic!(
+            "Wrangler::{what}() of a shared instance needs a watch held by this thread for the \
+             whole test: `let worker = shared().watch();`, then `worker.url()` (or use \
+             `shared().client()`, which holds one), so that the harness searches the Worker's \
+             output for panics when the test ends"
+        );
+    }
+
+    fn watch(self: &Arc<Self>) -> Watch {
+        let mut state = self.lock();
+        let id = state.next_watch;
+        state.next_watch += 1;
+        let start = self.log_len();
+        state
+            .watches
+            .insert(id, (start, std::thread::current().id()));
+        Watch(Arc::new(WatchInner {
+            monitor: Arc::clone(self),
+            id,
+            start,
+        }))
+    }
+
+    /// Waits until what the runtime printed for the requests answered so far is in the log:
+    /// sends a request of its own (`GET /kafdo-e2e-flush/...`, a 404) and waits for wrangler's
+    /// line about it.
+    fn flush(&self) {
+        static FLUSHES: AtomicU64 = AtomicU64::new(0);
+        let Some(url) = self.lock().url.clone() else {
+            return;
+        };
+        if !self.logs_requests {
+            std::thread::sleep(Duration::from_millis(500));
+            return;
+        }
+        let marker = format!(
+            "/kafdo-e2e-flush/{}-{}",
+            std::process::id(),
+            FLUSHES.fetch_add(1, Ordering::Relaxed)
+        );
+        let from = self.log_len();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        if agent.get(format!("{url}{marker}")).call().is_err() {
+            // The instance is gone or going: nothing more will come.
+            return;
+        }
+        let needle = format!("{marker} ");
+        let started = Instant::now();
+        while started.elapsed() < FLUSH_TIMEOUT {
+            let text = read_from(&self.log, from);
+            if String::from_utf8_lossy(&text).contains(&needle) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(FLUSH_SETTLE);
+    }
+
+    /// The check when a watch ends (`watch` is its id and `start` where it started), or, with
+    /// `None` and `u64::MAX`, the sweep of an instance being dropped. Fails the watch for every
+    /// panic from its start on that was not provoked on purpose, and for every panic before it
+    /// that no watch saw (no watch still alive started before it, so none ever will). Returns
+    /// the failure message, if any.
+    fn finish(&self, watch: Option<u64>, start: u64) -> Option<String> {
+        self.flush();
+        let mut state = self.lock();
+        let waited = Instant::now();
+        while state.open_expectations > 0 && waited.elapsed() < EXPECTATION_WAIT {
+            state = self
+                .changed
+                .wait_timeout(state, EXPECTATION_WAIT.saturating_sub(waited.elapsed()))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        if let Some(id) = watch {
+            state.watches.remove(&id);
+        }
+        let oldest_watch = state.watches.values().map(|(s, _)| *s).min();
+        let unwatched_before = oldest_watch.unwrap_or(u64::MAX).min(start);
+        let (mut during, mut unwatched) = (Vec::new(), Vec::new());
+        for sign in find_signs(&read_from(&self.log, 0)) {
+            if state.expected.contains(&sign.offset) {
+                continue;
+            }
+            if watch.is_some() && sign.offset >= start {
+                during.push(sign);
+            } else if sign.offset < unwatched_before && !state.reported.contains(&sign.offset) {
+                unwatched.push(sign);
+            }
+        }
+        if during.is_empty() && unwatched.is_empty() {
+            return None;
+        }
+        state
+            .reported
+            .extend(during.iter().chain(&unwatched).map(|sign| sign.offset));
+        drop(state);
+        Some(self.report(&during, &unwatched))
+    }
+
+    /// The failure message for panics found; keeps a copy of the output, whose directory
+    /// goes with the instance.
+    fn report(&self, during: &[Sign], unwatched: &[Sign]) -> String {
+        static COPIES: AtomicU64 = AtomicU64::new(0);
+        let mut text = String::from(
+            "the Worker panicked: a Rust panic in the Worker is a bug even when every answer \
+             the test checked was right (the guard answers 500 and the instance is reset).\n",
+        );
+        let mut list = |title: &str, signs: &[Sign]| {
+            if signs.is_empty() {
+                return;
+            }
+            let _ = writeln!(text, "{title}:");
+            for sign in signs.iter().take(MAX_SIGNS_SHOWN) {
+                let _ = writeln!(text, "    {}", sign.describe());
+            }
+            if signs.len() > MAX_SIGNS_SHOWN {
+                let _ = writeln!(text, "    ... and {} more", signs.len() - MAX_SIGNS_SHOWN);
+            }
+        };
+        list("  while this test watched the instance", during);
+        list(
+            "  before, while no test watched the instance (the test that made it may have passed)",
+            unwatched,
+        );
+        if self.shared && !during.is_empty() {
+            text.push_str(
+                "  Tests share this instance and run in parallel: the panic is this test's or one \
+                 that ran at the same time (each of them fails).\n",
+            );
+        }
+        text.push_str(
+            "  A test that makes the Worker panic on purpose wraps the request in \
+             `Wrangler::expect_panic(message, || ...)`.\n",
+        );
+        let copy = self.copies.join(format!(
+            "kafdo-e2e-panic-{}-{}.log",
+            std::process::id(),
+            COPIES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = match fs::copy(&self.log, &copy) {
+            Ok(_) => writeln!(
+                text,
+                "  The Worker's output: {} (a copy, kept after the run; the instance's own is {})",
+                copy.display(),
+                self.log.display()
+            ),
+            Err(e) => writeln!(
+                text,
+                "  The Worker's output: {} (no copy kept: {e})",
+                self.log.display()
+            ),
+        };
+        text
+    }
+
+    /// [`Wrangler::expect_panic`].
+    fn expect_panic<R>(&self, message: &str, provoke: impl FnOnce() -> R) -> R {
+        /// Closes the expectation however `provoke` ends.
+        struct Open<'a>(&'a Monitor);
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                self.0.lock().open_expectations -= 1;
+                self.0.changed.notify_all();
+            }
+        }
+        let start = {
+            let mut state = self.lock();
+            state.open_expectations += 1;
+            self.log_len()
+        };
+        let _open = Open(self);
+        let result = provoke();
+        self.flush();
+        let started = Instant::now();
+        loop {
+            let provoked = provoked_by(&find_signs(&read_from(&self.log, 0)), start, message);
+            if !provoked.is_empty() {
+                self.lock().expected.extend(provoked);
+                return result;
+            }
+            assert!(
+                started.elapsed() < FLUSH_TIMEOUT,
+                "expected the Worker to panic with a message containing {message:?}, but no \
+                 such panic appeared in its output ({}, from offset {start})",
+                self.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The sweep of an instance being dropped: every panic no watch reported.
+    fn sweep(&self) -> Option<String> {
+        self.finish(None, u64::MAX)
+    }
+}
+
+/// A test's watch over a Worker instance's output: made by [`Wrangler::watch`] (and held by
+/// every [`Client`] that [`Wrangler::client`] makes); when it and all its clones are dropped,
+/// the output is searched for [`PANIC_SIGNS`] written since it was made, and any panic not
+/// provoked on purpose ([`Wrangler::expect_panic`]) fails the test, with the panic's lines and
+/// the log's path. If the test is already failing, the panics are printed instead.
+#[derive(Clone, Debug)]
+pub struct Watch(Arc<WatchInner>);
+
+#[derive(Debug)]
+struct WatchInner {
+    monitor: Arc<Monitor>,
+    id: u64,
+    /// Where the output stood when the watch was made.
+    start: u64,
+}
+
+impl Watch {
+    /// The instance's base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.0
+            .monitor
+            .lock()
+            .url
+            .clone()
+            .expect("the watched Worker is not running")
+    }
+
+    /// A JSON client of the instance that holds this watch.
+    pub fn client(&self) -> Client {
+        Client {
+            _watch: Some(self.clone()),
+            ..Client::new(&self.url())
+        }
+    }
+}
+
+impl Drop for WatchInner {
+    fn drop(&mut self) {
+        if let Some(report) = self.monitor.finish(Some(self.id), self.start) {
+            fail_or_print(&report);
+        }
+    }
+}
+
 /// The `wrangler dev` instance shared by the tests of one test binary, started on first use.
-/// A start that failed fails every test that asks, with the same message.
+/// A start that failed fails every test that asks, with the same message. Tests use it through
+/// `shared().client()` or `shared().watch()`, which watch its output for panics (see the
+/// module docs).
 pub fn shared() -> &'static Wrangler {
     static SHARED: OnceLock<Result<Wrangler, String>> = OnceLock::new();
     let started = SHARED.get_or_init(|| {
@@ -719,10 +1289,14 @@ pub struct Client {
     agent: ureq::Agent,
     base_url: String,
     format: Format,
+    /// The watch of the instance's output this client holds (none for [`Client::new`]), kept
+    /// for its `Drop`: the check runs when the last clone of the client is gone.
+    _watch: Option<Watch>,
 }
 
 impl Client {
-    /// A JSON client of the Worker at `base_url`.
+    /// A JSON client of the Worker at `base_url`. It holds no [`Watch`]: tests make clients
+    /// with [`Wrangler::client`] or [`Watch::client`].
     pub fn new(base_url: &str) -> Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -734,6 +1308,7 @@ impl Client {
             agent,
             base_url: base_url.trim_end_matches('/').to_string(),
             format: Format::Json,
+            _watch: None,
         }
     }
 
@@ -1049,6 +1624,229 @@ mod tests {
         signal_group(pgid, "KILL");
         let _ = child.wait();
         assert!(wait_group_gone(pgid, Duration::from_secs(5)));
+    }
+
+    /// What `wrangler dev` printed for the robustness test's deliberate panic (stacks cut).
+    const PANIC_OUTPUT: &str = "[wrangler:info] POST /v1/topics 201 Created (51ms)\n\
+        \u{1b}[31m\u{2718} \u{1b}[41;31m[\u{1b}[41;97mERROR\u{1b}[41;31m]\u{1b}[0m \u{1b}[1mpanicked at worker/src/objects/bench.rs:155:36:\u{1b}[0m\n\
+        \n\
+        \x20 deliberate panic (KAFDO_DEBUG_PANIC)\n\
+        \x20 \n\
+        \x20 Stack:\n\
+        \x20 \n\
+        \x20 Error\n\
+        \x20     at __wbg_new_bb74001155cb8ca8 (file:///work/base/worker/build/index.js:1:19354)\n\
+        \n\
+        \u{1b}[31m\u{2718} \u{1b}[41;31m[\u{1b}[41;97mERROR\u{1b}[41;31m]\u{1b}[0m \u{1b}[1mCritical RuntimeError: unreachable\u{1b}[0m\n\
+        \n\
+        \x20     at mt (file:///work/base/worker/build/index.js:1:25091)\n\
+        Reinitializing Wasm application\n\
+        \u{1b}[31m\u{2718} \u{1b}[41;31m[\u{1b}[41;97mERROR\u{1b}[41;31m]\u{1b}[0m \u{1b}[1mUncaught RuntimeError: unreachable\u{1b}[0m\n\
+        \n\
+        [wrangler:info] POST /bench/bare-append/666 500 Internal Server Error (18ms)\n";
+
+    /// A monitor over a fresh output file, as for an instance that is not running (no flush).
+    fn new_monitor(shared: bool) -> (TempDir, Arc<Monitor>) {
+        let dir = TempDir::new("kafdo-e2e-unit");
+        let log = dir.path().join("output.log");
+        fs::write(&log, "").unwrap();
+        let monitor = Monitor {
+            copies: dir.path().to_path_buf(),
+            ..Monitor::new(log, true, shared)
+        };
+        (dir, Arc::new(monitor))
+    }
+
+    fn append(monitor: &Monitor, text: &str) {
+        let mut log = fs::OpenOptions::new()
+            .append(true)
+            .open(&monitor.log)
+            .unwrap();
+        log.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Drops `watch` and answers the message of the panic its check raised, if any.
+    fn check(watch: Watch) -> Option<String> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(watch)))
+            .err()
+            .map(|panic| panic.downcast_ref::<String>().cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn the_signs_of_a_panic_are_found_in_wranglers_output() {
+        let signs = find_signs(PANIC_OUTPUT.as_bytes());
+        let texts: Vec<&str> = signs.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "\u{2718} [ERROR] panicked at worker/src/objects/bench.rs:155:36:",
+                "\u{2718} [ERROR] Critical RuntimeError: unreachable",
+                "Reinitializing Wasm application",
+                "\u{2718} [ERROR] Uncaught RuntimeError: unreachable",
+            ]
+        );
+        assert_eq!(
+            signs[0].message.as_deref(),
+            Some("deliberate panic (KAFDO_DEBUG_PANIC)")
+        );
+        assert_eq!(
+            signs.iter().map(|s| s.line).collect::<Vec<_>>(),
+            [2, 11, 14, 15]
+        );
+        assert_eq!(signs[1].message, None);
+        // A line still being written is not read yet.
+        assert!(find_signs(b"[wrangler:info] ok\npanicked at x.rs:1:1:").is_empty());
+        assert!(find_signs(b"[wrangler:info] GET /health 200 OK (3ms)\n").is_empty());
+    }
+
+    #[test]
+    fn a_panic_fails_the_watches_that_saw_it_and_only_them() {
+        let (_dir, monitor) = new_monitor(true);
+        let early = monitor.watch();
+        append(&monitor, "[wrangler:info] GET /health 200 OK (3ms)\n");
+        assert_eq!(check(monitor.watch()), None, "a clean output passes");
+        let during = monitor.watch();
+        append(&monitor, PANIC_OUTPUT);
+        let after = monitor.watch();
+        assert_eq!(check(after), None, "made after the panic: not its test");
+        let report = check(during).expect("the panic fails the test that watched it");
+        assert!(
+            report.contains("while this test watched the instance"),
+            "{report}"
+        );
+        assert!(
+            report.contains(
+                "line 3: \u{2718} [ERROR] panicked at worker/src/objects/bench.rs:155:36: \
+                 deliberate panic (KAFDO_DEBUG_PANIC)"
+            ),
+            "{report}"
+        );
+        assert!(
+            report.contains("Uncaught RuntimeError: unreachable"),
+            "{report}"
+        );
+        assert!(report.contains("run in parallel"), "{report}");
+        let copy = report
+            .split("The Worker's output: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .expect("the copy's path");
+        assert_eq!(
+            fs::read_to_string(copy).unwrap(),
+            fs::read_to_string(&monitor.log).unwrap()
+        );
+        // A test running at the same time fails too; the panic was reported, so it is not
+        // blamed on later tests as unwatched.
+        assert!(check(early).is_some());
+        assert_eq!(check(monitor.watch()), None);
+        assert_eq!(monitor.sweep(), None);
+    }
+
+    #[test]
+    fn a_panic_no_watch_saw_fails_the_next_check() {
+        let (_dir, monitor) = new_monitor(true);
+        append(&monitor, PANIC_OUTPUT);
+        let report = check(monitor.watch()).expect("an unwatched panic is not lost");
+        assert!(
+            report.contains("while no test watched the instance"),
+            "{report}"
+        );
+        assert!(!report.contains("while this test watched"), "{report}");
+        assert_eq!(check(monitor.watch()), None, "reported once");
+
+        // A panic after a live watch began is that watch's to judge: a later watch does not
+        // report it as unwatched.
+        let (_dir, other) = new_monitor(true);
+        let first = other.watch();
+        append(&other, PANIC_OUTPUT);
+        assert_eq!(check(other.watch()), None);
+        assert!(check(first).is_some());
+
+        // The sweep of an owned instance being dropped finds what no watch reported.
+        let (_dir, owned) = new_monitor(false);
+        append(&owned, PANIC_OUTPUT);
+        let report = owned.sweep().expect("the sweep finds it");
+        assert!(report.contains("while no test watched"), "{report}");
+        assert_eq!(owned.sweep(), None);
+    }
+
+    #[test]
+    fn an_expected_panic_is_exempt_and_nothing_else() {
+        let (_dir, monitor) = new_monitor(true);
+        let watch = monitor.watch();
+        let answer = monitor.expect_panic("deliberate panic", || {
+            append(&monitor, PANIC_OUTPUT);
+            42
+        });
+        assert_eq!(answer, 42);
+        assert_eq!(
+            check(watch),
+            None,
+            "the provoked panic and its traps are exempt"
+        );
+
+        // Another panic in the same window is not.
+        let watch = monitor.watch();
+        monitor.expect_panic("deliberate panic", || {
+            append(&monitor, PANIC_OUTPUT);
+            append(
+                &monitor,
+                "panicked at partition/src/append.rs:1:1:\n  dense offsets\n",
+            );
+        });
+        let report = check(watch).expect("the other panic fails");
+        assert!(report.contains("dense offsets"), "{report}");
+        assert!(!report.contains("deliberate"), "{report}");
+
+        // And an expected panic that does not come fails.
+        let missing = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            monitor.expect_panic("deliberate panic", || ())
+        }));
+        let message = missing
+            .unwrap_err()
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap();
+        assert!(message.contains("no such panic appeared"), "{message}");
+        assert_eq!(monitor.lock().open_expectations, 0);
+    }
+
+    #[test]
+    fn a_failing_test_prints_the_panic_instead_of_panicking_again() {
+        let (_dir, monitor) = new_monitor(true);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _watch = monitor.watch();
+            append(&monitor, PANIC_OUTPUT);
+            panic!("the test's own failure");
+        }));
+        // Had the check panicked during the unwinding, the process would have aborted.
+        let message = outcome.unwrap_err().downcast_ref::<&str>().copied();
+        assert_eq!(message, Some("the test's own failure"));
+        assert_eq!(monitor.lock().reported.len(), 4, "the check still ran");
+    }
+
+    #[test]
+    fn a_shared_instance_needs_a_watch_in_the_calling_thread() {
+        let (_dir, monitor) = new_monitor(true);
+        let unwatched = std::panic::catch_unwind(|| monitor.require_watch("url"));
+        let message = unwatched
+            .unwrap_err()
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap();
+        assert!(
+            message.contains("let worker = shared().watch();"),
+            "{message}"
+        );
+        let watch = monitor.watch();
+        monitor.require_watch("url");
+        std::thread::scope(|s| {
+            let other = s.spawn(|| monitor.require_watch("url")).join();
+            assert!(other.is_err(), "a watch of another thread does not count");
+        });
+        drop(watch);
+        let (_dir, owned) = new_monitor(false);
+        owned.require_watch("url");
     }
 
     #[test]
