@@ -15,7 +15,8 @@
 //!   the stack;
 //! - a map key that is not a string: a derived struct takes an integer key as a field's index,
 //!   which is reading by position again;
-//! - a CBOR tag, and anything after the body's one value (JSON's parser refuses trailing
+//! - a CBOR tag where any value may go (ciborium itself skips a tag before a value of a given
+//!   type, whose value is then checked like any other), and anything after the body's one value (JSON's parser refuses trailing
 //!   characters itself; a CBOR body with bytes left over is refused here).
 //!
 //! Declared lengths are never trusted: a sequence's size hint reaches the type it fills capped
@@ -169,6 +170,8 @@ enum Role {
     Struct,
     /// A map key's: a string.
     Key,
+    /// An enum's: its variant, given as the format gives enums.
+    Enum,
 }
 
 /// Forwards `deserialize_*` methods to the inner deserializer with a checking visitor.
@@ -256,7 +259,7 @@ impl<'de, 'b, D: de::Deserializer<'de>> de::Deserializer<'de> for Strict<'b, D> 
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let visitor = self.visitor(visitor, self.role);
+        let visitor = self.visitor(visitor, Role::Enum);
         self.inner.deserialize_enum(name, variants, visitor)
     }
 
@@ -392,10 +395,17 @@ impl<'de, 'b, V: Visitor<'de>> Visitor<'de> for Checking<'b, V> {
         })
     }
 
-    fn visit_enum<A: de::EnumAccess<'de>>(self, _data: A) -> Result<V::Value, A::Error> {
-        // ciborium presents a CBOR tag as an enum; the API's enums are names (strings), which
-        // reach `visit_str`.
-        Err(de::Error::custom("CBOR tags are not accepted"))
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+        // An enum the type asked for (serde_json gives `"delete"` as one) is read through the
+        // checks; anywhere else this is ciborium presenting a CBOR tag.
+        if self.role != Role::Enum {
+            return Err(de::Error::custom("CBOR tags are not accepted"));
+        }
+        self.value::<A::Error>(false, Unexpected::Enum)?;
+        self.visitor.visit_enum(Variant {
+            inner: data,
+            limits: self.limits,
+        })
     }
 }
 
@@ -415,6 +425,71 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<'_, S> {
             limits: self.limits,
             role: self.role,
         })
+    }
+}
+
+/// An enum's variant, and what it carries, checked.
+struct Variant<'b, A> {
+    inner: A,
+    limits: Limits<'b>,
+}
+
+impl<'de, 'b, A: de::EnumAccess<'de>> de::EnumAccess<'de> for Variant<'b, A> {
+    type Error = A::Error;
+    type Variant = Variant<'b, A::Variant>;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, Self::Variant), A::Error> {
+        let (name, variant) = self.inner.variant_seed(Seed {
+            seed,
+            limits: self.limits,
+            role: Role::Any,
+        })?;
+        let variant = Variant {
+            inner: variant,
+            limits: self.limits,
+        };
+        Ok((name, variant))
+    }
+}
+
+impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Variant<'_, A> {
+    type Error = A::Error;
+
+    fn unit_variant(self) -> Result<(), A::Error> {
+        self.inner.unit_variant()
+    }
+
+    fn newtype_variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, A::Error> {
+        self.inner.newtype_variant_seed(Seed {
+            seed,
+            limits: self.limits,
+            role: Role::Any,
+        })
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
+        let visitor = Checking {
+            visitor,
+            limits: self.limits,
+            role: Role::Any,
+        };
+        self.inner.tuple_variant(len, visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, A::Error> {
+        let visitor = Checking {
+            visitor,
+            limits: self.limits,
+            role: Role::Struct,
+        };
+        self.inner.struct_variant(fields, visitor)
     }
 }
 
@@ -497,9 +572,16 @@ mod tests {
 
     #[test]
     fn the_api_reads_as_before() {
-        let t: CreateTopicRequest =
-            json(r#"{"name":"t","partitions":2,"config":{"retention_ms":-1}}"#).unwrap();
+        let t: CreateTopicRequest = json(
+            r#"{"name":"t","partitions":2,"config":{"retention_ms":-1,"cleanup_policy":"compact"}}"#,
+        )
+        .unwrap();
         assert_eq!((t.name.as_str(), t.partitions), ("t", 2));
+        assert_eq!(from_cbor::<CreateTopicRequest>(&to_cbor(&t)).unwrap(), t);
+        assert!(json::<CreateTopicRequest>(
+            r#"{"name":"t","partitions":2,"config":{"cleanup_policy":"nope"}}"#
+        )
+        .is_err());
         let p: ProduceRequest = json(
             r#"{"records":[{"key":"aw==","value":"AP8=","headers":[{"key":"h","value":null}]}]}"#,
         )

@@ -127,4 +127,49 @@ mod tests {
         let e = decode::<CreateTopicRequest>(Format::Cbor, b"\xff\x00").unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequest);
     }
+
+    /// Every request body type, with every field set (enums included), decodes through the
+    /// checking decoder as plain serde decodes it, in both formats.
+    #[test]
+    fn every_request_body_decodes_in_both_formats() {
+        fn both<T>(json: &str)
+        where
+            T: serde::de::DeserializeOwned + Serialize + PartialEq + std::fmt::Debug,
+        {
+            let expected: T = serde_json::from_str(json).expect("a valid example");
+            for format in [Format::Json, Format::Cbor] {
+                let body = encode(format, &expected);
+                let decoded: T = decode(format, &body)
+                    .unwrap_or_else(|e| panic!("{format:?} {json}: {}", e.message));
+                assert_eq!(decoded, expected, "{format:?} {json}");
+            }
+        }
+        use kafdo_types::api::*;
+        use kafdo_types::group::*;
+        use kafdo_types::txn::*;
+        both::<CreateTopicRequest>(
+            r#"{"name":"t","partitions":3,"config":{"retention_ms":60000,"cleanup_policy":"compact"}}"#,
+        );
+        both::<ProduceRequest>(
+            r#"{"records":[{"key":"aw==","value":"AP8=","headers":[{"key":"h","value":"eA=="},{"key":"n","value":null}],"partition":1,"timestamp":1700000000000},{"value":null,"key":"aw=="}]}"#,
+        );
+        both::<PartitionProduceRequest>(
+            r#"{"producer_id":7,"producer_epoch":2,"base_sequence":5,"transactional":true,"records":[{"value":"eA=="}]}"#,
+        );
+        both::<InitProducerRequest>(r#"{"transactional_id":"tx","transaction_timeout_ms":60000}"#);
+        both::<AddPartitionsRequest>(
+            r#"{"producer_id":7,"producer_epoch":2,"partitions":[{"topic":"t","partition":0}]}"#,
+        );
+        both::<AddOffsetsRequest>(
+            r#"{"producer_id":7,"producer_epoch":2,"group_id":"g","generation_id":3,"member_id":"m","offsets":[{"topic":"t","partition":0,"offset":12,"metadata":"x"}]}"#,
+        );
+        both::<EndTxnRequest>(r#"{"producer_id":7,"producer_epoch":2}"#);
+        both::<JoinGroupRequest>(
+            r#"{"member_id":"m","group_instance_id":"i","topics":["a","b"],"session_timeout_ms":10000,"assignor":"sticky"}"#,
+        );
+        both::<HeartbeatRequest>(r#"{"generation_id":4}"#);
+        both::<OffsetCommitRequest>(
+            r#"{"generation_id":4,"member_id":"m","offsets":[{"topic":"t","partition":1,"offset":9}]}"#,
+        );
+    }
 }
