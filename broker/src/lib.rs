@@ -45,6 +45,8 @@ pub mod groups;
 pub mod host;
 pub mod ingest;
 pub mod isolate;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod produce;
 pub mod topics;
 pub mod txn;
