@@ -1701,3 +1701,25 @@ fn a_producer_id_accepted_before_it_was_handed_out_is_caught() {
     h.produce(1, A0, None, &["x1"], 0);
     assert!(h.check().is_valid());
 }
+
+#[test]
+fn a_key_with_a_write_nobody_saw_placed_is_not_judged_on_its_latest() {
+    // a1 is acknowledged at 0; the tombstone at2 of a later batch never answered (it may have
+    // landed at 1, superseded a1, and gone with its delete retention).
+    let mut h = H::default();
+    h.compacted();
+    h.kproduce(2, None, &["a1"], 0);
+    let records = vec![KeyedValue {
+        value: "at2".into(),
+        key: "ka".into(),
+        tombstone: true,
+    }];
+    h.observe(Observation::Keys { records });
+    h.invoke(2, H::produce_req(C0, None, &["at2"], &[]));
+    h.info(2);
+    h.t += RETENTION_MS + 1;
+    h.settle();
+    h.kscans(&[], 2);
+    let report = h.check();
+    assert!(report.is_valid(), "{report}");
+}

@@ -7,7 +7,7 @@
 //! after settling the final read_committed scan holds each key's latest committed write
 //! (`CompactedLatest`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use kafdo_types::rpc::TxnResult;
 
@@ -265,8 +265,22 @@ impl<'a> Checker<'a> {
                 *entry = (*offset, value, committed.is_some());
             }
         }
+        // A key with a write nobody saw placed (not aborted, outcome unknown) cannot be judged:
+        // that write may have landed above the latest known one, superseded it, and (a
+        // tombstone) gone with its delete retention.
+        let unplaced: BTreeSet<(Tp, &str)> = self
+            .writes
+            .iter()
+            .filter(|(value, w)| {
+                self.compacted.contains_key(w.tp.topic.as_str())
+                    && !self.placed.contains_key(*value)
+                    && w.txn
+                        .is_none_or(|txn| self.outcome(txn) != Some(TxnResult::Abort))
+            })
+            .filter_map(|(value, w)| self.keys.get(value).map(|&(key, _)| (w.tp.clone(), key)))
+            .collect();
         for ((tp, key), (offset, value, known)) in latest {
-            if !known {
+            if !known || unplaced.contains(&(tp.clone(), key)) {
                 continue;
             }
             let Some(rc) = self.final_scans.get(&(tp.clone(), true)).copied() else {

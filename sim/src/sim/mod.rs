@@ -246,6 +246,11 @@ const ISOLATES: u32 = 2;
 /// Logical time the run may take before the world stops waiting for it to settle.
 const MAX_RUN_MS: i64 = 30 * 60 * 1000;
 
+/// Logical time after which faults stop even if some client has not finished: a client that
+/// faults keep knocking back (crashed again before each transaction ends) would otherwise keep
+/// them going until `MAX_RUN_MS` cut the run short with a transaction still open.
+const MAX_FAULTS_MS: i64 = 10 * 60 * 1000;
+
 impl World {
     /// A world for one configuration: topics created, clients placed.
     pub fn new(config: Config) -> Self {
@@ -361,7 +366,9 @@ impl World {
             self.steps += 1;
             self.step(event);
             self.run_tasks();
-            if !self.settling && self.clients.values().all(|c| c.done) {
+            if !self.settling
+                && (self.clients.values().all(|c| c.done) || self.now_ms >= MAX_FAULTS_MS)
+            {
                 self.begin_settling();
             }
         }
