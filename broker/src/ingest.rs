@@ -18,13 +18,14 @@
 //! same records have the same fingerprint.
 
 use kafdo_types::api::{ProduceRequest, ProduceResponse, RecordOffset};
-use kafdo_types::partitioner::ProducePlan;
+use kafdo_types::partitioner::{self, ProducePlan};
 use kafdo_types::rpc::{KeyBegin, KeyBeginAnswer, KeyComplete, KeyRelease, Object, TopicMetadata};
 use kafdo_types::{ApiError, ErrorCode, ProduceRecord};
 use sha2::{Digest, Sha256};
 
 use crate::cbor::to_cbor;
-use crate::produce::{check_records, plan_produce};
+use crate::produce::check_records;
+use crate::topics::unknown_partition;
 use crate::txn::ProducerIdSpace;
 use crate::{Broker, Runtime};
 
@@ -48,7 +49,7 @@ pub fn keyed_plan(
     partitions: i32,
 ) -> Result<ProducePlan, ApiError> {
     let sticky = kafdo_ingest::sticky_partition(fingerprint, partitions);
-    plan_produce(topic, records, partitions, sticky)
+    partitioner::plan_produce(records, partitions, sticky).map_err(|p| unknown_partition(topic, p))
 }
 
 /// The 409 of a key another attempt holds.
@@ -72,8 +73,9 @@ impl<R: Runtime> Broker<R> {
         produce: &ProduceRequest,
     ) -> Result<ProduceResponse, ApiError> {
         kafdo_ingest::validate_key(key).map_err(|e| ApiError::new(e.code(), e.to_string()))?;
-        check_records(&produce.records)?;
         let (topic, _) = self.topic(name, false).await?;
+        // Before the key is taken: a request any partition would refuse leaves no trace.
+        check_records(&topic, &produce.records)?;
         let fingerprint = fingerprint(&topic.name, produce);
         let object = Object::Key {
             topic: topic.name.clone(),

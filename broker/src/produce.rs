@@ -11,43 +11,23 @@
 //! fan-out with the key's producer id.
 
 use kafdo_types::api::{
-    PartitionProduceRequest, PartitionProduceResponse, ProduceRequest, ProduceResponse,
-    RecordOffset,
+    CleanupPolicy, PartitionProduceRequest, PartitionProduceResponse, ProduceRequest,
+    ProduceResponse, RecordOffset,
 };
-use kafdo_types::limits::{MAX_RECORDS_PER_REQUEST, MAX_RECORD_BYTES};
 use kafdo_types::partitioner::{self, ProducePlan};
 use kafdo_types::rpc::{AppendRequest, ProducerBatch, TopicMetadata};
-use kafdo_types::{ApiError, ErrorCode, ProduceRecord};
+use kafdo_types::{record, ApiError, ErrorCode, ProduceRecord};
 
 use crate::topics::{check_partition, partition_object, unknown_partition};
 use crate::txn::ProducerIdSpace;
 use crate::{invalid, Broker, Runtime};
 
-/// Checks the records of one produce request: at least one, at most
-/// [`MAX_RECORDS_PER_REQUEST`], each at most [`MAX_RECORD_BYTES`].
-pub fn check_records(records: &[ProduceRecord]) -> Result<(), ApiError> {
-    if records.is_empty() {
-        return Err(invalid("a produce request needs at least one record"));
-    }
-    if records.len() > MAX_RECORDS_PER_REQUEST {
-        return Err(invalid(format!(
-            "{} records in one request, more than the limit of {MAX_RECORDS_PER_REQUEST}",
-            records.len()
-        )));
-    }
-    for (index, record) in records.iter().enumerate() {
-        let size_bytes = record.size_bytes();
-        if size_bytes > MAX_RECORD_BYTES {
-            return Err(ApiError::new(
-                ErrorCode::MessageTooLarge,
-                format!(
-                    "record {index} is {size_bytes} bytes, more than the limit of \
-                     {MAX_RECORD_BYTES}"
-                ),
-            ));
-        }
-    }
-    Ok(())
+/// Checks the records of one produce request for `topic` as
+/// [`kafdo_types::record::check_records`] does (what each partition checks again of its
+/// batch), so that a request one partition would refuse is refused before any appends.
+pub fn check_records(topic: &TopicMetadata, records: &[ProduceRecord]) -> Result<(), ApiError> {
+    let compact = topic.config.cleanup_policy == CleanupPolicy::Compact;
+    record::check_records(records, compact).map_err(|e| ApiError::new(e.code(), e.to_string()))
 }
 
 /// Validates a topic produce and splits it by partition
@@ -56,13 +36,13 @@ pub fn check_records(records: &[ProduceRecord]) -> Result<(), ApiError> {
 /// `sticky` is the partition for records with neither a partition nor a key: the caller picks
 /// it once per request.
 pub fn plan_produce(
-    topic: &str,
+    topic: &TopicMetadata,
     records: Vec<ProduceRecord>,
-    partitions: i32,
     sticky: i32,
 ) -> Result<ProducePlan, ApiError> {
-    check_records(&records)?;
-    partitioner::plan_produce(records, partitions, sticky).map_err(|p| unknown_partition(topic, p))
+    check_records(topic, &records)?;
+    partitioner::plan_produce(records, topic.partitions, sticky)
+        .map_err(|p| unknown_partition(&topic.name, p))
 }
 
 impl<R: Runtime> Broker<R> {
@@ -72,12 +52,11 @@ impl<R: Runtime> Broker<R> {
         name: &str,
         records: &[ProduceRecord],
     ) -> Result<ProduceResponse, ApiError> {
-        // Checked before anything else, so a bad request fails fast and writes nothing.
-        check_records(records)?;
         self.with_topic(name, |topic| async move {
             // Null-key records without a partition all go to one random partition per request.
             let sticky = self.runtime.random_below(topic.partitions as u32) as i32;
-            let plan = plan_produce(&topic.name, records.to_vec(), topic.partitions, sticky)?;
+            // Checked whole before any append, so a bad request writes nothing.
+            let plan = plan_produce(&topic, records.to_vec(), sticky)?;
             let offsets = self.append_plan(&topic, plan, None).await?;
             Ok(ProduceResponse { offsets })
         })
@@ -159,7 +138,6 @@ impl<R: Runtime> Broker<R> {
         p: i32,
         produce: PartitionProduceRequest,
     ) -> Result<PartitionProduceResponse, ApiError> {
-        check_records(&produce.records)?;
         if let Some(i) = produce
             .records
             .iter()
@@ -199,6 +177,7 @@ impl<R: Runtime> Broker<R> {
         let produce = &produce;
         self.with_topic(name, |topic| async move {
             check_partition(&topic, p)?;
+            check_records(&topic, &produce.records)?;
             let append = AppendRequest {
                 partition: topic.partition(p),
                 producer,
@@ -215,7 +194,22 @@ impl<R: Runtime> Broker<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafdo_types::api::TopicConfig;
+    use kafdo_types::limits::MAX_RECORD_BYTES;
     use kafdo_types::partitioner::partition_for_key;
+
+    fn topic(partitions: i32, cleanup_policy: CleanupPolicy) -> TopicMetadata {
+        TopicMetadata {
+            name: "t".into(),
+            topic_id: "t-1".into(),
+            partitions,
+            config: TopicConfig {
+                cleanup_policy,
+                ..TopicConfig::default()
+            },
+            created_ms: 0,
+        }
+    }
 
     #[test]
     fn produce_plan_routes_and_keeps_request_order() {
@@ -229,7 +223,7 @@ mod tests {
             ProduceRecord::keyed(b"a".to_vec(), b"4".to_vec()),
             ProduceRecord::value(b"5".to_vec()),
         ];
-        let plan = plan_produce("t", records, 4, 1).unwrap();
+        let plan = plan_produce(&topic(4, CleanupPolicy::Delete), records, 1).unwrap();
         let pa = partition_for_key(b"a", 4);
         let p_of = |slot: usize| plan.batches[plan.slots[slot].0].0;
         assert_eq!(p_of(0), pa);
@@ -250,19 +244,40 @@ mod tests {
 
     #[test]
     fn produce_plan_refuses_bad_requests_whole() {
+        let t = topic(2, CleanupPolicy::Delete);
         let big = ProduceRecord::value(vec![0u8; MAX_RECORD_BYTES + 1]);
         let ok = ProduceRecord::value(b"x".to_vec());
-        let e = plan_produce("t", vec![ok.clone(), big], 2, 0).unwrap_err();
+        let e = plan_produce(&t, vec![ok.clone(), big], 0).unwrap_err();
         assert_eq!(e.code, ErrorCode::MessageTooLarge);
         let exact = ProduceRecord::value(vec![0u8; MAX_RECORD_BYTES]);
-        assert!(plan_produce("t", vec![exact], 2, 0).is_ok());
-        let e = plan_produce("t", vec![], 2, 0).unwrap_err();
+        assert!(plan_produce(&t, vec![exact], 0).is_ok());
+        let e = plan_produce(&t, vec![], 0).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequest);
         let out_of_range = ProduceRecord {
             partition: Some(2),
             ..ok.clone()
         };
-        let e = plan_produce("t", vec![ok, out_of_range], 2, 0).unwrap_err();
+        let e = plan_produce(&t, vec![ok, out_of_range], 0).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnknownTopicOrPartition);
+    }
+
+    /// What a partition would refuse of its batch is refused of the whole request first, so
+    /// that no other partition's batch is appended under a 400.
+    #[test]
+    fn produce_plan_refuses_what_a_partition_would() {
+        let t = topic(2, CleanupPolicy::Delete);
+        let keyed = ProduceRecord::keyed(b"k".to_vec(), b"v".to_vec());
+        let early = ProduceRecord {
+            timestamp: Some(-1),
+            ..ProduceRecord::value(b"v".to_vec())
+        };
+        let e = plan_produce(&t, vec![keyed.clone(), early], 0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(e.message.contains("record 1 has timestamp -1"), "{e}");
+        let compacted = topic(2, CleanupPolicy::Compact);
+        let keyless = ProduceRecord::value(b"v".to_vec());
+        let e = plan_produce(&compacted, vec![keyed.clone(), keyless.clone()], 0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRecord);
+        assert!(plan_produce(&t, vec![keyed, keyless], 0).is_ok());
     }
 }

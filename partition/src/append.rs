@@ -6,9 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use kafdo_sql::{Param, Sql, SqlError, MAX_SAFE_INTEGER};
+use kafdo_sql::{Param, Sql, SqlError};
 use kafdo_types::api::{CleanupPolicy, PartitionProduceResponse};
-use kafdo_types::limits::{MAX_RECORDS_PER_REQUEST, MAX_RECORD_BYTES};
+use kafdo_types::record::check_records;
 use kafdo_types::rpc::{AppendRequest, ProducerBatch};
 
 use crate::codec;
@@ -81,42 +81,14 @@ impl<S: Sql> Partition<S> {
     ) -> Result<PartitionProduceResponse, PartitionError> {
         let bind = self.check_ref(&req.partition)?;
         let records = &req.records;
-        if records.is_empty() || records.len() > MAX_RECORDS_PER_REQUEST {
-            return Err(PartitionError::InvalidRequest(format!(
-                "a batch holds 1 to {MAX_RECORDS_PER_REQUEST} records, not {}",
-                records.len()
-            )));
-        }
-        for (index, r) in records.iter().enumerate() {
-            let size_bytes = r.size_bytes();
-            if size_bytes > MAX_RECORD_BYTES {
-                return Err(PartitionError::MessageTooLarge {
-                    index,
-                    size_bytes,
-                    max_bytes: MAX_RECORD_BYTES,
-                });
-            }
-            let timestamp = r.timestamp.unwrap_or(now_ms);
-            if !(0..=MAX_SAFE_INTEGER).contains(&timestamp) {
-                return Err(PartitionError::InvalidRequest(format!(
-                    "record {index} has timestamp {timestamp}, outside 0..=2^53-1"
-                )));
-            }
-        }
-        // A compacted topic keeps the latest record per key, so a record without a key has no
-        // place in it; Kafka refuses it the same way (INVALID_RECORD). The binding decides
-        // once the partition is bound; the first call's topic config before that.
+        // A compacted topic keeps the latest record per key, so every record needs one. The
+        // binding decides once the partition is bound; the first call's topic config before
+        // that.
         let compact = match &self.binding {
             Some(b) => b.compact,
             None => req.partition.config.cleanup_policy == CleanupPolicy::Compact,
         };
-        if compact {
-            if let Some(index) = records.iter().position(|r| r.key.is_none()) {
-                return Err(PartitionError::InvalidRecord(format!(
-                    "record {index} has no key: a compacted topic needs a key on every record"
-                )));
-            }
-        }
+        check_records(records, compact)?;
         if req.transactional && req.producer.is_none() {
             return Err(PartitionError::InvalidRequest(
                 "a transactional batch needs producer_id, producer_epoch and base_sequence".into(),

@@ -127,6 +127,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kafdo_sql::{Sql, SqlError, MAX_SAFE_INTEGER};
 use kafdo_types::api::CleanupPolicy;
+use kafdo_types::record::RecordsError;
 use kafdo_types::ErrorCode;
 
 pub use crate::alarm::AlarmStep;
@@ -161,19 +162,9 @@ pub enum PartitionError {
     /// The request is malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// A record is larger than the limit.
-    #[error("record {index} is {size_bytes} bytes, more than the limit of {max_bytes}")]
-    MessageTooLarge {
-        /// Its position in the batch.
-        index: usize,
-        /// Its size.
-        size_bytes: usize,
-        /// The limit.
-        max_bytes: usize,
-    },
-    /// A record the topic cannot hold: a compacted topic needs a key on every record.
-    #[error("invalid record: {0}")]
-    InvalidRecord(String),
+    /// Records the topic cannot take (`kafdo_types::record::RecordsError`).
+    #[error(transparent)]
+    Records(#[from] RecordsError),
     /// A read below the log start offset or above the high watermark.
     #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
     OffsetOutOfRange {
@@ -213,8 +204,7 @@ impl PartitionError {
         match self {
             PartitionError::UnknownTopicOrPartition(_) => ErrorCode::UnknownTopicOrPartition,
             PartitionError::InvalidRequest(_) => ErrorCode::InvalidRequest,
-            PartitionError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
-            PartitionError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+            PartitionError::Records(e) => e.code(),
             PartitionError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             PartitionError::ProducerFenced(_) => ErrorCode::ProducerFenced,
             PartitionError::OutOfOrderSequenceNumber(_) => ErrorCode::OutOfOrderSequenceNumber,

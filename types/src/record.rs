@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{MAX_RECORDS_PER_REQUEST, MAX_RECORD_BYTES, MAX_SAFE_INTEGER};
+use crate::ErrorCode;
+
 /// A record header: a string key and an optional binary value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +64,72 @@ impl ProduceRecord {
     pub fn size_bytes(&self) -> usize {
         record_size(&self.key, &self.value, &self.headers)
     }
+}
+
+/// Why records are refused before anything is written: one rule, checked by the broker over a
+/// whole produce request before it splits it by partition, and by each partition over its
+/// batch. A request whose batches go to several partitions is so refused whole, before any of
+/// them appends (a partition that refused alone would leave the others' batches written under
+/// a 400, which a client does not retry as sent).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordsError {
+    /// No records, or more than [`MAX_RECORDS_PER_REQUEST`].
+    #[error("a produce request holds 1 to {MAX_RECORDS_PER_REQUEST} records, not {0}")]
+    Count(usize),
+    /// A record larger than [`MAX_RECORD_BYTES`].
+    #[error("record {index} is {size_bytes} bytes, more than the limit of {MAX_RECORD_BYTES}")]
+    TooLarge {
+        /// Its position.
+        index: usize,
+        /// Its size ([`ProduceRecord::size_bytes`]).
+        size_bytes: usize,
+    },
+    /// A timestamp outside 0..=2^53-1 (SQLite and JavaScript both hold those exactly).
+    #[error("record {index} has timestamp {timestamp}, outside 0..=2^53-1")]
+    Timestamp {
+        /// Its position.
+        index: usize,
+        /// The timestamp.
+        timestamp: i64,
+    },
+    /// A record without a key for a compacted topic, which keeps the latest record per key
+    /// (Kafka refuses it the same way).
+    #[error("record {0} has no key: a compacted topic needs a key on every record")]
+    NoKey(usize),
+}
+
+impl RecordsError {
+    /// The protocol error code for the answer.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RecordsError::Count(_) | RecordsError::Timestamp { .. } => ErrorCode::InvalidRequest,
+            RecordsError::TooLarge { .. } => ErrorCode::MessageTooLarge,
+            RecordsError::NoKey(_) => ErrorCode::InvalidRecord,
+        }
+    }
+}
+
+/// Checks records for a topic (`compact`: its cleanup policy is compact) as
+/// [`RecordsError`] says. An absent timestamp is the partition's clock, always in range.
+pub fn check_records(records: &[ProduceRecord], compact: bool) -> Result<(), RecordsError> {
+    if records.is_empty() || records.len() > MAX_RECORDS_PER_REQUEST {
+        return Err(RecordsError::Count(records.len()));
+    }
+    for (index, record) in records.iter().enumerate() {
+        let size_bytes = record.size_bytes();
+        if size_bytes > MAX_RECORD_BYTES {
+            return Err(RecordsError::TooLarge { index, size_bytes });
+        }
+        if let Some(timestamp) = record.timestamp {
+            if !(0..=MAX_SAFE_INTEGER).contains(&timestamp) {
+                return Err(RecordsError::Timestamp { index, timestamp });
+            }
+        }
+        if compact && record.key.is_none() {
+            return Err(RecordsError::NoKey(index));
+        }
+    }
+    Ok(())
 }
 
 /// A record as read back from a partition.

@@ -28,7 +28,8 @@ pub async fn serve<R: Runtime>(
     Ok(match route {
         DebugRoute::BareAppend(n) => {
             let produce: PartitionProduceRequest = req.body()?;
-            kafdo_broker::produce::check_records(&produce.records)?;
+            kafdo_types::record::check_records(&produce.records, false)
+                .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
             let object = Object::Bench(format!("bench-{n}"));
             // Only with the variable set (by the robustness tests, never in wrangler.toml):
             // object 666 panics on purpose, to prove a panic answers 500 instead of hanging.
