@@ -219,11 +219,11 @@ impl OffsetFetchQuery {
             Some(list) => Some(
                 list.split(',')
                     .map(|p| {
-                        p.trim()
-                            .parse::<i32>()
-                            .ok()
+                        crate::limits::parse_canonical::<i32>(p)
                             .filter(|p| *p >= 0)
-                            .ok_or_else(|| format!("not a partition number: {p:?}"))
+                            .ok_or_else(|| {
+                                format!("not a partition number: {}", crate::limits::quoted(p))
+                            })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
@@ -379,7 +379,7 @@ mod tests {
         let q = OffsetFetchQuery {
             require_stable: true,
             topic: Some("a".into()),
-            partitions: Some("0, 3,7".into()),
+            partitions: Some("0,3,7".into()),
         };
         let filter = q.filter().unwrap().unwrap();
         assert_eq!(filter.partitions, Some(vec![0, 3, 7]));
@@ -389,6 +389,15 @@ mod tests {
             ..Default::default()
         };
         assert!(q.filter().is_err());
+        // Each number is written the one way it prints.
+        for list in ["0, 3", "+1", "01", "-0", " 1"] {
+            let q = OffsetFetchQuery {
+                topic: Some("a".into()),
+                partitions: Some(list.into()),
+                ..Default::default()
+            };
+            assert!(q.filter().is_err(), "{list:?}");
+        }
         let q = OffsetFetchQuery {
             topic: Some("a".into()),
             partitions: Some("x".into()),
