@@ -8,8 +8,9 @@
 //!   is left out, and the group answers `UNKNOWN_TOPIC_OR_PARTITION`. Heartbeats carry no
 //!   counts (a topic's partition count never changes; a topic deleted and created again is
 //!   noticed at the next join).
-//! - **The registry** behind `GET /v1/groups`. Before a group's first join (or an
-//!   administrator's commit, `member_id` empty) the broker registers the group id with the
+//! - **The registry** behind `GET /v1/groups`. Before a group's first join (a join without a
+//!   `member_id`; a rejoin names a member only a first join made) or an administrator's
+//!   commit (`member_id` empty, `generation_id` -1) the broker registers the group id with the
 //!   metadata object; each isolate remembers the ids it registered, so this is one extra call
 //!   per group and isolate, never per heartbeat or commit. Registering before the join means
 //!   a group that has members is always listed. A join bound to fail (an invalid request, a
@@ -100,7 +101,11 @@ impl<R: Runtime> Broker<R> {
                 format!("unknown topic {}", quoted(missing)),
             ));
         }
-        self.register_group(group_id).await?;
+        // A rejoin names a member only a first join can have made, and that join registered
+        // the group (the registry forgets nothing); to a group without it, it is refused.
+        if request.member_id.is_none() {
+            self.register_group(group_id).await?;
+        }
         let call = GroupJoinCall {
             request,
             partition_counts,
@@ -140,15 +145,17 @@ impl<R: Runtime> Broker<R> {
         request: OffsetCommitRequest,
     ) -> Result<(), ApiError> {
         let object = group(group_id)?;
-        if request.member_id.is_empty() {
+        if request.member_id.is_empty() && request.generation_id == -1 {
             // An administrator's commit may be the first thing a group ever sees; one any
             // group would refuse registers nothing.
             kafdo_group::validate_offsets(&request.offsets)
                 .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
             self.register_group(group_id).await?;
-        } else {
+        } else if !request.member_id.is_empty() {
             member(&request.member_id)?;
         }
+        // An empty member id at another generation is neither: the group refuses it as an
+        // unknown member, and it registers nothing.
         self.ask(object, request).await
     }
 
