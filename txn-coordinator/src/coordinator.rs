@@ -68,9 +68,31 @@ struct InFlight {
 #[derive(Clone, Debug)]
 enum CallKind {
     AllocateProducerId,
-    Register { key: Key, txn: TxnKey },
-    Offsets { group_id: String, txn: TxnKey },
-    Marker { key: Key, txn: TxnKey },
+    Register {
+        key: Key,
+        txn: TxnKey,
+    },
+    Offsets {
+        group_id: String,
+        txn: TxnKey,
+        undo: Box<OffsetsUndo>,
+    },
+    Marker {
+        key: Key,
+        txn: TxnKey,
+    },
+}
+
+/// What an offset commit the group refuses takes back (a refusal means the group wrote
+/// nothing): the group, if the call added it, and the transaction, if the call began it and
+/// nothing joined since. A refused request changes nothing, so it can neither use up one of a
+/// transaction's groups nor leave a transaction open to time out and fence its producer.
+#[derive(Clone, Debug)]
+struct OffsetsUndo {
+    /// The group was not in the transaction before the call.
+    new_group: bool,
+    /// The call began the transaction: the row and participants before it.
+    began: Option<(TxnRow, BTreeMap<Key, Participant>)>,
 }
 
 /// The transaction a call belongs to: (producer id, epoch). The producer id is part of it since
@@ -624,6 +646,10 @@ impl<S: Sql> TxnCoordinator<S> {
             }
         }
         self.check_not_busy()?;
+        let undo = Box::new(OffsetsUndo {
+            new_group: existing.is_none(),
+            began: begin.then(|| (self.row.clone(), self.participants.clone())),
+        });
         // Persisted before the call goes out: the group gets a marker whatever happens next,
         // and a restart finds the call's outcome unknown.
         let sequence = existing.as_ref().map_or(0, |p| p.offsets_sequence) + 1;
@@ -648,6 +674,7 @@ impl<S: Sql> TxnCoordinator<S> {
         let kind = CallKind::Offsets {
             group_id: req.group_id.clone(),
             txn,
+            undo,
         };
         let call = self.send(out, now_ms, kind, call);
         self.waiters.push(Waiter::AddOffsets { request, call });
@@ -1106,7 +1133,11 @@ impl<S: Sql> TxnCoordinator<S> {
         match call.kind {
             CallKind::AllocateProducerId => self.on_producer_id(result, now_ms, out),
             CallKind::Register { key, txn } => self.on_registered(key, txn, result, out),
-            CallKind::Offsets { group_id, txn } => self.on_offsets(id, group_id, txn, result, out),
+            CallKind::Offsets {
+                group_id,
+                txn,
+                undo,
+            } => self.on_offsets(id, group_id, txn, *undo, result, out),
             CallKind::Marker { key, txn } => self.on_marker(id, key, txn, result, now_ms, out),
         }
     }
@@ -1241,10 +1272,14 @@ impl<S: Sql> TxnCoordinator<S> {
         id: CallId,
         group_id: String,
         txn: TxnKey,
+        undo: OffsetsUndo,
         result: Result<CallReply, CallError>,
         out: &mut Vec<Output>,
     ) -> Result<(), TxnError> {
-        if self.row.state == Ongoing && self.current_txn() == txn {
+        let refused = matches!(result, Err(CallError::Refused(_)));
+        if self.row.state == Ongoing && self.current_txn() == txn && refused && undo.new_group {
+            self.take_back_offsets(Key::Group(group_id), undo.began)?;
+        } else if self.row.state == Ongoing && self.current_txn() == txn {
             let key = Key::Group(group_id);
             let mut participant = self.participants[&key].clone();
             assert_eq!(participant.offsets, OffsetsCall::InFlight);
@@ -1270,6 +1305,42 @@ impl<S: Sql> TxnCoordinator<S> {
             Ok(CallReply::Done) => reply(out, request, Ok(Answer::OffsetsAdded)),
             Ok(other) => panic!("TxnOffsetCommit answered {other:?}"),
             Err(error) => reply(out, request, Err(call_error(error))),
+        }
+        Ok(())
+    }
+
+    /// The group `key`, added by an offset commit it refused, holds nothing of the
+    /// transaction: it leaves it, and the transaction, if that commit began it and nothing
+    /// else joined or is joining, is as it was before (see [`OffsetsUndo`]).
+    fn take_back_offsets(
+        &mut self,
+        key: Key,
+        began: Option<(TxnRow, BTreeMap<Key, Participant>)>,
+    ) -> Result<(), TxnError> {
+        let txn = self.current_txn();
+        let joining = self.calls.values().any(|c| match c.kind {
+            CallKind::Register { txn: t, .. } | CallKind::Offsets { txn: t, .. } => t == txn,
+            CallKind::AllocateProducerId | CallKind::Marker { .. } => false,
+        });
+        let alone = self.participants.len() == 1 && !joining;
+        match began.filter(|_| alone) {
+            Some((row, participants)) => {
+                self.sql.transaction(|| -> Result<(), TxnError> {
+                    store::save_row(&self.sql, &row)?;
+                    store::delete_participants(&self.sql)?;
+                    for (key, participant) in &participants {
+                        store::save_participant(&self.sql, key, participant)?;
+                    }
+                    Ok(())
+                })?;
+                self.row = row;
+                self.participants = participants;
+                self.registered.clear();
+            }
+            None => {
+                store::delete_participant(&self.sql, &key)?;
+                self.participants.remove(&key);
+            }
         }
         Ok(())
     }
@@ -1670,7 +1741,7 @@ impl<S: Sql> TxnCoordinator<S> {
                 // one of its calls is.
                 Key::Group(group_id) if row.state == Ongoing => {
                     let in_flight = self.calls.values().any(|c| {
-                        matches!(&c.kind, CallKind::Offsets { group_id: g, txn }
+                        matches!(&c.kind, CallKind::Offsets { group_id: g, txn, .. }
                             if g == group_id && *txn == self.current_txn())
                     });
                     assert_eq!(participant.offsets == OffsetsCall::InFlight, in_flight);

@@ -334,13 +334,7 @@ pub(crate) fn save_participant(
     key: &Key,
     participant: &Participant,
 ) -> Result<(), SqlError> {
-    let (kind, name) = match key {
-        Key::Partition {
-            topic_id,
-            partition,
-        } => ("partition", partition_object_name(topic_id, *partition)),
-        Key::Group(group_id) => ("group", group_id.clone()),
-    };
+    let (kind, name) = participant_row_key(key);
     let p = participant.partition.as_ref();
     sql.run(
         "INSERT OR REPLACE INTO txn_participant (kind, name, topic, topic_id, partition,
@@ -361,6 +355,25 @@ pub(crate) fn save_participant(
             participant.offsets.to_int().into(),
             participant.offsets_sequence.into(),
         ],
+    )
+}
+
+/// The `(kind, name)` a participant's row is stored under.
+fn participant_row_key(key: &Key) -> (&'static str, String) {
+    match key {
+        Key::Partition {
+            topic_id,
+            partition,
+        } => ("partition", partition_object_name(topic_id, *partition)),
+        Key::Group(group_id) => ("group", group_id.clone()),
+    }
+}
+
+pub(crate) fn delete_participant(sql: &impl Sql, key: &Key) -> Result<(), SqlError> {
+    let (kind, name) = participant_row_key(key);
+    sql.run(
+        "DELETE FROM txn_participant WHERE kind = ? AND name = ?",
+        &[kind.into(), Param::from(&name)],
     )
 }
 

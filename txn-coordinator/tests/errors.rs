@@ -612,6 +612,55 @@ fn participant_refusals_are_passed_on() {
     }
 }
 
+/// A group that refuses an offset commit wrote nothing, so the refused request changes
+/// nothing here either: the group it added leaves the transaction (and does not count against
+/// its groups), and a transaction it began is as it was before, persisted so.
+#[test]
+fn a_refused_offset_commit_is_taken_back() {
+    let db = std::rc::Rc::new(Sqlite::memory());
+    let mut d = Driver::on(std::rc::Rc::clone(&db));
+    let e0 = d.init();
+    let before = d.core.describe(d.now_ms);
+    let refused = || {
+        Err(CallError::Refused(ApiError::new(
+            ErrorCode::UnknownMemberId,
+            "who",
+        )))
+    };
+
+    // It began the transaction: afterwards none is open, and a reopened object agrees.
+    assert!(d.offsets(&offsets(1, "g", e0)).is_empty());
+    assert_eq!(d.core.describe(d.now_ms).state, TransactionState::Ongoing);
+    assert_eq!(code(d.answer_first(refused())), ErrorCode::UnknownMemberId);
+    assert_eq!(d.core.describe(d.now_ms), before);
+    let reopened = TxnCoordinator::open(std::rc::Rc::clone(&db), TXN_ID, 0).unwrap();
+    assert_eq!(reopened.describe(d.now_ms).state, before.state);
+    assert_eq!(reopened.describe(d.now_ms).groups, before.groups);
+    // Nothing to time out.
+    assert!(d.alarm(1_000_000_000).is_empty());
+    assert_eq!(d.core.describe(d.now_ms).producer_epoch, e0);
+
+    // In an open transaction, the group leaves it; the partition stays.
+    d.begin(e0);
+    for g in 0..MAX_GROUPS_PER_TXN {
+        assert!(d.offsets(&offsets(1, &format!("stale{g}"), e0)).is_empty());
+        assert_eq!(code(d.answer_first(refused())), ErrorCode::UnknownMemberId);
+    }
+    let open = d.core.describe(d.now_ms);
+    assert_eq!(open.state, TransactionState::Ongoing);
+    assert_eq!(open.partitions.len(), 1);
+    assert!(open.groups.is_empty(), "{open:?}");
+    let mut replies = d.offsets(&offsets(1, "g", e0));
+    replies.extend(d.ack_all());
+    assert_eq!(ok(replies), Answer::OffsetsAdded);
+
+    // A group already in the transaction keeps its earlier offsets, so it stays.
+    assert!(d.offsets(&offsets(1, "g", e0)).is_empty());
+    assert_eq!(code(d.answer_first(refused())), ErrorCode::UnknownMemberId);
+    assert_eq!(d.core.describe(d.now_ms).groups, ["g"]);
+    d.commit(e0);
+}
+
 #[test]
 fn no_answer_is_request_timed_out() {
     let mut d = Driver::new();
