@@ -26,7 +26,7 @@ OFFLINE_ENV := WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 WASM_CRATES := -p kafdo-worker -p kafdo-broker -p kafdo-types -p kafdo-sql -p kafdo-partition \
 	-p kafdo-metadata -p kafdo-ingest -p kafdo-txn-coordinator -p kafdo-group
 
-.PHONY: help tools build dev test lint bench soak clean
+.PHONY: help tools build dev test lint bench soak fuzz clean
 
 help:
 	@echo "make dev    build the Worker and run it on http://127.0.0.1:$(PORT) (state in .state/)"
@@ -36,6 +36,7 @@ help:
 	@echo "make lint   rustfmt, the architecture check, clippy (native and wasm32), rustdoc"
 	@echo "make bench  produce and transaction benchmarks (ratios against a bare append)"
 	@echo "make soak   thousands of simulation seeds (SEEDS=10000), reports seeds/s"
+	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (600) in all, reports cases/s"
 
 # Idempotent and fast once done: each step checks before it installs.
 tools:
@@ -88,6 +89,11 @@ bench: build
 # Thousands of simulated seeds with every fault on; reports seeds/s.
 soak:
 	cargo run --release -p kafdo-sim --bin soak -- --seeds $${SEEDS:-10000}
+
+# The long fuzz run (the bounded one is part of `cargo test`): every target of fuzz/ for a
+# share of FUZZ_SECONDS; a failure's seed lands in fuzz/proptest-regressions/.
+fuzz:
+	cargo run --release -p kafdo-fuzz --bin fuzz -- --seconds $${FUZZ_SECONDS:-600}
 
 clean:
 	rm -rf worker/build

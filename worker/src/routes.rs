@@ -163,6 +163,12 @@ impl Captures<'_> {
 
 type Build = fn(&Captures<'_>) -> Result<Route, ApiError>;
 
+/// Every route's method and pattern (`/v1/topics/{topic}`), in the table's order: for the fuzz
+/// harness, which builds paths from them.
+pub fn patterns() -> impl Iterator<Item = (&'static str, &'static str)> {
+    TABLE.iter().map(|(method, pattern, _)| (*method, *pattern))
+}
+
 /// Every route: method, pattern, builder.
 const TABLE: &[(&str, &str, Build)] = &[
     ("GET", "/health", |_| Ok(Route::Health)),
