@@ -8,20 +8,11 @@
 //!
 //! # Targets
 //!
-//! | target | input | property |
-//! | --- | --- | --- |
-//! | `route` | methods and paths: from the table's rows with captures of every shape (empty, 100,000 bytes, good and bad percent escapes, `00`/`+0`/`-0`/overflowing numbers, NUL and controls, unicode), from its segments in any order, anything | [`paths::check_route`]: no panic; 404/405/400 as `RouteError::to_api_error` says, all `INVALID_REQUEST`; a trailing `/` changes nothing; a route is reached only with its own method and its captures route back to it |
-//! | `body-bytes` | arbitrary bytes, uniform or structural, as each of the ten body types, JSON and CBOR | [`bodies::check_body`] (below) |
-//! | `body-tree` | value trees ([`tree::Tree`]): arbitrary, and shaped like each body ([`schema`]); integers around ±2^53 and ±2^64, floats, arrays for objects, 48 levels deep, 500,000 values, CBOR tags, simple values, huge declared lengths, trailing bytes, duplicate and integer keys | [`bodies::check_body`] |
-//! | `body-mutation` | valid bodies, each byte-flipped, set, cut, inserted into, deleted from, duplicated or spliced with another body 1-4 times | [`bodies::check_body`] |
-//! | `query` | query pairs for the fetch, offsets and group-list parsers | [`queries::check_query`]: no panic; `INVALID_REQUEST` (or `OFFSET_OUT_OF_RANGE` for a negative offset); accepted offsets in 0..=2^53-1 and written canonically; caps applied |
-//! | `request` | 1-4 steps on a fresh [`world::World`]: requests (any row, its method nearly always, captures naming the world's objects, queries, `Content-Type`, `Accept`, `Idempotency-Key`, bodies typed, mutated, shaped or random) and clock moves | [`requests::check_steps`]: answered at once, no panic, no 5xx but `UNSTABLE_OFFSET_COMMIT` (and the bench objects, which one process has not), answers in the accepted format with the code's status; **a refused request (4xx) changes nothing**: a [`world::Snapshot`] of topics, every partition's offsets and records at both isolations, groups, members, offsets, transactions and open transactions is the same after, and any coordinator or group it brought into being reads as never used |
-//!
-//! The body property: decoding never panics; an error is `INVALID_REQUEST` (or
-//! `MESSAGE_TOO_LARGE`) with a message of at most 1 KiB; a decoded value holds no integer
-//! beyond ±(2^53-1), re-encodes in both formats to bytes that decode to itself, and equals what
-//! the format's own decoder makes of the same bytes (the checking decoder only refuses more,
-//! it never reads differently).
+//! `route` ([`paths::check_route`]), `body-bytes`, `body-tree` and `body-mutation`
+//! ([`bodies::check_body`]), `query` ([`queries::check_query`]) and `request`
+//! ([`requests::check_steps`]: whole requests on a [`world::World`], and a refused request
+//! changes nothing a [`world::Snapshot`] reads). Their inputs and properties are tabled in
+//! `design/testing.md`, "The fuzz harness".
 //!
 //! # Running
 //!

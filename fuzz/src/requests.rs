@@ -229,8 +229,8 @@ fn request_body(ty: Option<BodyType>, format: Format, pools: &Pools) -> BoxedStr
 
 /// A request to the world: a row of the table (its own method nearly always), one of the
 /// world's producers in focus (its transactional id in the path, its id, epoch and sequence
-/// in the body, most of the time), captures naming the world's objects, a query its parser knows, a body of its type in either
-/// format, `Accept` and `Idempotency-Key` of every kind.
+/// in the body, most of the time), captures naming the world's objects, a query its parser
+/// knows, a body of its type in either format, `Accept` and `Idempotency-Key` of every kind.
 pub fn request(pools: &'static Pools) -> BoxedStrategy<WireRequest> {
     (0..rows().len(), 0..pools.producers.len())
         .prop_flat_map(move |(row, focus)| {

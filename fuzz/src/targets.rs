@@ -24,6 +24,10 @@ pub struct Target {
     pub about: &'static str,
     /// How many cases the bounded run (`cargo test`) runs.
     pub bounded_cases: u32,
+    /// Its weight in the long run's time: the `request` target, a fresh world per case and
+    /// the one that reaches the broker and every core, is by far the slowest and the most
+    /// likely to find what the others cannot.
+    pub weight: u32,
     /// The file proptest keeps the seeds of failing cases in, replayed first by every run.
     pub persistence: &'static str,
     /// Runs the target's property over `runner`'s cases: `Err` with the minimal failing
@@ -48,6 +52,7 @@ pub const TARGETS: &[Target] = &[
         name: "route",
         about: "methods and paths through routes::route",
         bounded_cases: 20_000,
+        weight: 1,
         persistence: regressions!("route"),
         run: |runner| {
             runner
@@ -59,6 +64,7 @@ pub const TARGETS: &[Target] = &[
         name: "body-bytes",
         about: "arbitrary bytes decoded as every body type, JSON and CBOR",
         bounded_cases: 20_000,
+        weight: 1,
         persistence: regressions!("body-bytes"),
         run: |runner| {
             runner
@@ -70,6 +76,7 @@ pub const TARGETS: &[Target] = &[
         name: "body-tree",
         about: "arbitrary and body-shaped JSON/CBOR trees decoded as every body type",
         bounded_cases: 4_000,
+        weight: 1,
         persistence: regressions!("body-tree"),
         run: |runner| {
             runner
@@ -81,6 +88,7 @@ pub const TARGETS: &[Target] = &[
         name: "body-mutation",
         about: "valid bodies with bytes flipped, cut, inserted, deleted, spliced",
         bounded_cases: 4_000,
+        weight: 1,
         persistence: regressions!("body-mutation"),
         run: |runner| {
             runner
@@ -92,6 +100,7 @@ pub const TARGETS: &[Target] = &[
         name: "query",
         about: "query pairs through the fetch, offsets and group-list parsers",
         bounded_cases: 20_000,
+        weight: 1,
         persistence: regressions!("query"),
         run: |runner| {
             runner
@@ -103,6 +112,7 @@ pub const TARGETS: &[Target] = &[
         name: "request",
         about: "whole requests through route and handlers::serve on Kafdo in one process",
         bounded_cases: 150,
+        weight: 5,
         persistence: regressions!("request"),
         run: |runner| {
             runner

@@ -1,6 +1,7 @@
 //! The long run of Kafdo's fuzz targets (`make fuzz`): every target of
-//! `kafdo_fuzz::targets::TARGETS` (or those named) for a share of `--seconds`, in batches of
-//! fresh random cases, reporting cases per second per target. A failure is shrunk, printed and
+//! `kafdo_fuzz::targets::TARGETS` (or those named) for a share of `--seconds` by its weight
+//! (`request` five times the others), in batches of fresh random cases, reporting cases per
+//! second per target. A failure is shrunk, printed and
 //! persisted under `fuzz/proptest-regressions/`; the run goes on with the other targets and
 //! exits 1 at the end.
 //!
@@ -64,16 +65,13 @@ fn main() -> ExitCode {
     if chosen.is_empty() {
         chosen = TARGETS.iter().collect();
     }
-    let share = Duration::from_secs(seconds) / chosen.len() as u32;
-    println!(
-        "fuzzing {} targets for {seconds} s ({:.0} s each)",
-        chosen.len(),
-        share.as_secs_f64()
-    );
+    let weights: u32 = chosen.iter().map(|t| t.weight).sum();
+    let share = |t: &Target| Duration::from_secs(seconds) * t.weight / weights;
+    println!("fuzzing {} targets for {seconds} s in all", chosen.len());
     let mut failed = 0;
     let mut rows = Vec::new();
     for t in &chosen {
-        let (cases, took, failure) = soak(t, share);
+        let (cases, took, failure) = soak(t, share(t));
         let rate = cases as f64 / took.as_secs_f64();
         println!(
             "{:<14} {cases:>10} cases in {:>6.1} s  {rate:>10.1} cases/s{}",
