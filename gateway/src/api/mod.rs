@@ -5,6 +5,7 @@
 //! each handler takes the decoded request and its version and builds the answer for that
 //! version (the `kafka-protocol` crate refuses to encode a field the version lacks).
 
+mod configs;
 mod fetch;
 mod metadata;
 mod offsets;
@@ -15,9 +16,10 @@ use bytes::Bytes;
 use kafdo_client::Client;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    FetchRequest, FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -34,6 +36,7 @@ pub const OFFERED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
 ];
 
 /// The versions of `key` the gateway offers, if any.
@@ -85,6 +88,8 @@ pub enum Request {
     DeleteTopics(DeleteTopicsRequest),
     /// InitProducerId.
     InitProducerId(InitProducerIdRequest),
+    /// DescribeConfigs.
+    DescribeConfigs(DescribeConfigsRequest),
 }
 
 /// An answer, before encoding.
@@ -108,6 +113,8 @@ pub enum Answer {
     DeleteTopics(DeleteTopicsResponse),
     /// InitProducerId.
     InitProducerId(InitProducerIdResponse),
+    /// DescribeConfigs.
+    DescribeConfigs(DescribeConfigsResponse),
 }
 
 impl Request {
@@ -128,6 +135,7 @@ impl Request {
             ApiKey::CreateTopics => body!(CreateTopics),
             ApiKey::DeleteTopics => body!(DeleteTopics),
             ApiKey::InitProducerId => body!(InitProducerId),
+            ApiKey::DescribeConfigs => body!(DescribeConfigs),
             other => return Err(FrameError::Unsupported(other, version)),
         })
     }
@@ -153,6 +161,7 @@ impl Answer {
             Answer::CreateTopics(a) => e(a),
             Answer::DeleteTopics(a) => e(a),
             Answer::InitProducerId(a) => e(a),
+            Answer::DescribeConfigs(a) => e(a),
         }
     }
 }
@@ -196,6 +205,9 @@ impl Gateway {
             Request::DeleteTopics(r) => Answer::DeleteTopics(self.delete_topics(r, version).await),
             Request::InitProducerId(r) => {
                 Answer::InitProducerId(self.init_producer_id(r, version).await)
+            }
+            Request::DescribeConfigs(r) => {
+                Answer::DescribeConfigs(self.describe_configs(r, version).await)
             }
         })
     }

@@ -24,6 +24,9 @@
 //! 4. `kafdo-client` depends on no member but `kafdo-types` (its dev-dependencies may use the
 //!    end-to-end harness): it sees Kafdo only through the HTTP API.
 //! 5. `kafdo-sql` depends on no member at all.
+//! 6. `kafdo-gateway` depends on no member but `kafdo-client` and `kafdo-types` (its
+//!    dev-dependencies may use the harness): a Kafka client reaches Kafdo only through the
+//!    HTTP API, as every other client does.
 //!
 //! A crate a rule names that is not a member (renamed or removed) is an error too, so a rule
 //! never passes by checking nothing. The crates only named as forbidden (the broker, the
@@ -41,6 +44,7 @@ use serde_json::Value;
 const WORKERS_RS: [&str; 4] = ["worker", "worker-sys", "worker-macros", "worker-kv"];
 const WORKER: &str = "kafdo-worker";
 const CLIENT: &str = "kafdo-client";
+const GATEWAY: &str = "kafdo-gateway";
 const TYPES: &str = "kafdo-types";
 const SQL: &str = "kafdo-sql";
 /// The test-only golden-script harness a core may use in its tests.
@@ -177,7 +181,7 @@ fn string(value: &Value, field: &str) -> Result<String, String> {
 /// Every broken rule, one sentence each; empty when the invariants hold.
 fn violations(workspace: &Workspace) -> Vec<String> {
     let mut found = Vec::new();
-    for name in [WORKER, CLIENT, TYPES, SQL].iter().chain(&CORES) {
+    for name in [WORKER, CLIENT, GATEWAY, TYPES, SQL].iter().chain(&CORES) {
         if !workspace.is_member(name) {
             found.push(format!(
                 "{name} is not a workspace member, but the architecture check has rules about \
@@ -253,6 +257,20 @@ fn violations(workspace: &Workspace) -> Vec<String> {
                 found.push(format!(
                     "{CLIENT} depends on {}: {CLIENT} depends on no member but {TYPES} (it \
                      sees Kafdo only through the HTTP API)",
+                    dependency.describe()
+                ));
+            }
+        }
+    }
+
+    // 6. The gateway is an HTTP client of Kafdo.
+    if let Some(package) = workspace.member(GATEWAY) {
+        for dependency in workspace.internal(package) {
+            if dependency.kind != Kind::Dev && dependency.name != TYPES && dependency.name != CLIENT
+            {
+                found.push(format!(
+                    "{GATEWAY} depends on {}: {GATEWAY} depends on no member but {CLIENT} and \
+                     {TYPES} (it reaches Kafdo only through the HTTP API)",
                     dependency.describe()
                 ));
             }
@@ -409,6 +427,14 @@ mod tests {
                     dev("kafdo-e2e"),
                 ],
             ),
+            (
+                "kafdo-gateway",
+                vec![
+                    normal("kafdo-client"),
+                    normal("kafdo-types"),
+                    normal("kafka-protocol"),
+                ],
+            ),
             ("kafdo-sim", sim_deps),
             ("kafdo-e2e", vec![normal("kafdo-types"), dev("kafdo-sim")]),
         ];
@@ -548,6 +574,21 @@ mod tests {
             let found = check(|m| add(m, crate_name, dependency));
             assert_one(&found, &format!("{crate_name} depends on {name}"));
         }
+    }
+
+    #[test]
+    fn the_gateway_is_an_http_client_of_kafdo() {
+        for other in ["kafdo-sql", "kafdo-partition", "kafdo-broker", "kafdo-sim"] {
+            let found = check(|m| add(m, "kafdo-gateway", normal(other)));
+            assert_one(
+                &found,
+                &format!("kafdo-gateway depends on {other} (dependency)"),
+            );
+        }
+        assert_eq!(
+            check(|m| add(m, "kafdo-gateway", dev("kafdo-e2e"))),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
