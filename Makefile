@@ -1,5 +1,6 @@
-# Kafdo's two commands: `make dev` (run the Worker locally) and `make test` (everything CI
-# runs). Needs only Rust (rustup), Node and npm; `make tools` installs the rest, once.
+# Kafdo's two commands: `make dev` (run the Worker and the Kafka gateway locally) and `make test`
+# (everything CI runs). Needs only Rust (rustup), Node, npm and Python 3; `make tools` installs
+# the rest, once.
 #
 # Nothing here downloads at build time: worker-build is pointed at the installed wasm-bindgen
 # and at the esbuild that comes with wrangler, and wasm-opt is off
@@ -17,6 +18,7 @@ WORKER_BUILD_VERSION := 0.8.7
 WASM_BINDGEN_VERSION := 0.2.130
 
 PORT ?= 8787
+KAFKA_PORT ?= 9092
 STATE ?= $(ROOT)/.state
 # What `wrangler dev` needs to run offline and quietly.
 OFFLINE_ENV := WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
@@ -29,12 +31,14 @@ WASM_CRATES := -p kafdo-worker -p kafdo-broker -p kafdo-types -p kafdo-sql -p ka
 .PHONY: help tools build dev test lint bench soak fuzz clean
 
 help:
-	@echo "make dev    build the Worker and run it on http://127.0.0.1:$(PORT) (state in .state/)"
+	@echo "make dev    run the Worker on http://127.0.0.1:$(PORT) (state in .state/) and the Kafka"
+	@echo "            gateway on 127.0.0.1:$(KAFKA_PORT) (PORT=, KAFKA_PORT= to change)"
 	@echo "make test   lint, build, and run every test, end-to-end ones included"
-	@echo "make tools  install the wasm32 target, worker-build, wasm-bindgen-cli, node_modules"
+	@echo "make tools  install the wasm32 target, worker-build, wasm-bindgen-cli, node_modules,"
+	@echo "            and the Kafka clients the tests drive (.venv, kcat)"
 	@echo "make build  build the Worker into worker/build/"
 	@echo "make lint   rustfmt, the architecture check, clippy (native and wasm32), rustdoc"
-	@echo "make bench  produce and transaction benchmarks (ratios against a bare append)"
+	@echo "make bench  produce, transaction and Kafka-gateway benchmarks (ratios side by side)"
 	@echo "make soak   thousands of simulation seeds (SEEDS=10000), reports seeds/s"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (600) in all, reports cases/s"
 
@@ -49,16 +53,21 @@ tools:
 	@# A symlinked node_modules belongs to another checkout: npm ci would empty its target.
 	@if [ ! -L node_modules ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; }; then \
 		npm ci --no-audit --no-fund && touch node_modules; fi
+	@tests/kafka/install.sh
 
 build: tools
 	cd worker && WASM_BINDGEN_BIN="$$(command -v wasm-bindgen)" \
 		ESBUILD_BIN="$(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild" \
 		worker-build --release
 
+# The gateway runs in the background and stops with wrangler (Ctrl-C).
 dev: build
 	@mkdir -p "$(STATE)"
+	cargo build --release -p kafdo-gateway
 	$(eval LOGS := $(shell mktemp -d -t kafdo-wrangler-XXXXXX))
-	$(OFFLINE_ENV) XDG_CONFIG_HOME="$(LOGS)" wrangler dev --config "$(ROOT)/wrangler.toml" \
+	target/release/kafdo-gateway --listen 127.0.0.1:$(KAFKA_PORT) --url http://127.0.0.1:$(PORT) & \
+		gateway=$$!; trap 'kill $$gateway 2>/dev/null' EXIT; \
+		$(OFFLINE_ENV) XDG_CONFIG_HOME="$(LOGS)" wrangler dev --config "$(ROOT)/wrangler.toml" \
 		--ip 127.0.0.1 --port $(PORT) --persist-to "$(STATE)" \
 		--show-interactive-dev-session=false
 
@@ -73,11 +82,13 @@ lint: tools
 	cargo clippy -p kafdo-client --no-default-features --features worker \
 		--target wasm32-unknown-unknown -- -D warnings
 
-# The end-to-end tests (tests/) start `wrangler dev` themselves from the repo root with
-# wrangler.toml; KAFDO_E2E=1 turns them on.
+# The end-to-end tests (tests/) start `wrangler dev` and the gateway themselves from the repo
+# root with wrangler.toml; KAFDO_E2E=1 turns them on.
 test: lint build
+	cargo build -p kafdo-gateway
 	KAFDO_E2E=1 KAFDO_WRANGLER_CONFIG="$(ROOT)/wrangler.toml" \
 		KAFDO_WORKER_ENTRY="$(ROOT)/worker/build/worker/shim.mjs" \
+		KAFDO_GATEWAY_BIN="$(ROOT)/target/debug/kafdo-gateway" \
 		cargo test --workspace
 
 # Benchmarks, not tests: they start the Worker themselves (inspector off), send traffic only
@@ -85,6 +96,9 @@ test: lint build
 bench: build
 	cargo run --release -p kafdo-e2e --bin bench-produce -- $(BENCH_ARGS)
 	cargo run --release -p kafdo-e2e --bin bench-txn -- $(BENCH_ARGS)
+	cargo build --release -p kafdo-gateway
+	KAFDO_GATEWAY_BIN="$(ROOT)/target/release/kafdo-gateway" \
+		cargo run --release -p kafdo-e2e --bin bench-kafka -- $(BENCH_ARGS)
 
 # Thousands of simulated seeds with every fault on; reports seeds/s.
 soak:

@@ -110,10 +110,12 @@ fn malformed_bodies_close_the_connection() {
     let mut cut = header(ApiKey::Metadata, 12);
     cut.put_u8(5);
     assert!(matches!(serve(cut), Err(FrameError::Malformed(..))));
-    // Bytes after a whole request.
+    // Bytes after a whole request are ignored, as Kafka's broker ignores them (librdkafka 2.16
+    // sends 3 stray bytes after its all-topics Metadata v12).
     let mut trailing = header(ApiKey::ApiVersions, 0);
     trailing.put_u32(0xdead_beef);
-    assert!(matches!(serve(trailing), Err(FrameError::Malformed(..))));
+    let answer = api_versions_answer(serve(trailing).unwrap().unwrap());
+    assert_eq!(answer.error_code, 0);
     // A frame shorter than a header.
     assert!(matches!(
         serve(BytesMut::from(&[0u8, 18, 0][..])),

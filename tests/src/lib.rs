@@ -73,6 +73,13 @@
 //! [`Client`] is a blocking `ureq` agent that never turns an HTTP status into an error: tests
 //! look at every status themselves. Typed helpers speak JSON or CBOR ([`Format`]) with the wire
 //! types of `kafdo_types::api`, so the tests check the contract exactly as a client sees it.
+//!
+//! # Kafka clients
+//!
+//! [`Gateway`] runs the Kafka wire gateway (`kafdo-gateway`) in front of a Worker, and
+//! [`Tool`] runs real Kafka clients against it (kcat, and the scripts of `tests/kafka/`:
+//! confluent-kafka and kafka-python from `.venv`, kafkajs from `node_modules`, all installed by
+//! `make tools`). See the `kafka` module's docs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -90,11 +97,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use kafdo_types::api::{
     CreateTopicRequest, FetchResponse, Health, InitProducerRequest, InitProducerResponse,
     PartitionInfo, PartitionProduceRequest, PartitionProduceResponse, ProduceRequest,
-    ProduceResponse, TopicConfig, TopicDescription,
+    ProduceResponse, TopicConfig, TopicDescription, TopicList,
 };
 use kafdo_types::{ApiError, ErrorBody, ErrorCode, ProduceRecord, Record};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+mod kafka;
+pub use kafka::{
+    gateway_bin, kafka_scripts, kcat_bin, venv_python, Gateway, RunningTool, Tool,
+    GATEWAY_START_TIMEOUT, TOOL_TIMEOUT,
+};
 
 /// How long `wrangler dev` may take to answer `GET /health` after it is started.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -1433,6 +1446,11 @@ impl Client {
     /// `GET /health`.
     pub fn health(&self) -> Health {
         self.get("/health").expect(200)
+    }
+
+    /// `GET /v1/topics`; asserts 200.
+    pub fn list_topics(&self) -> TopicList {
+        self.get("/v1/topics").expect(200)
     }
 
     /// `POST /v1/topics` with the default config; asserts 201.

@@ -1,0 +1,44 @@
+"""Creates and deletes topics with confluent-kafka's AdminClient (CreateTopics, DeleteTopics).
+
+stdin:  {"bootstrap": "host:port",
+         "create": [{"name": str, "partitions": int}], "delete": [str]}
+stdout: {"created": {name: null or error name}, "deleted": {name: null or error name},
+         "topics": {name: partition count, for every topic the cluster lists afterwards}}
+"""
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import common
+
+TIMEOUT_S = 60
+
+
+def outcome(future):
+    try:
+        future.result(timeout=TIMEOUT_S)
+        return None
+    except KafkaException as e:
+        return e.args[0].name()
+
+
+def main():
+    spec = common.read_spec()
+    admin = AdminClient({"bootstrap.servers": spec["bootstrap"]})
+    created = {}
+    if spec.get("create"):
+        new_topics = [NewTopic(t["name"], num_partitions=t["partitions"], replication_factor=1)
+                      for t in spec["create"]]
+        for name, future in admin.create_topics(new_topics, operation_timeout=30).items():
+            created[name] = outcome(future)
+    deleted = {}
+    if spec.get("delete"):
+        for name, future in admin.delete_topics(spec["delete"], operation_timeout=30).items():
+            deleted[name] = outcome(future)
+    metadata = admin.list_topics(timeout=TIMEOUT_S)
+    topics = {name: len(t.partitions) for name, t in metadata.topics.items()}
+    common.write_result({"created": created, "deleted": deleted, "topics": topics})
+
+
+if __name__ == "__main__":
+    main()
