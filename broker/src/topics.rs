@@ -14,11 +14,12 @@
 use std::future::Future;
 
 use kafdo_types::api::{
-    CreateTopicRequest, FetchResponse, Isolation, PartitionInfo, TopicDescription, TopicList,
+    CreateTopicRequest, FetchResponse, Isolation, PartitionInfo, TimestampOffset, TopicDescription,
+    TopicList,
 };
 use kafdo_types::rpc::{
-    DeletePartitionRequest, DeleteTopicRequest, ListTopicsRequest, Object, PartitionInfoRequest,
-    ReadRequest, TopicMetadata, TopicRequest,
+    DeletePartitionRequest, DeleteTopicRequest, ListTopicsRequest, Object,
+    OffsetForTimestampRequest, PartitionInfoRequest, ReadRequest, TopicMetadata, TopicRequest,
 };
 use kafdo_types::{ApiError, ErrorCode};
 
@@ -180,6 +181,26 @@ impl<R: Runtime> Broker<R> {
             check_partition(&topic, p)?;
             let request = PartitionInfoRequest {
                 partition: topic.partition(p),
+            };
+            self.ask(partition_object(&topic, p), request).await
+        })
+        .await
+    }
+
+    /// `GET /v1/topics/{t}/partitions/{p}/offsets?timestamp=T`.
+    pub async fn offset_for_timestamp(
+        &self,
+        name: &str,
+        p: i32,
+        timestamp: i64,
+        isolation: Isolation,
+    ) -> Result<TimestampOffset, ApiError> {
+        self.with_topic(name, |topic| async move {
+            check_partition(&topic, p)?;
+            let request = OffsetForTimestampRequest {
+                partition: topic.partition(p),
+                timestamp,
+                isolation,
             };
             self.ask(partition_object(&topic, p), request).await
         })

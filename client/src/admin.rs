@@ -5,7 +5,8 @@
 //! topic the first attempt created, which is better left to the caller to interpret).
 
 use kafdo_types::api::{
-    CreateTopicRequest, PartitionInfo, TopicConfig, TopicDescription, TopicList,
+    CreateTopicRequest, Isolation, PartitionInfo, TimestampOffset, TopicConfig, TopicDescription,
+    TopicList,
 };
 use kafdo_types::limits;
 
@@ -84,5 +85,27 @@ impl Client {
             Safety::Idempotent,
         ))
         .await
+    }
+
+    /// `GET /v1/topics/{t}/partitions/{p}/offsets?timestamp=T`: the first offset whose record
+    /// has a timestamp at or after `timestamp` (ms since the epoch), below the last stable
+    /// offset for read_committed and the high watermark otherwise; `None`s when there is none.
+    pub async fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+        isolation: Isolation,
+    ) -> Result<TimestampOffset, Error> {
+        let mut call = Call::new(
+            Method::Get,
+            format!("{}/partitions/{partition}/offsets", topic_path(topic)),
+            Safety::Idempotent,
+        );
+        call.query = vec![
+            ("timestamp", timestamp.to_string()),
+            ("isolation", isolation.as_str().to_string()),
+        ];
+        self.call(call).await
     }
 }

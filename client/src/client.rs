@@ -372,14 +372,7 @@ impl Client {
             ("offset", options.offset.to_string()),
             ("max_records", options.max_records.to_string()),
             ("max_bytes", options.max_bytes.to_string()),
-            (
-                "isolation",
-                match options.isolation {
-                    Isolation::ReadCommitted => "read_committed",
-                    Isolation::ReadUncommitted => "read_uncommitted",
-                }
-                .to_string(),
-            ),
+            ("isolation", options.isolation.as_str().to_string()),
         ];
         if options.wait_ms > 0 {
             call.query.push(("wait_ms", options.wait_ms.to_string()));

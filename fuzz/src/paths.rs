@@ -213,6 +213,9 @@ pub fn request_of(route: &Route) -> (&'static str, String) {
             TopicsRoute::Describe(t) => ("GET", format!("/v1/topics/{t}")),
             TopicsRoute::Delete(t) => ("DELETE", format!("/v1/topics/{t}")),
             TopicsRoute::PartitionInfo(t, p) => ("GET", format!("/v1/topics/{t}/partitions/{p}")),
+            TopicsRoute::OffsetForTimestamp(t, p) => {
+                ("GET", format!("/v1/topics/{t}/partitions/{p}/offsets"))
+            }
         },
         Route::Records(r) => match r {
             RecordsRoute::ProduceTopic(t) => ("POST", format!("/v1/topics/{t}/records")),

@@ -399,7 +399,9 @@ impl World {
             | Route::Records(RecordsRoute::ProduceTopic(t)) => {
                 names.topics.insert(t.clone());
             }
-            Route::Topics(TopicsRoute::PartitionInfo(t, p))
+            Route::Topics(
+                TopicsRoute::PartitionInfo(t, p) | TopicsRoute::OffsetForTimestamp(t, p),
+            )
             | Route::Records(RecordsRoute::ProducePartition(t, p) | RecordsRoute::Fetch(t, p)) => {
                 partition(t, p)
             }

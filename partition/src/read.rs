@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use kafdo_sql::{Row, Sql};
-use kafdo_types::api::{FetchResponse, Isolation, PartitionInfo};
+use kafdo_types::api::{FetchResponse, Isolation, PartitionInfo, TimestampOffset};
 use kafdo_types::limits::{MAX_FETCH_MAX_BYTES, MAX_FETCH_MAX_RECORDS};
-use kafdo_types::rpc::{PartitionRef, ReadRequest};
+use kafdo_types::rpc::{OffsetForTimestampRequest, PartitionRef, ReadRequest};
 
 use crate::codec::RecordReader;
 use crate::compaction::FLAG_OFFSETS;
@@ -272,6 +272,69 @@ impl<S: Sql> Partition<S> {
             response.next_offset = response.next_offset.max(end);
         }
         Ok(full)
+    }
+
+    /// The first offset at or after `req.timestamp` (Kafka's ListOffsets by timestamp): the
+    /// first row, in offset order, whose `max_timestamp` reaches it, then the first record in
+    /// it that does, as Kafka searches its time index and then the batch. Offsets at or past
+    /// the end of the isolation (the last stable offset, or the high watermark) are not
+    /// answered, nor are markers; aborted records are, as in Kafka (a read_committed reader
+    /// that starts there skips them). One statement finds the row from the rows' metadata:
+    /// it reads no blob but the one row it decodes.
+    pub fn offset_for_timestamp(
+        &mut self,
+        req: &OffsetForTimestampRequest,
+    ) -> Result<TimestampOffset, PartitionError> {
+        if self.check_ref(&req.partition)? {
+            self.sql
+                .transaction(|| self.bind_sql(&req.partition, false))?;
+            self.bind_memory(&req.partition);
+        }
+        if req.timestamp < 0 {
+            return Err(PartitionError::InvalidRequest(format!(
+                "timestamp {} is negative",
+                req.timestamp
+            )));
+        }
+        let end = match req.isolation {
+            Isolation::ReadCommitted => self.last_stable_offset(),
+            Isolation::ReadUncommitted => self.high_watermark,
+        };
+        let mut after = self.log_start_offset - 1;
+        // A row whose only records at or after the timestamp lie past `end` (or before the log
+        // start) sends the search on to the next row; every later row starts past `end`.
+        loop {
+            let rows = self.sql.exec(
+                "SELECT base_offset, last_offset, flags, records FROM batches
+                 WHERE last_offset > ? AND base_offset < ? AND max_timestamp >= ?
+                   AND flags & 2 = 0
+                 ORDER BY base_offset LIMIT 1",
+                &[after.into(), end.into(), req.timestamp.into()],
+            )?;
+            let Some(mut row) = rows.into_iter().next() else {
+                return Ok(TimestampOffset {
+                    offset: None,
+                    timestamp: None,
+                });
+            };
+            let (base_offset, last_offset, flags) = (row.int(0), row.int(1), row.int(2));
+            let blob = row.take_blob(3);
+            let mut reader = if flags & FLAG_OFFSETS != 0 {
+                RecordReader::with_offsets(&blob, base_offset)
+            } else {
+                RecordReader::new(&blob, base_offset)
+            };
+            while let Some(record) = reader.next_record() {
+                if record.offset > after && record.offset < end && record.timestamp >= req.timestamp
+                {
+                    return Ok(TimestampOffset {
+                        offset: Some(record.offset),
+                        timestamp: Some(record.timestamp),
+                    });
+                }
+            }
+            after = last_offset;
+        }
     }
 
     /// The offsets a client sees.

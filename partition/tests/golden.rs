@@ -31,8 +31,8 @@ use kafdo_sql::Sqlite;
 use kafdo_types::api::{CleanupPolicy, Isolation, TopicConfig};
 use kafdo_types::record::ProduceRecord;
 use kafdo_types::rpc::{
-    AppendRequest, PartitionRef, ProducerBatch, ReadRequest, RegisterTxnRequest, TxnResult,
-    WriteMarkerRequest,
+    AppendRequest, OffsetForTimestampRequest, PartitionRef, ProducerBatch, ReadRequest,
+    RegisterTxnRequest, TxnResult, WriteMarkerRequest,
 };
 
 struct Harness {
@@ -128,9 +128,14 @@ impl Harness {
                 r.key = Some(k.as_bytes().to_vec());
             }
         }
-        if let Some(ts) = command.value("ts")? {
-            for r in &mut records {
-                r.timestamp = Some(ts);
+        // `ts=T` for every record, or `ts=T1,T2,...` one per record.
+        if let Some(ts) = command.list("ts") {
+            let ts: Vec<i64> = ts
+                .iter()
+                .map(|t| t.parse().map_err(|_| format!("bad ts {t:?}")))
+                .collect::<Result<_, _>>()?;
+            for (i, r) in records.iter_mut().enumerate() {
+                r.timestamp = Some(if ts.len() == 1 { ts[0] } else { ts[i] });
             }
         }
         let producer = match command.value("pid")? {
@@ -225,6 +230,25 @@ impl Runner for Harness {
                 ),
                 Err(e) => error(e),
             },
+            "offset_for" => {
+                let isolation = match command.get("isolation") {
+                    None | Some("committed") => Isolation::ReadCommitted,
+                    Some("uncommitted") => Isolation::ReadUncommitted,
+                    Some(other) => return Err(format!("unknown isolation {other:?}")),
+                };
+                let req = OffsetForTimestampRequest {
+                    partition: self.pref(command),
+                    timestamp: command.required("ts")?,
+                    isolation,
+                };
+                match self.core.offset_for_timestamp(&req) {
+                    Ok(found) => match (found.offset, found.timestamp) {
+                        (Some(o), Some(t)) => format!("offset={o} ts={t}"),
+                        _ => "none".into(),
+                    },
+                    Err(e) => error(e),
+                }
+            }
             "delete" => match self.core.delete(&self.pref(command)) {
                 Ok(()) => "ok".into(),
                 Err(e) => error(e),

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use kafdo_e2e::{random_bytes, rng, shared, unique_topic, Client, FetchParams, Format, Reply};
 use kafdo_types::api::{
-    CleanupPolicy, PartitionProduceRequest, TopicConfig, TopicDescription, TopicList,
+    CleanupPolicy, PartitionProduceRequest, TimestampOffset, TopicConfig, TopicDescription,
+    TopicList,
 };
 use kafdo_types::limits::MAX_RECORD_BYTES;
 use kafdo_types::partitioner::partition_for_key;
@@ -1225,4 +1226,65 @@ fn concurrent_produces_get_distinct_dense_offsets() {
         total += read.len();
     }
     assert_eq!(total, threads * requests * 4);
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn offsets_by_timestamp_find_the_first_record_at_or_after() {
+    let client = shared().client();
+    let topic = unique_topic("timestamps");
+    client.create_topic(&topic, 2);
+    let at = |ts: i64| ProduceRecord {
+        timestamp: Some(ts),
+        ..ProduceRecord::value(format!("at-{ts}"))
+    };
+    // Timestamps need not rise with offsets.
+    client.produce_partition(&topic, 0, vec![at(1000), at(3000), at(2000)]);
+    client.produce_partition(&topic, 0, vec![at(1500), at(5000)]);
+    let path = |p: i32, query: &str| format!("/v1/topics/{topic}/partitions/{p}/offsets?{query}");
+    let found = |query: &str| -> TimestampOffset { client.get(&path(0, query)).expect(200) };
+    let some = |offset, timestamp| TimestampOffset {
+        offset: Some(offset),
+        timestamp: Some(timestamp),
+    };
+    assert_eq!(found("timestamp=0"), some(0, 1000));
+    assert_eq!(found("timestamp=2500"), some(1, 3000));
+    assert_eq!(found("timestamp=3001"), some(4, 5000));
+    assert_eq!(
+        found("timestamp=4000&isolation=read_uncommitted"),
+        some(4, 5000)
+    );
+    let none = TimestampOffset {
+        offset: None,
+        timestamp: None,
+    };
+    assert_eq!(found("timestamp=5001"), none);
+    // An empty partition has none; in CBOR too.
+    let cbor = client.with_format(Format::Cbor);
+    let empty: TimestampOffset = cbor.get(&path(1, "timestamp=0")).expect(200);
+    assert_eq!(empty, none);
+    // Bad queries are 400 and change nothing; unknown topics and partitions are 404.
+    let before = client.read_all(&topic, 0);
+    for query in [
+        "",
+        "timestamp=-1",
+        "timestamp=abc",
+        "timestamp=9007199254740992",
+        "timestamp=1&isolation=dirty",
+        "timestamp=1&offset=0",
+    ] {
+        client
+            .get(&path(0, query))
+            .expect_error(400, ErrorCode::InvalidRequest);
+    }
+    client
+        .get(&path(2, "timestamp=0"))
+        .expect_code(ErrorCode::UnknownTopicOrPartition);
+    client
+        .get(&format!(
+            "/v1/topics/{topic}-nope/partitions/0/offsets?timestamp=0"
+        ))
+        .expect_code(ErrorCode::UnknownTopicOrPartition);
+    assert_eq!(client.read_all(&topic, 0), before);
+    assert_eq!(client.partition_info(&topic, 0).high_watermark, 5);
 }

@@ -360,6 +360,34 @@ fn kcat_lists_produces_and_consumes() {
         consumed += 1;
     }
     assert_eq!(consumed, 62, "kcat -C -e read every record once:\n{out}");
+
+    // ListOffsets by timestamp (`kcat -Q`): the first offset whose timestamp is at or after.
+    let p2_a = log[&2]
+        .iter()
+        .find(|r| r.value.as_deref() == Some(b"p2-a"))
+        .unwrap();
+    let first_at = |t: i64| {
+        log[&2]
+            .iter()
+            .find(|r| r.timestamp >= t)
+            .map_or(-1, |r| r.offset)
+    };
+    let last_ts = log[&2].iter().map(|r| r.timestamp).max().unwrap();
+    for t in [0, p2_a.timestamp, last_ts + 1] {
+        let out = Tool::kcat()
+            .args([
+                "-b",
+                &gateway.bootstrap(),
+                "-Q",
+                "-t",
+                &format!("{topic}:2:{t}"),
+            ])
+            .run();
+        assert!(
+            out.contains(&format!("[2] offset {}", first_at(t))),
+            "timestamp {t}: {out}"
+        );
+    }
 }
 
 #[test]

@@ -96,6 +96,18 @@ pub struct PartitionInfo {
     pub last_stable_offset: i64,
 }
 
+/// `GET /v1/topics/{t}/partitions/{p}/offsets?timestamp=T`: the first offset whose record has a
+/// timestamp at or after `T` (Kafka's ListOffsets by timestamp), below the last stable offset
+/// for read_committed and below the high watermark otherwise. Both are `null` when no record
+/// has such a timestamp.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimestampOffset {
+    /// The offset found.
+    pub offset: Option<i64>,
+    /// Its record's timestamp (at or after the one asked for).
+    pub timestamp: Option<i64>,
+}
+
 /// `POST /v1/topics/{t}/records`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +173,16 @@ pub enum Isolation {
     ReadCommitted,
     /// Everything up to the high watermark, open and aborted transactions included.
     ReadUncommitted,
+}
+
+impl Isolation {
+    /// The name in a query string and in JSON: `read_committed`, `read_uncommitted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read_committed",
+            Isolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
 }
 
 /// The answer to `GET /v1/topics/{t}/partitions/{p}/records`.

@@ -52,6 +52,8 @@ pub enum TopicsRoute {
     Delete(String),
     /// `GET /v1/topics/{t}/partitions/{p}`.
     PartitionInfo(String, i32),
+    /// `GET /v1/topics/{t}/partitions/{p}/offsets?timestamp=T`.
+    OffsetForTimestamp(String, i32),
 }
 
 /// The produce and fetch routes.
@@ -191,6 +193,16 @@ const TABLE: &[(&str, &str, Build)] = &[
             c.partition()?,
         )))
     }),
+    (
+        "GET",
+        "/v1/topics/{topic}/partitions/{partition}/offsets",
+        |c| {
+            Ok(Route::Topics(TopicsRoute::OffsetForTimestamp(
+                c.topic(),
+                c.partition()?,
+            )))
+        },
+    ),
     // Records.
     ("POST", "/v1/topics/{topic}/records", |c| {
         Ok(Route::Records(RecordsRoute::ProduceTopic(c.topic())))
@@ -448,6 +460,10 @@ mod tests {
         assert_eq!(
             route("GET", "/v1/topics/a/partitions/-1/records"),
             records(RecordsRoute::Fetch("a".into(), -1))
+        );
+        assert_eq!(
+            route("GET", "/v1/topics/a/partitions/3/offsets"),
+            topics(TopicsRoute::OffsetForTimestamp("a".into(), 3))
         );
         assert_eq!(
             route("POST", "/bench/bare-append/2"),

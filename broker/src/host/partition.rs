@@ -17,8 +17,9 @@ use kafdo_partition::{AlarmStep, Partition, PartitionConfig, PartitionError};
 use kafdo_sql::Sql;
 use kafdo_types::api::FetchResponse;
 use kafdo_types::rpc::{
-    AppendRequest, OpenTransactionsRequest, PartitionCall, PartitionInfoRequest,
-    PartitionOpenTransaction, ReadRequest, RegisterTxnRequest, WriteMarkerRequest,
+    AppendRequest, OffsetForTimestampRequest, OpenTransactionsRequest, PartitionCall,
+    PartitionInfoRequest, PartitionOpenTransaction, ReadRequest, RegisterTxnRequest,
+    WriteMarkerRequest,
 };
 use kafdo_types::ApiError;
 
@@ -89,6 +90,10 @@ impl<S: Sql + Clone> PartitionHost<S> {
             PartitionCall::Info(req) => reply::<PartitionInfoRequest>(
                 self.core(now_ms)
                     .and_then(|core| core.info(&req.partition).map_err(api_error)),
+            ),
+            PartitionCall::OffsetForTimestamp(req) => reply::<OffsetForTimestampRequest>(
+                self.core(now_ms)
+                    .and_then(|core| core.offset_for_timestamp(&req).map_err(api_error)),
             ),
             PartitionCall::RegisterTxn(req) => reply::<RegisterTxnRequest>(
                 self.core(now_ms)

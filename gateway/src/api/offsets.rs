@@ -76,10 +76,15 @@ impl Gateway {
                 ResponseError::InvalidRequest,
                 format!("unknown offset spec {timestamp}"),
             )),
-            _ => Err((
-                ResponseError::InvalidRequest,
-                "TODO(by timestamp): the server route comes next".to_string(),
-            )),
+            timestamp => self
+                .kafdo
+                .offset_for_timestamp(topic, wanted.partition_index, timestamp, isolation)
+                .await
+                .map(|found| {
+                    // Kafka answers -1, -1 when no record has such a timestamp.
+                    (found.offset.unwrap_or(-1), found.timestamp.unwrap_or(-1))
+                })
+                .map_err(|e| errors::from_client(&e)),
         };
         match found {
             Ok((offset, timestamp)) => answer.with_offset(offset).with_timestamp(timestamp),

@@ -25,6 +25,7 @@ impl World {
                 PartitionCall::Append(r) => &mut r.partition,
                 PartitionCall::Read(r) => &mut r.partition,
                 PartitionCall::Info(r) => &mut r.partition,
+                PartitionCall::OffsetForTimestamp(r) => &mut r.partition,
                 PartitionCall::RegisterTxn(r) => &mut r.partition,
                 PartitionCall::WriteMarker(r) => &mut r.partition,
                 PartitionCall::OpenTransactions(r) => &mut r.partition,

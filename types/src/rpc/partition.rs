@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::MarkerAck;
-use crate::api::{FetchResponse, Isolation, PartitionInfo, PartitionProduceResponse, TopicConfig};
+use crate::api::{
+    FetchResponse, Isolation, PartitionInfo, PartitionProduceResponse, TimestampOffset, TopicConfig,
+};
 use crate::record::ProduceRecord;
 
 object_calls! {
@@ -16,6 +18,9 @@ object_calls! {
         Read(ReadRequest) -> FetchResponse = "/partition/read",
         /// The partition's offsets.
         Info(PartitionInfoRequest) -> PartitionInfo = "/partition/info",
+        /// The first offset at or after a timestamp.
+        OffsetForTimestamp(OffsetForTimestampRequest) -> TimestampOffset
+            = "/partition/offset-for-timestamp",
         /// From a coordinator: a (producer id, epoch) may write transactionally here.
         RegisterTxn(RegisterTxnRequest) -> () = "/partition/register-txn",
         /// From a coordinator: ends a transaction here.
@@ -97,6 +102,17 @@ pub struct ReadRequest {
 pub struct PartitionInfoRequest {
     /// Which partition.
     pub partition: PartitionRef,
+}
+
+/// [`PartitionCall::OffsetForTimestamp`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetForTimestampRequest {
+    /// Which partition.
+    pub partition: PartitionRef,
+    /// Milliseconds since the epoch, at least 0.
+    pub timestamp: i64,
+    /// Below the last stable offset (read_committed) or the high watermark.
+    pub isolation: Isolation,
 }
 
 /// [`PartitionCall::OpenTransactions`].

@@ -83,22 +83,23 @@ pub fn parse_fetch_query<'a>(
                     })?
                     .min(MAX_FETCH_WAIT_MS);
             }
-            "isolation" => {
-                q.isolation = match value {
-                    "read_committed" => Isolation::ReadCommitted,
-                    "read_uncommitted" => Isolation::ReadUncommitted,
-                    _ => {
-                        return Err(invalid(format!(
-                            "isolation {} is neither read_committed nor read_uncommitted",
-                            quoted(value)
-                        )))
-                    }
-                }
-            }
+            "isolation" => q.isolation = parse_isolation(value)?,
             _ => return Err(invalid(format!("unknown query parameter {}", quoted(name)))),
         }
     }
     Ok(q)
+}
+
+/// The `isolation` query parameter: `read_committed` or `read_uncommitted`.
+pub(crate) fn parse_isolation(value: &str) -> Result<Isolation, ApiError> {
+    match value {
+        "read_committed" => Ok(Isolation::ReadCommitted),
+        "read_uncommitted" => Ok(Isolation::ReadUncommitted),
+        _ => Err(invalid(format!(
+            "isolation {} is neither read_committed nor read_uncommitted",
+            quoted(value)
+        ))),
+    }
 }
 
 fn positive(name: &str, value: &str) -> Result<u32, ApiError> {

@@ -1,10 +1,12 @@
 //! `/v1/topics`, a topic, and a partition's offsets.
 
 use kafdo_broker::Runtime;
-use kafdo_types::api::CreateTopicRequest;
+use kafdo_types::api::{CreateTopicRequest, Isolation};
+use kafdo_types::limits::{parse_canonical, quoted, MAX_SAFE_INTEGER};
 use kafdo_types::ApiError;
 
-use super::Context;
+use super::records::parse_isolation;
+use super::{invalid, Context};
 use crate::http::{Answer, HttpRequest};
 use crate::routes::TopicsRoute;
 
@@ -29,5 +31,73 @@ pub async fn serve<R: Runtime>(
         TopicsRoute::PartitionInfo(name, p) => {
             Answer::ok(cx.format, &broker.partition_info(&name, p).await?)
         }
+        TopicsRoute::OffsetForTimestamp(name, p) => {
+            let (timestamp, isolation) = parse_timestamp_query(req.query_pairs())?;
+            Answer::ok(
+                cx.format,
+                &broker
+                    .offset_for_timestamp(&name, p, timestamp, isolation)
+                    .await?,
+            )
+        }
     })
+}
+
+/// Parses the query of `GET /v1/topics/{t}/partitions/{p}/offsets`: `timestamp` (required, ms
+/// since the epoch, 0 to 2^53 - 1) and `isolation` (read_committed by default, as for fetch).
+/// Unknown parameters are refused.
+pub fn parse_timestamp_query<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(i64, Isolation), ApiError> {
+    let (mut timestamp, mut isolation) = (None, Isolation::ReadCommitted);
+    for (name, value) in pairs {
+        match name {
+            "timestamp" => {
+                timestamp = Some(
+                    parse_canonical::<i64>(value)
+                        .filter(|t| (0..=MAX_SAFE_INTEGER).contains(t))
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "timestamp {} is not an integer from 0 to {MAX_SAFE_INTEGER}",
+                                quoted(value)
+                            ))
+                        })?,
+                )
+            }
+            "isolation" => isolation = parse_isolation(value)?,
+            _ => return Err(invalid(format!("unknown query parameter {}", quoted(name)))),
+        }
+    }
+    let timestamp = timestamp.ok_or_else(|| invalid("the query needs a timestamp"))?;
+    Ok((timestamp, isolation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafdo_types::ErrorCode;
+
+    #[test]
+    fn timestamp_query_needs_a_timestamp_and_refuses_the_rest() {
+        assert_eq!(
+            parse_timestamp_query([("timestamp", "5")]).unwrap(),
+            (5, Isolation::ReadCommitted)
+        );
+        assert_eq!(
+            parse_timestamp_query([("isolation", "read_uncommitted"), ("timestamp", "0")]).unwrap(),
+            (0, Isolation::ReadUncommitted)
+        );
+        for bad in [
+            &[][..],
+            &[("timestamp", "-1")],
+            &[("timestamp", "1.5")],
+            &[("timestamp", "9007199254740992")],
+            &[("timestamp", "05")],
+            &[("timestamp", "5"), ("isolation", "dirty")],
+            &[("timestamp", "5"), ("offset", "0")],
+        ] {
+            let e = parse_timestamp_query(bad.iter().copied()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{bad:?}");
+        }
+    }
 }
