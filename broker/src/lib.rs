@@ -47,6 +47,7 @@ pub mod ingest;
 pub mod isolate;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod many;
 pub mod produce;
 pub mod topics;
 pub mod txn;

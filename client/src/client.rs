@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafdo_types::api::{
-    FetchResponse, InitProducerRequest, InitProducerResponse, Isolation, PartitionProduceRequest,
+    FetchResponse, InitProducerRequest, InitProducerResponse, Isolation, MultiFetchRequest,
+    MultiFetchResponse, MultiProduceRequest, MultiProduceResponse, PartitionProduceRequest,
     PartitionProduceResponse, ProduceRequest, ProduceResponse,
 };
 use kafdo_types::{ErrorBody, ErrorCode, ProduceRecord};
@@ -378,6 +379,39 @@ impl Client {
             call.query.push(("wait_ms", options.wait_ms.to_string()));
             call.extra_timeout = Duration::from_millis(u64::from(options.wait_ms));
         }
+        self.call(call).await
+    }
+
+    /// `POST /v1/produce`: one batch for each of many partitions in one request; each
+    /// partition's outcome (its offsets, or its error) in request order. Retried only when
+    /// every batch carries a producer id and a base_sequence (each partition deduplicates).
+    pub async fn produce_many(
+        &self,
+        request: &MultiProduceRequest,
+    ) -> Result<MultiProduceResponse, Error> {
+        let idempotent = request
+            .partitions
+            .iter()
+            .all(|p| p.batch.producer_id.is_some() && p.batch.base_sequence.is_some());
+        let safety = if idempotent {
+            Safety::Idempotent
+        } else {
+            Safety::NotIdempotent
+        };
+        let mut call = Call::new(Method::Post, "/v1/produce".into(), safety);
+        call.body = Some(self.encode(request));
+        self.call(call).await
+    }
+
+    /// `POST /v1/fetch`: many partitions read in one request that waits once (up to
+    /// `wait_ms`) for `min_bytes`; each partition's outcome in request order.
+    pub async fn fetch_many(
+        &self,
+        request: &MultiFetchRequest,
+    ) -> Result<MultiFetchResponse, Error> {
+        let mut call = Call::new(Method::Post, "/v1/fetch".into(), Safety::Idempotent);
+        call.body = Some(self.encode(request));
+        call.extra_timeout = Duration::from_millis(u64::from(request.wait_ms));
         self.call(call).await
     }
 

@@ -8,8 +8,9 @@
 use std::fmt;
 
 use kafdo_types::api::{
-    CleanupPolicy, CreateTopicRequest, InitProducerRequest, PartitionProduceRequest,
-    ProduceRequest, TopicConfig,
+    CleanupPolicy, CreateTopicRequest, InitProducerRequest, Isolation, MultiFetchRequest,
+    MultiProduceRequest, PartitionBatch, PartitionFetch, PartitionProduceRequest, ProduceRequest,
+    TopicConfig,
 };
 use kafdo_types::group::{Assignor, HeartbeatRequest, JoinGroupRequest, OffsetCommitRequest};
 use kafdo_types::limits::{MAX_ERROR_MESSAGE_BYTES, MAX_RECORD_BYTES, MAX_SAFE_INTEGER};
@@ -148,11 +149,15 @@ pub enum BodyType {
     Heartbeat,
     /// `POST /v1/groups/{g}/offsets`.
     OffsetCommit,
+    /// `POST /v1/produce`.
+    MultiProduce,
+    /// `POST /v1/fetch`.
+    MultiFetch,
 }
 
 impl BodyType {
     /// All of them.
-    pub const ALL: [BodyType; 10] = [
+    pub const ALL: [BodyType; 12] = [
         BodyType::CreateTopic,
         BodyType::Produce,
         BodyType::PartitionProduce,
@@ -163,6 +168,8 @@ impl BodyType {
         BodyType::JoinGroup,
         BodyType::Heartbeat,
         BodyType::OffsetCommit,
+        BodyType::MultiProduce,
+        BodyType::MultiFetch,
     ];
 }
 
@@ -210,6 +217,14 @@ macro_rules! with_type {
                 type $t = OffsetCommitRequest;
                 $e
             }
+            BodyType::MultiProduce => {
+                type $t = MultiProduceRequest;
+                $e
+            }
+            BodyType::MultiFetch => {
+                type $t = MultiFetchRequest;
+                $e
+            }
         }
     };
 }
@@ -228,6 +243,8 @@ pub enum Body {
     JoinGroup(JoinGroupRequest),
     Heartbeat(HeartbeatRequest),
     OffsetCommit(OffsetCommitRequest),
+    MultiProduce(MultiProduceRequest),
+    MultiFetch(MultiFetchRequest),
 }
 
 impl Body {
@@ -244,6 +261,8 @@ impl Body {
             Body::JoinGroup(b) => codec::encode(format, b),
             Body::Heartbeat(b) => codec::encode(format, b),
             Body::OffsetCommit(b) => codec::encode(format, b),
+            Body::MultiProduce(b) => codec::encode(format, b),
+            Body::MultiFetch(b) => codec::encode(format, b),
         }
     }
 
@@ -260,6 +279,8 @@ impl Body {
             Body::JoinGroup(_) => BodyType::JoinGroup,
             Body::Heartbeat(_) => BodyType::Heartbeat,
             Body::OffsetCommit(_) => BodyType::OffsetCommit,
+            Body::MultiProduce(_) => BodyType::MultiProduce,
+            Body::MultiFetch(_) => BodyType::MultiFetch,
         }
     }
 }
@@ -644,6 +665,7 @@ pub fn body(ty: BodyType, pools: &Pools) -> BoxedStrategy<Body> {
         BodyType::Heartbeat => i32_from(&pools.generations)
             .prop_map(|generation_id| Body::Heartbeat(HeartbeatRequest { generation_id }))
             .boxed(),
+        BodyType::MultiProduce | BodyType::MultiFetch => multi_body(ty, pools),
         BodyType::OffsetCommit => (
             i32_from(&pools.generations),
             name(&pools.members),
@@ -658,6 +680,82 @@ pub fn body(ty: BodyType, pools: &Pools) -> BoxedStrategy<Body> {
             })
             .boxed(),
     }
+}
+
+/// The body of a multi-partition call: one to three partitions (now and then none, or one twice).
+fn multi_body(ty: BodyType, pools: &Pools) -> BoxedStrategy<Body> {
+    let twice = |mut v: Vec<(String, i32)>, dup: bool| {
+        if dup && !v.is_empty() {
+            v.push(v[0].clone());
+        }
+        v
+    };
+    let partitions = (some(topic_partition(pools)), proptest::bool::weighted(0.1))
+        .prop_map(move |(v, dup)| twice(v, dup))
+        .boxed();
+    if ty == BodyType::MultiProduce {
+        let batch = body(BodyType::PartitionProduce, pools);
+        return (partitions, vec(batch, 3))
+            .prop_map(|(names, batches)| {
+                let partitions = names
+                    .into_iter()
+                    .zip(batches)
+                    .map(|((topic, partition), batch)| PartitionBatch {
+                        topic,
+                        partition,
+                        batch: match batch {
+                            Body::PartitionProduce(b) => b,
+                            other => unreachable!("a partition produce body, not {other:?}"),
+                        },
+                    })
+                    .collect();
+                Body::MultiProduce(MultiProduceRequest { partitions })
+            })
+            .boxed();
+    }
+    let limit = || option::weighted(0.3, i32_from(&[0, 1, 100, 1 << 20, i32::MAX]));
+    let partition = (
+        i64_from(&[0, 1, 2, -1, MAX_SAFE_INTEGER, MAX_SAFE_INTEGER + 1]),
+        limit(),
+        limit(),
+    );
+    (
+        partitions,
+        vec(partition, 4),
+        proptest::bool::ANY,
+        select(&[0u32, 100][..]),
+        select(&[0u32, 1, 1_000_000][..]),
+        select(&[1u32, 100, 16 << 20][..]),
+    )
+        .prop_map(
+            |(names, limits, committed, wait_ms, min_bytes, max_bytes)| {
+                let partitions = names
+                    .into_iter()
+                    .zip(limits)
+                    .map(
+                        |((topic, partition), (offset, max_bytes, max_records))| PartitionFetch {
+                            topic,
+                            partition,
+                            offset,
+                            max_bytes: max_bytes.map(|b| b as u32),
+                            max_records: max_records.map(|r| r as u32),
+                        },
+                    )
+                    .collect();
+                Body::MultiFetch(MultiFetchRequest {
+                    partitions,
+                    isolation: if committed {
+                        Isolation::ReadCommitted
+                    } else {
+                        Isolation::ReadUncommitted
+                    },
+                    wait_ms,
+                    min_bytes,
+                    max_bytes,
+                })
+            },
+        )
+        .boxed()
 }
 
 /// A body of any type.

@@ -44,6 +44,8 @@ pub fn body_type(method: &str, pattern: &str) -> Option<BodyType> {
         "/v1/groups/{group}/members" => BodyType::JoinGroup,
         "/v1/groups/{group}/members/{member}/heartbeat" => BodyType::Heartbeat,
         "/v1/groups/{group}/offsets" => BodyType::OffsetCommit,
+        "/v1/produce" => BodyType::MultiProduce,
+        "/v1/fetch" => BodyType::MultiFetch,
         _ => return None,
     })
 }

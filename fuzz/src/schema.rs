@@ -166,6 +166,13 @@ fn partition_offset(format: Format) -> BoxedStrategy<Tree> {
 pub fn shaped(ty: BodyType, format: Format) -> BoxedStrategy<Tree> {
     let records = || array(record(format), 4);
     let producer = || vec![("producer_id", integer()), ("producer_epoch", small())];
+    let partition_produce = || {
+        let mut fields = producer();
+        fields.push(("base_sequence", optional(small())));
+        fields.push(("transactional", boolean()));
+        fields.push(("records", records()));
+        fields
+    };
     let fields = match ty {
         BodyType::CreateTopic => vec![
             ("name", string()),
@@ -185,13 +192,7 @@ pub fn shaped(ty: BodyType, format: Format) -> BoxedStrategy<Tree> {
             ),
         ],
         BodyType::Produce => vec![("records", records())],
-        BodyType::PartitionProduce => {
-            let mut fields = producer();
-            fields.push(("base_sequence", optional(small())));
-            fields.push(("transactional", boolean()));
-            fields.push(("records", records()));
-            fields
-        }
+        BodyType::PartitionProduce => partition_produce(),
         BodyType::InitProducer => vec![
             ("transactional_id", optional(string())),
             ("transaction_timeout_ms", optional(integer())),
@@ -227,6 +228,39 @@ pub fn shaped(ty: BodyType, format: Format) -> BoxedStrategy<Tree> {
             ("member_id", string()),
             ("offsets", array(partition_offset(format), 3)),
         ],
+        BodyType::MultiProduce => {
+            let batch = object(
+                vec![
+                    ("topic", string()),
+                    ("partition", small()),
+                    ("batch", object(partition_produce(), format)),
+                ],
+                format,
+            );
+            vec![("partitions", array(batch, 3))]
+        }
+        BodyType::MultiFetch => {
+            let partition = object(
+                vec![
+                    ("topic", string()),
+                    ("partition", small()),
+                    ("offset", integer()),
+                    ("max_bytes", optional(integer())),
+                    ("max_records", optional(integer())),
+                ],
+                format,
+            );
+            vec![
+                ("partitions", array(partition, 3)),
+                (
+                    "isolation",
+                    enumeration(&["read_committed", "read_uncommitted"], format),
+                ),
+                ("wait_ms", small()),
+                ("min_bytes", integer()),
+                ("max_bytes", integer()),
+            ]
+        }
     };
     object(fields, format)
 }

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use kafdo_e2e::{random_bytes, rng, shared, unique_topic, Client, FetchParams, Format, Reply};
 use kafdo_types::api::{
-    CleanupPolicy, PartitionProduceRequest, TimestampOffset, TopicConfig, TopicDescription,
-    TopicList,
+    CleanupPolicy, MultiFetchRequest, MultiFetchResponse, MultiProduceRequest,
+    MultiProduceResponse, PartitionBatch, PartitionFetch, PartitionProduceRequest, TimestampOffset,
+    TopicConfig, TopicDescription, TopicList,
 };
 use kafdo_types::limits::MAX_RECORD_BYTES;
 use kafdo_types::partitioner::partition_for_key;
@@ -1287,4 +1288,253 @@ fn offsets_by_timestamp_find_the_first_record_at_or_after() {
         .expect_code(ErrorCode::UnknownTopicOrPartition);
     assert_eq!(client.read_all(&topic, 0), before);
     assert_eq!(client.partition_info(&topic, 0).high_watermark, 5);
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn many_partitions_in_one_produce_and_one_fetch() {
+    let client = shared().client();
+    let (a, b) = (unique_topic("many-a"), unique_topic("many-b"));
+    client.create_topic(&a, 2);
+    client.create_topic(&b, 1);
+    let producer = client.init_producer();
+    let batch = |values: &[&str]| PartitionProduceRequest {
+        records: values.iter().map(|v| ProduceRecord::value(*v)).collect(),
+        ..PartitionProduceRequest::default()
+    };
+    let idempotent = |values: &[&str], base_sequence| PartitionProduceRequest {
+        producer_id: Some(producer.producer_id),
+        producer_epoch: Some(producer.producer_epoch),
+        base_sequence: Some(base_sequence),
+        ..batch(values)
+    };
+    let to = |topic: &str, partition, batch| PartitionBatch {
+        topic: topic.to_string(),
+        partition,
+        batch,
+    };
+    let request = MultiProduceRequest {
+        partitions: vec![
+            to(&a, 1, idempotent(&["a1-0", "a1-1"], 0)),
+            to(&a, 0, batch(&["a0-0"])),
+            to(&b, 0, batch(&["b0-0", "b0-1", "b0-2"])),
+            // Each partition on its own: these fail, the others are appended.
+            to(&a, 2, batch(&["out of range"])),
+            to(&format!("{a}-nope"), 0, batch(&["no such topic"])),
+        ],
+    };
+    for format in [Format::Json, Format::Cbor] {
+        let client = client.with_format(format);
+        let answer: MultiProduceResponse = client.post("/v1/produce", &request, &[]).expect(200);
+        let outcomes: Vec<_> = answer
+            .partitions
+            .iter()
+            .map(|o| {
+                (
+                    o.topic.as_str(),
+                    o.partition,
+                    o.answer.map(|a| (a.base_offset, a.duplicate)),
+                    o.error.as_ref().map(|e| e.code),
+                )
+            })
+            .collect();
+        let second = format == Format::Cbor;
+        assert_eq!(
+            outcomes,
+            vec![
+                // The idempotent batch sent twice is a duplicate the second time.
+                (a.as_str(), 1, Some((0, second)), None),
+                (a.as_str(), 0, Some((i64::from(second), false)), None),
+                (
+                    b.as_str(),
+                    0,
+                    Some((if second { 3 } else { 0 }, false)),
+                    None
+                ),
+                (
+                    a.as_str(),
+                    2,
+                    None,
+                    Some(ErrorCode::UnknownTopicOrPartition)
+                ),
+                (
+                    &*format!("{a}-nope"),
+                    0,
+                    None,
+                    Some(ErrorCode::UnknownTopicOrPartition)
+                ),
+            ],
+            "{format:?}"
+        );
+    }
+    assert_eq!(client.read_all(&a, 1).len(), 2);
+    assert_eq!(client.read_all(&a, 0).len(), 2);
+    assert_eq!(client.read_all(&b, 0).len(), 6);
+
+    // One fetch over every partition; per-partition limits and errors.
+    let at = |topic: &str, partition, offset| PartitionFetch {
+        topic: topic.to_string(),
+        partition,
+        offset,
+        ..PartitionFetch::default()
+    };
+    let fetch = MultiFetchRequest {
+        partitions: vec![
+            at(&a, 0, 1),
+            at(&a, 1, 99),
+            PartitionFetch {
+                max_records: Some(2),
+                ..at(&b, 0, 1)
+            },
+            at(&a, 5, 0),
+        ],
+        ..MultiFetchRequest::default()
+    };
+    for format in [Format::Json, Format::Cbor] {
+        let answer: MultiFetchResponse = client
+            .with_format(format)
+            .post("/v1/fetch", &fetch, &[])
+            .expect(200);
+        let p = &answer.partitions;
+        assert_eq!(p.len(), 4);
+        let values = |i: usize| -> Vec<String> {
+            let answer = p[i].answer.as_ref().expect("an answer");
+            answer
+                .records
+                .iter()
+                .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+                .collect()
+        };
+        assert_eq!(values(0), ["a0-0"], "{format:?}");
+        assert_eq!(p[0].answer.as_ref().unwrap().next_offset, 2);
+        assert_eq!(
+            p[1].error.as_ref().map(|e| e.code),
+            Some(ErrorCode::OffsetOutOfRange)
+        );
+        assert_eq!(values(2), ["b0-1", "b0-2"]);
+        assert_eq!(p[2].answer.as_ref().unwrap().high_watermark, 6);
+        assert_eq!(
+            p[3].error.as_ref().map(|e| e.code),
+            Some(ErrorCode::UnknownTopicOrPartition)
+        );
+    }
+
+    // Malformed requests are 400 and change nothing.
+    let before: Vec<_> = [(&a, 0), (&a, 1), (&b, 0)]
+        .iter()
+        .map(|(t, p)| client.read_all(t, *p))
+        .collect();
+    let too_many = MultiProduceRequest {
+        partitions: (0..257).map(|p| to(&a, p, batch(&["x"]))).collect(),
+    };
+    let twice = MultiProduceRequest {
+        partitions: vec![to(&a, 0, batch(&["x"])), to(&a, 0, batch(&["y"]))],
+    };
+    for body in [MultiProduceRequest::default(), too_many, twice] {
+        client
+            .post("/v1/produce", &body, &[])
+            .expect_error(400, ErrorCode::InvalidRequest);
+    }
+    let twice = MultiFetchRequest {
+        partitions: vec![at(&a, 0, 0), at(&a, 0, 1)],
+        ..MultiFetchRequest::default()
+    };
+    let zero = MultiFetchRequest {
+        partitions: vec![PartitionFetch {
+            max_bytes: Some(0),
+            ..at(&a, 0, 0)
+        }],
+        ..MultiFetchRequest::default()
+    };
+    for body in [MultiFetchRequest::default(), twice, zero] {
+        client
+            .post("/v1/fetch", &body, &[])
+            .expect_error(400, ErrorCode::InvalidRequest);
+    }
+    for raw in [
+        &br#"{"partitions":[{"topic":"t","partition":0,"batch":{"records":[]},"extra":1}]}"#[..],
+        br#"{"partitions":[{"topic":"t","partition":0,"records":[{"value":"eA=="}]}]}"#,
+    ] {
+        client
+            .post_raw("/v1/produce", Format::Json, raw, &[])
+            .expect_error(400, ErrorCode::InvalidRequest);
+    }
+    let after: Vec<_> = [(&a, 0), (&a, 1), (&b, 0)]
+        .iter()
+        .map(|(t, p)| client.read_all(t, *p))
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn a_many_partition_fetch_waits_once_for_min_bytes() {
+    let client = shared().client();
+    let topic = unique_topic("many-wait");
+    client.create_topic(&topic, 2);
+    let both = |wait_ms, min_bytes| MultiFetchRequest {
+        partitions: (0..2)
+            .map(|partition| PartitionFetch {
+                topic: topic.clone(),
+                partition,
+                offset: 0,
+                ..PartitionFetch::default()
+            })
+            .collect(),
+        wait_ms,
+        min_bytes,
+        ..MultiFetchRequest::default()
+    };
+    let produce_later = |partition: i32| {
+        let client = client.clone();
+        let topic = topic.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            client.produce_partition(&topic, partition, vec![ProduceRecord::value("late")]);
+        })
+    };
+    // A record on either partition answers a wait for one byte long before the wait ends.
+    let producer = produce_later(1);
+    let start = Instant::now();
+    let answer: MultiFetchResponse = client.post("/v1/fetch", &both(20_000, 1), &[]).expect(200);
+    let waited = start.elapsed();
+    producer.join().unwrap();
+    assert!(
+        waited < Duration::from_secs(15),
+        "answered after {waited:?}"
+    );
+    let p1 = answer.partitions[1].answer.as_ref().unwrap();
+    assert_eq!(p1.records.len(), 1);
+    assert!(answer.partitions[0]
+        .answer
+        .as_ref()
+        .unwrap()
+        .records
+        .is_empty());
+    // Wanting more bytes than arrive, it waits the whole time and answers what came.
+    let producer = produce_later(1);
+    let start = Instant::now();
+    let mut request = both(2_000, 1_000_000);
+    request.partitions[1].offset = 1;
+    let answer: MultiFetchResponse = client.post("/v1/fetch", &request, &[]).expect(200);
+    let waited = start.elapsed();
+    producer.join().unwrap();
+    assert!(
+        waited >= Duration::from_millis(2_000),
+        "answered after {waited:?}"
+    );
+    assert_eq!(
+        answer.partitions[1].answer.as_ref().unwrap().records.len(),
+        1
+    );
+    // Nothing new at all: empty answers at the end of the wait.
+    let mut request = both(500, 1);
+    request.partitions[1].offset = 2;
+    let start = Instant::now();
+    let answer: MultiFetchResponse = client.post("/v1/fetch", &request, &[]).expect(200);
+    assert!(start.elapsed() >= Duration::from_millis(500));
+    assert!(answer
+        .partitions
+        .iter()
+        .all(|p| p.answer.as_ref().is_some_and(|a| a.records.is_empty())));
 }

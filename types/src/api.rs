@@ -198,6 +198,134 @@ pub struct FetchResponse {
     pub last_stable_offset: i64,
 }
 
+/// `POST /v1/produce`: one batch for each of many partitions (of one or more topics), as one
+/// Kafka Produce request carries. Each batch is what `POST /v1/topics/{t}/partitions/{p}/records`
+/// takes, and each is appended or refused on its own, as Kafka's partitions do.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiProduceRequest {
+    /// The batches, at most one per partition, 1 to
+    /// [`MAX_PARTITIONS_PER_REQUEST`](crate::limits::MAX_PARTITIONS_PER_REQUEST).
+    pub partitions: Vec<PartitionBatch>,
+}
+
+/// One partition's batch of a [`MultiProduceRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionBatch {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The batch, with its producer fields.
+    pub batch: PartitionProduceRequest,
+}
+
+/// What happened to one partition of a multi-partition call: its answer or its error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionOutcome<T> {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The answer, when the partition's part succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<T>,
+    /// The error, when it failed (the other partitions are unaffected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ApiError>,
+}
+
+impl<T> PartitionOutcome<T> {
+    /// The outcome of `topic`/`partition` from its result.
+    pub fn new(topic: &str, partition: i32, result: Result<T, crate::ApiError>) -> Self {
+        let (answer, error) = match result {
+            Ok(answer) => (Some(answer), None),
+            Err(error) => (None, Some(error)),
+        };
+        Self {
+            topic: topic.to_string(),
+            partition,
+            answer,
+            error,
+        }
+    }
+
+    /// The outcome as a result (an outcome with neither is a malformed answer).
+    pub fn into_result(self) -> Result<T, crate::ApiError> {
+        match (self.answer, self.error) {
+            (Some(answer), None) => Ok(answer),
+            (_, Some(error)) => Err(error),
+            (None, None) => Err(crate::ApiError::new(
+                crate::ErrorCode::UnknownServerError,
+                "a partition outcome with neither an answer nor an error",
+            )),
+        }
+    }
+}
+
+/// The answer to `POST /v1/produce`: one outcome per batch, in request order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiProduceResponse {
+    /// The outcomes.
+    pub partitions: Vec<PartitionOutcome<PartitionProduceResponse>>,
+}
+
+/// `POST /v1/fetch`: many partitions read at once, with one wait, as one Kafka Fetch request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiFetchRequest {
+    /// The partitions, each at most once, 1 to
+    /// [`MAX_PARTITIONS_PER_REQUEST`](crate::limits::MAX_PARTITIONS_PER_REQUEST).
+    pub partitions: Vec<PartitionFetch>,
+    /// Which records may be returned (read_committed by default).
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// How long to wait when fewer than `min_bytes` are there (0 by default, at most 30 s).
+    #[serde(default)]
+    pub wait_ms: u32,
+    /// How many bytes of records make the answer worth sending before `wait_ms` (1 by default).
+    #[serde(default = "default_min_bytes")]
+    pub min_bytes: u32,
+    /// The byte budget of the whole answer (16 MiB by default and at most); each partition
+    /// brings at most its share of it (see `design/http-api.md`).
+    #[serde(default = "default_multi_fetch_max_bytes")]
+    pub max_bytes: u32,
+}
+
+fn default_min_bytes() -> u32 {
+    1
+}
+
+fn default_multi_fetch_max_bytes() -> u32 {
+    crate::limits::MAX_FETCH_MAX_BYTES
+}
+
+/// One partition of a [`MultiFetchRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionFetch {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The first offset wanted (0 to 2^53 - 1).
+    pub offset: i64,
+    /// This partition's byte budget (1 MiB by default, at most 16 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u32>,
+    /// The most records (1,000 by default, at most 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<u32>,
+}
+
+/// The answer to `POST /v1/fetch`: one outcome per partition, in request order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiFetchResponse {
+    /// The outcomes.
+    pub partitions: Vec<PartitionOutcome<FetchResponse>>,
+}
+
 /// `POST /v1/producers`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -28,6 +28,15 @@ pub const MAX_FETCH_MAX_BYTES: u32 = 16 * 1024 * 1024;
 /// The longest a fetch may wait for new records.
 pub const MAX_FETCH_WAIT_MS: u32 = 30_000;
 
+/// The most partitions one multi-partition call (`POST /v1/produce`, `POST /v1/fetch`) may
+/// name: each is one call to a partition object (two for a fetch that waits), and a Worker's
+/// subrequests per request are bounded.
+pub const MAX_PARTITIONS_PER_REQUEST: usize = 256;
+
+/// The floor of one partition's share of a multi-partition fetch's `max_bytes` (see
+/// `design/http-api.md`): many partitions still each bring a useful amount.
+pub const MIN_FETCH_SHARE_BYTES: u32 = 64 * 1024;
+
 /// The largest integer a request may carry anywhere: every number crosses into JavaScript (a
 /// Durable Object's SQLite binds numbers) and would lose precision beyond it. The same bound as
 /// `kafdo_sql::MAX_SAFE_INTEGER`, which refuses what slips past the edge.

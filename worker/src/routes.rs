@@ -65,6 +65,10 @@ pub enum RecordsRoute {
     ProducePartition(String, i32),
     /// `GET /v1/topics/{t}/partitions/{p}/records`.
     Fetch(String, i32),
+    /// `POST /v1/produce`: batches for many partitions.
+    ProduceMany,
+    /// `POST /v1/fetch`: many partitions, one wait.
+    FetchMany,
 }
 
 /// The producer and transaction routes.
@@ -227,6 +231,12 @@ const TABLE: &[(&str, &str, Build)] = &[
             )))
         },
     ),
+    ("POST", "/v1/produce", |_| {
+        Ok(Route::Records(RecordsRoute::ProduceMany))
+    }),
+    ("POST", "/v1/fetch", |_| {
+        Ok(Route::Records(RecordsRoute::FetchMany))
+    }),
     // Producers and transactions.
     ("POST", "/v1/producers", |_| {
         Ok(Route::Transactions(TxnRoute::InitProducer))
@@ -450,6 +460,10 @@ mod tests {
             topics(TopicsRoute::PartitionInfo("a".into(), 3))
         );
         assert_eq!(
+            route("GET", "/v1/topics/a/partitions/3/offsets"),
+            topics(TopicsRoute::OffsetForTimestamp("a".into(), 3))
+        );
+        assert_eq!(
             route("POST", "/v1/topics/a/records"),
             records(RecordsRoute::ProduceTopic("a".into()))
         );
@@ -462,9 +476,14 @@ mod tests {
             records(RecordsRoute::Fetch("a".into(), -1))
         );
         assert_eq!(
-            route("GET", "/v1/topics/a/partitions/3/offsets"),
-            topics(TopicsRoute::OffsetForTimestamp("a".into(), 3))
+            route("POST", "/v1/produce"),
+            records(RecordsRoute::ProduceMany)
         );
+        assert_eq!(
+            route("POST", "/v1/fetch/"),
+            records(RecordsRoute::FetchMany)
+        );
+        assert_eq!(route("GET", "/v1/fetch"), Err(RouteError::MethodNotAllowed));
         assert_eq!(
             route("POST", "/bench/bare-append/2"),
             Ok(Route::Debug(DebugRoute::BareAppend(2)))

@@ -1,9 +1,5 @@
-//! Fetch: each partition a Kafdo fetch, answered as one record batch per partition.
-//!
-//! A first pass fetches every partition at once without waiting. If that brings fewer than
-//! `min_bytes` and the client allows a wait, a second pass long-polls every partition at once
-//! and answers as soon as one of them has records (the others are answered from the first
-//! pass: their offsets did not move, so the client asks again). Kafdo filters what the
+//! Fetch: one Kafdo multi-partition fetch (`POST /v1/fetch`, which waits once for `min_bytes`
+//! up to `max_wait_ms`), answered as one record batch per partition. Kafdo filters what the
 //! isolation level hides itself, so `aborted_transactions` stays empty.
 //!
 //! Kafdo's answer says where the next fetch starts (`next_offset`), which is past offsets the
@@ -13,28 +9,19 @@
 //! consumers move to `base_offset + last_offset_delta + 1` whatever the batch carries, and
 //! otherwise would ask for the same skipped offset for ever (`design/gateway.md`).
 
+use std::collections::HashSet;
+
 use bytes::{Bytes, BytesMut};
 use futures_util::future::join_all;
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use kafdo_client::{Error as ClientError, FetchOptions};
-use kafdo_types::api::{FetchResponse as KafdoFetch, Isolation};
+use kafdo_types::api::{FetchResponse as KafdoFetch, Isolation, MultiFetchRequest, PartitionFetch};
 use kafdo_types::limits;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
 
 use super::Gateway;
 use crate::errors;
 use crate::records::{self, Batch, BatchRecord, Compression, RecordHeader};
-
-/// One partition of a Fetch, in request order.
-struct Wanted {
-    topic: usize,
-    partition: i32,
-    offset: i64,
-    max_bytes: u32,
-}
-
-type Fetched = Result<KafdoFetch, ClientError>;
 
 impl Gateway {
     pub(super) async fn fetch(&self, request: FetchRequest, version: i16) -> FetchResponse {
@@ -43,100 +30,109 @@ impl Gateway {
         } else {
             Isolation::ReadUncommitted
         };
-        let total_max = u32::try_from(request.max_bytes)
+        let max_bytes = u32::try_from(request.max_bytes)
             .unwrap_or(limits::MAX_FETCH_MAX_BYTES)
             .clamp(1, limits::MAX_FETCH_MAX_BYTES);
-        let wanted: Vec<Wanted> = request
-            .topics
-            .iter()
-            .enumerate()
-            .flat_map(|(topic, t)| {
-                t.partitions.iter().map(move |p| Wanted {
-                    topic,
-                    partition: p.partition,
-                    offset: p.fetch_offset,
-                    max_bytes: u32::try_from(p.partition_max_bytes)
-                        .unwrap_or(0)
-                        .clamp(1, total_max),
-                })
-            })
-            .collect();
-        let name = |w: &Wanted| request.topics[w.topic].topic.0.as_str();
-        let options = |w: &Wanted, wait_ms: u32| FetchOptions {
-            offset: w.offset,
-            max_records: limits::MAX_FETCH_MAX_RECORDS,
-            max_bytes: w.max_bytes,
-            isolation,
-            wait_ms,
-        };
-        let mut results: Vec<Fetched> = join_all(
-            wanted
-                .iter()
-                .map(|w| self.kafdo.fetch(name(w), w.partition, options(w, 0))),
-        )
-        .await;
-
-        let bytes: usize = results.iter().map(fetched_bytes).sum();
-        let errored = results.iter().any(Result::is_err);
-        let wait_ms = u32::try_from(request.max_wait_ms)
-            .unwrap_or(0)
-            .min(limits::MAX_FETCH_WAIT_MS);
-        if !errored && wait_ms > 0 && bytes < usize::try_from(request.min_bytes).unwrap_or(0) {
-            // Long-poll every partition; the first with records answers the request.
-            let mut waits: FuturesUnordered<_> = wanted
-                .iter()
-                .enumerate()
-                .map(|(i, w)| {
-                    let call = self.kafdo.fetch(name(w), w.partition, options(w, wait_ms));
-                    async move { (i, call.await) }
-                })
-                .collect();
-            while let Some((i, result)) = waits.next().await {
-                if let Ok(answer) = result {
-                    let found = !answer.records.is_empty();
-                    results[i] = Ok(answer);
-                    if found {
-                        break;
-                    }
+        // Every partition in request order (by its slot in `results`); a partition named
+        // twice is fetched once and the repetition answered with an error.
+        let mut wanted: Vec<(usize, PartitionFetch)> = Vec::new();
+        let mut results: Vec<Option<Fetched>> = Vec::new();
+        let mut seen = HashSet::new();
+        for t in &request.topics {
+            for p in &t.partitions {
+                let name = t.topic.0.as_str();
+                if seen.insert((name, p.partition)) {
+                    results.push(None);
+                    wanted.push((
+                        results.len() - 1,
+                        PartitionFetch {
+                            topic: name.to_string(),
+                            partition: p.partition,
+                            offset: p.fetch_offset,
+                            max_bytes: Some(
+                                u32::try_from(p.partition_max_bytes)
+                                    .unwrap_or(0)
+                                    .clamp(1, max_bytes),
+                            ),
+                            max_records: Some(limits::MAX_FETCH_MAX_RECORDS),
+                        },
+                    ));
+                } else {
+                    results.push(Some(Err((
+                        ResponseError::InvalidRequest,
+                        format!("partition {} of {name} is named twice", p.partition),
+                    ))));
                 }
             }
         }
+        let wait_ms = u32::try_from(request.max_wait_ms)
+            .unwrap_or(0)
+            .min(limits::MAX_FETCH_WAIT_MS);
+        let min_bytes = u32::try_from(request.min_bytes).unwrap_or(0);
+        // One `POST /v1/fetch` (one wait) per `MAX_PARTITIONS_PER_REQUEST` partitions.
+        let chunks = wanted
+            .chunks(limits::MAX_PARTITIONS_PER_REQUEST)
+            .map(|chunk| async move {
+                let multi = MultiFetchRequest {
+                    partitions: chunk.iter().map(|(_, p)| p.clone()).collect(),
+                    isolation,
+                    wait_ms,
+                    min_bytes,
+                    max_bytes,
+                };
+                let outcomes: Vec<Fetched> = match self.kafdo.fetch_many(&multi).await {
+                    Ok(answer) => answer
+                        .partitions
+                        .into_iter()
+                        .map(|o| {
+                            o.into_result()
+                                .map_err(|e| (errors::kafka_code(e.code), e.message))
+                        })
+                        .collect(),
+                    Err(error) => chunk
+                        .iter()
+                        .map(|_| Err(errors::from_client(&error)))
+                        .collect(),
+                };
+                chunk
+                    .iter()
+                    .map(|(slot, p)| (*slot, p.offset))
+                    .zip(outcomes)
+            });
+        let mut offsets = vec![0; results.len()];
+        for ((slot, offset), outcome) in join_all(chunks).await.into_iter().flatten() {
+            results[slot] = Some(outcome);
+            offsets[slot] = offset;
+        }
 
-        // Whole partitions until the request's `max_bytes`; the first partition with records
-        // always goes, as Kafka sends it however large.
-        let mut budget = total_max as usize;
         let mut responses: Vec<FetchableTopicResponse> = request
             .topics
             .iter()
             .map(|t| FetchableTopicResponse::default().with_topic(t.topic.clone()))
             .collect();
-        let mut sent_any = false;
-        for (w, result) in wanted.iter().zip(results) {
-            let size = fetched_bytes(&result);
-            let partition = match result {
-                Ok(answer) if sent_any && size > budget => {
-                    // Over the budget: no records this time, offsets unchanged.
-                    PartitionData::default()
-                        .with_partition_index(w.partition)
-                        .with_high_watermark(answer.high_watermark)
-                        .with_last_stable_offset(answer.last_stable_offset)
-                }
-                Ok(answer) => {
-                    budget = budget.saturating_sub(size);
-                    sent_any |= size > 0;
-                    partition_answer(w.partition, w.offset, answer)
-                }
-                Err(error) => {
-                    let (code, message) = errors::from_client(&error);
-                    let code = errors::for_version(ApiKey::Fetch, version, code);
-                    tracing::debug!(?code, %message, "Fetch: a partition failed");
-                    PartitionData::default()
-                        .with_partition_index(w.partition)
-                        .with_error_code(code.code())
-                        .with_high_watermark(-1)
-                }
-            };
-            responses[w.topic].partitions.push(partition);
+        let mut results = results.into_iter().zip(offsets);
+        for (topic, t) in request.topics.iter().enumerate() {
+            for p in &t.partitions {
+                let (result, offset) = results.next().expect("one result per partition");
+                let result = result.unwrap_or_else(|| {
+                    Err((
+                        ResponseError::UnknownServerError,
+                        "Kafdo answered fewer partitions than asked".into(),
+                    ))
+                });
+                let partition = match result {
+                    Ok(answer) => partition_answer(p.partition, offset, answer),
+                    Err((code, message)) => {
+                        let code = errors::for_version(ApiKey::Fetch, version, code);
+                        tracing::debug!(?code, %message, "Fetch: a partition failed");
+                        PartitionData::default()
+                            .with_partition_index(p.partition)
+                            .with_error_code(code.code())
+                            .with_high_watermark(-1)
+                    }
+                };
+                responses[topic].partitions.push(partition);
+            }
         }
         FetchResponse::default()
             .with_session_id(0)
@@ -144,11 +140,8 @@ impl Gateway {
     }
 }
 
-fn fetched_bytes(result: &Fetched) -> usize {
-    result.as_ref().map_or(0, |answer| {
-        answer.records.iter().map(|r| r.size_bytes()).sum()
-    })
-}
+/// A partition's Kafdo fetch, or Kafka's error for it.
+type Fetched = Result<KafdoFetch, (ResponseError, String)>;
 
 /// One partition's answer: its records as one batch stretched to `next_offset`.
 fn partition_answer(partition: i32, fetch_offset: i64, answer: KafdoFetch) -> PartitionData {

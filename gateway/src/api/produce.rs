@@ -1,5 +1,5 @@
-//! Produce: each partition's record batch becomes one partition produce of Kafdo, all the
-//! request's partitions concurrently.
+//! Produce: each partition's record batch becomes one batch of a Kafdo multi-partition produce
+//! (`POST /v1/produce`), so one Kafka request is one HTTP request.
 //!
 //! The batch's producer fields go through unchanged (`producer_id`, `producer_epoch`,
 //! `base_sequence`, the transactional bit), so Kafdo's partition does what a Kafka partition
@@ -7,10 +7,11 @@
 //! sequence gap or a fenced epoch. Nothing of it is kept here: a gateway restarted between a
 //! client's attempt and its retry changes nothing.
 
-use bytes::Bytes;
+use std::collections::HashSet;
+
 use futures_util::future::join_all;
-use kafdo_types::api::PartitionProduceRequest;
-use kafdo_types::limits::MAX_REQUEST_BYTES;
+use kafdo_types::api::{MultiProduceRequest, PartitionBatch, PartitionProduceRequest};
+use kafdo_types::limits::{MAX_PARTITIONS_PER_REQUEST, MAX_REQUEST_BYTES};
 use kafdo_types::record::{Header, ProduceRecord};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
@@ -27,21 +28,71 @@ impl Gateway {
         request: ProduceRequest,
         version: i16,
     ) -> Option<ProduceResponse> {
-        let mut calls = Vec::new();
+        // Every partition's batch decoded here; those that decode go to Kafdo in one
+        // `POST /v1/produce` per `MAX_PARTITIONS_PER_REQUEST` of them, the rest are answered
+        // with their own error. A partition named twice is refused (Kafka's request has no
+        // order between the two).
+        let mut results: Vec<Option<Outcome>> = Vec::new();
+        let mut batches: Vec<(usize, PartitionBatch)> = Vec::new();
+        let mut seen = HashSet::new();
         for topic in &request.topic_data {
             for partition in &topic.partition_data {
-                calls.push(self.produce_partition(
-                    topic.name.0.as_str(),
-                    partition.index,
-                    partition.records.clone(),
-                ));
+                let slot = results.len();
+                let name = topic.name.0.as_str();
+                if !seen.insert((name, partition.index)) {
+                    results.push(Some(Err((
+                        ResponseError::InvalidRequest,
+                        format!("partition {} of {name} is named twice", partition.index),
+                    ))));
+                    continue;
+                }
+                match partition_request(partition.records.as_deref().unwrap_or_default()) {
+                    Ok(batch) => {
+                        results.push(None);
+                        batches.push((
+                            slot,
+                            PartitionBatch {
+                                topic: name.to_string(),
+                                partition: partition.index,
+                                batch,
+                            },
+                        ));
+                    }
+                    Err(refused) => results.push(Some(Err(refused))),
+                }
             }
         }
-        let mut results = join_all(calls).await.into_iter();
+        let chunks = batches
+            .chunks(MAX_PARTITIONS_PER_REQUEST)
+            .map(|chunk| async move {
+                let request = MultiProduceRequest {
+                    partitions: chunk.iter().map(|(_, b)| b.clone()).collect(),
+                };
+                let outcomes: Vec<Outcome> = match self.kafdo.produce_many(&request).await {
+                    Ok(answer) => answer
+                        .partitions
+                        .into_iter()
+                        .map(|o| {
+                            o.into_result()
+                                .map(|a| a.base_offset)
+                                .map_err(|e| (errors::kafka_code(e.code), e.message))
+                        })
+                        .collect(),
+                    Err(error) => chunk
+                        .iter()
+                        .map(|_| Err(errors::from_client(&error)))
+                        .collect(),
+                };
+                chunk.iter().map(|(slot, _)| *slot).zip(outcomes)
+            });
+        for (slot, outcome) in join_all(chunks).await.into_iter().flatten() {
+            results[slot] = Some(outcome);
+        }
         if request.acks == 0 {
             // acks=0: the client reads no answer, so none is written.
             return None;
         }
+        let mut results = results.into_iter();
         let responses = request
             .topic_data
             .iter()
@@ -50,7 +101,12 @@ impl Gateway {
                     .partition_data
                     .iter()
                     .map(|partition| {
-                        let result = results.next().expect("one result per partition");
+                        let result = results.next().flatten().unwrap_or_else(|| {
+                            Err((
+                                ResponseError::UnknownServerError,
+                                "Kafdo answered fewer partitions than asked".into(),
+                            ))
+                        });
                         partition_answer(version, partition.index, result)
                     })
                     .collect();
@@ -61,24 +117,10 @@ impl Gateway {
             .collect();
         Some(ProduceResponse::default().with_responses(responses))
     }
-
-    async fn produce_partition(
-        &self,
-        topic: &str,
-        partition: i32,
-        records: Option<Bytes>,
-    ) -> Result<i64, (ResponseError, String)> {
-        let request = partition_request(records.as_deref().unwrap_or_default())?;
-        match self
-            .kafdo
-            .produce_to_partition(topic, partition, &request)
-            .await
-        {
-            Ok(answer) => Ok(answer.base_offset),
-            Err(error) => Err(errors::from_client(&error)),
-        }
-    }
 }
+
+/// A partition's base offset, or Kafka's error for it.
+type Outcome = Result<i64, (ResponseError, String)>;
 
 /// The Kafdo partition produce for a Produce's `records` field: exactly one v2 batch, as
 /// Kafka requires from Produce v3 on.
@@ -130,11 +172,7 @@ pub fn partition_request(bytes: &[u8]) -> Result<PartitionProduceRequest, (Respo
     })
 }
 
-fn partition_answer(
-    version: i16,
-    index: i32,
-    result: Result<i64, (ResponseError, String)>,
-) -> PartitionProduceResponse {
+fn partition_answer(version: i16, index: i32, result: Outcome) -> PartitionProduceResponse {
     let answer = PartitionProduceResponse::default().with_index(index);
     match result {
         Ok(base_offset) => answer.with_base_offset(base_offset),

@@ -1,8 +1,11 @@
-//! Produce (by topic, with or without an `Idempotency-Key`, and by partition) and fetch.
+//! Produce (by topic, with or without an `Idempotency-Key`, by partition, and to many
+//! partitions at once) and fetch (one partition, or many at once).
 
 use kafdo_broker::topics::FetchOptions;
 use kafdo_broker::Runtime;
-use kafdo_types::api::{Isolation, PartitionProduceRequest, ProduceRequest};
+use kafdo_types::api::{
+    Isolation, MultiFetchRequest, MultiProduceRequest, PartitionProduceRequest, ProduceRequest,
+};
 use kafdo_types::limits::{
     parse_canonical, quoted, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_RECORDS,
     MAX_FETCH_MAX_BYTES, MAX_FETCH_MAX_RECORDS, MAX_FETCH_WAIT_MS, MAX_SAFE_INTEGER,
@@ -36,6 +39,14 @@ pub async fn serve<R: Runtime>(
         RecordsRoute::Fetch(name, p) => {
             let options = parse_fetch_query(req.query_pairs())?;
             Answer::ok(cx.format, &broker.fetch(&name, p, options).await?)
+        }
+        RecordsRoute::ProduceMany => {
+            let produce: MultiProduceRequest = req.body()?;
+            Answer::ok(cx.format, &broker.produce_many(produce).await?)
+        }
+        RecordsRoute::FetchMany => {
+            let fetch: MultiFetchRequest = req.body()?;
+            Answer::ok(cx.format, &broker.fetch_many(fetch).await?)
         }
     })
 }
