@@ -14,11 +14,11 @@
 use std::future::Future;
 
 use kafdo_types::api::{
-    CreateTopicRequest, FetchResponse, Isolation, PartitionInfo, TimestampOffset, TopicDescription,
-    TopicList,
+    CreateTopicRequest, DeleteRecordsResponse, FetchResponse, Isolation, PartitionInfo,
+    TimestampOffset, TopicDescription, TopicList,
 };
 use kafdo_types::rpc::{
-    DeletePartitionRequest, DeleteTopicRequest, ListTopicsRequest, Object,
+    DeletePartitionRequest, DeleteRecordsRequest, DeleteTopicRequest, ListTopicsRequest, Object,
     OffsetForTimestampRequest, PartitionInfoRequest, ReadRequest, TopicMetadata, TopicRequest,
 };
 use kafdo_types::{ApiError, ErrorCode};
@@ -201,6 +201,24 @@ impl<R: Runtime> Broker<R> {
                 partition: topic.partition(p),
                 timestamp,
                 isolation,
+            };
+            self.ask(partition_object(&topic, p), request).await
+        })
+        .await
+    }
+
+    /// `DELETE /v1/topics/{t}/partitions/{p}/records?before=N`.
+    pub async fn delete_records(
+        &self,
+        name: &str,
+        p: i32,
+        before: i64,
+    ) -> Result<DeleteRecordsResponse, ApiError> {
+        self.with_topic(name, |topic| async move {
+            check_partition(&topic, p)?;
+            let request = DeleteRecordsRequest {
+                partition: topic.partition(p),
+                before,
             };
             self.ask(partition_object(&topic, p), request).await
         })

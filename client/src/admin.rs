@@ -5,8 +5,8 @@
 //! topic the first attempt created, which is better left to the caller to interpret).
 
 use kafdo_types::api::{
-    CreateTopicRequest, Isolation, PartitionInfo, TimestampOffset, TopicConfig, TopicDescription,
-    TopicList,
+    CreateTopicRequest, DeleteRecordsResponse, Isolation, PartitionInfo, TimestampOffset,
+    TopicConfig, TopicDescription, TopicList,
 };
 use kafdo_types::limits;
 
@@ -106,6 +106,24 @@ impl Client {
             ("timestamp", timestamp.to_string()),
             ("isolation", isolation.as_str().to_string()),
         ];
+        self.call(call).await
+    }
+
+    /// `DELETE /v1/topics/{t}/partitions/{p}/records?before=N`: deletes every record before
+    /// offset `before` (Kafka's DeleteRecords) and answers the new log start offset. Retrying
+    /// is harmless: a second call finds the log start already there.
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        before: i64,
+    ) -> Result<DeleteRecordsResponse, Error> {
+        let mut call = Call::new(
+            Method::Delete,
+            format!("{}/partitions/{partition}/records", topic_path(topic)),
+            Safety::Idempotent,
+        );
+        call.query = vec![("before", before.to_string())];
         self.call(call).await
     }
 }

@@ -223,6 +223,9 @@ pub fn request_of(route: &Route) -> (&'static str, String) {
                 ("POST", format!("/v1/topics/{t}/partitions/{p}/records"))
             }
             RecordsRoute::Fetch(t, p) => ("GET", format!("/v1/topics/{t}/partitions/{p}/records")),
+            RecordsRoute::DeleteRecords(t, p) => {
+                ("DELETE", format!("/v1/topics/{t}/partitions/{p}/records"))
+            }
             RecordsRoute::ProduceMany => ("POST", "/v1/produce".into()),
             RecordsRoute::FetchMany => ("POST", "/v1/fetch".into()),
         },

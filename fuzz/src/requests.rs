@@ -169,6 +169,34 @@ fn query(pattern: &str, method: &str, pools: &Pools) -> BoxedStrategy<Vec<(Strin
             0..3,
         )
         .boxed(),
+        ("GET", "/v1/topics/{topic}/partitions/{partition}/offsets") => vec(
+            prop_oneof![
+                pair(
+                    "timestamp",
+                    select(&["0", "1", "1700000000000", "9007199254740991"][..])
+                        .prop_map(str::to_owned)
+                        .boxed()
+                ),
+                pair(
+                    "isolation",
+                    select(&["read_committed", "read_uncommitted"][..])
+                        .prop_map(str::to_owned)
+                        .boxed()
+                ),
+            ],
+            1..3,
+        )
+        .boxed(),
+        ("DELETE", "/v1/topics/{topic}/partitions/{partition}/records") => vec(
+            pair(
+                "before",
+                select(&["0", "1", "2", "5", "100"][..])
+                    .prop_map(str::to_owned)
+                    .boxed(),
+            ),
+            1..2,
+        )
+        .boxed(),
         ("GET", "/v1/groups") => vec(
             prop_oneof![
                 pair("after", pick(&pools.groups)),

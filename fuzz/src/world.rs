@@ -402,9 +402,11 @@ impl World {
             Route::Topics(
                 TopicsRoute::PartitionInfo(t, p) | TopicsRoute::OffsetForTimestamp(t, p),
             )
-            | Route::Records(RecordsRoute::ProducePartition(t, p) | RecordsRoute::Fetch(t, p)) => {
-                partition(t, p)
-            }
+            | Route::Records(
+                RecordsRoute::ProducePartition(t, p)
+                | RecordsRoute::Fetch(t, p)
+                | RecordsRoute::DeleteRecords(t, p),
+            ) => partition(t, p),
             Route::Transactions(
                 TxnRoute::AddPartitions(id)
                 | TxnRoute::AddOffsets(id)

@@ -162,6 +162,9 @@ pub enum PartitionError {
     /// The request is malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// What the topic's configuration forbids (deleting records of a compacted topic).
+    #[error("policy violation: {0}")]
+    PolicyViolation(String),
     /// Records the topic cannot take (`kafdo_types::record::RecordsError`).
     #[error(transparent)]
     Records(#[from] RecordsError),
@@ -204,6 +207,7 @@ impl PartitionError {
         match self {
             PartitionError::UnknownTopicOrPartition(_) => ErrorCode::UnknownTopicOrPartition,
             PartitionError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            PartitionError::PolicyViolation(_) => ErrorCode::PolicyViolation,
             PartitionError::Records(e) => e.code(),
             PartitionError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             PartitionError::ProducerFenced(_) => ErrorCode::ProducerFenced,
@@ -269,6 +273,10 @@ pub struct Partition<S: Sql> {
     /// The key map of the compaction round in progress (`(round end, key -> latest offset)`),
     /// kept between steps of a round so each step does not rebuild it; rebuilt after a restart.
     compaction_map: Option<(i64, HashMap<Vec<u8>, i64>)>,
+    /// Whether rows wholly below the log start offset are still stored (a
+    /// [`Partition::delete_records`] that had more to delete than one step): the alarm deletes
+    /// them, a bounded number per step.
+    untrimmed: bool,
 }
 
 fn check_producer_ids(producer_id: i64, producer_epoch: i32) -> Result<(), PartitionError> {
@@ -367,6 +375,7 @@ impl<S: Sql> Partition<S> {
             })
             .collect();
         let compaction = compaction::load_state(&sql, log_start_offset)?;
+        let untrimmed = retention::untrimmed(&sql, log_start_offset)?;
         let partition = Self {
             sql,
             config,
@@ -384,6 +393,7 @@ impl<S: Sql> Partition<S> {
             last_retention_ms: i64::MIN / 2,
             compaction,
             compaction_map: None,
+            untrimmed,
         };
         partition.assert_offsets();
         Ok(partition)

@@ -3,10 +3,26 @@
 //! stable offset, at most [`MAX_RETENTION_ROWS_PER_STEP`] rows a step. Appends run it now and
 //! then; for a partition no longer written to, [`Partition::next_retention_ms`] tells the
 //! adapter's alarm when to run [`Partition::enforce_retention`].
+//!
+//! [`Partition::delete_records`] (Kafka's DeleteRecords) moves the log start offset to any
+//! offset up to the last stable offset, inside a row if need be: the rows wholly before it go,
+//! a bounded number per step, the rest at the next alarms; a row it cuts stays, its records
+//! before the log start no longer readable.
 
 use kafdo_sql::{Sql, SqlError};
+use kafdo_types::rpc::DeleteRecordsRequest;
 
 use crate::{Partition, PartitionError};
+
+/// Whether rows wholly below `log_start_offset` are stored (a trim is due).
+pub(crate) fn untrimmed<S: Sql>(sql: &S, log_start_offset: i64) -> Result<bool, SqlError> {
+    Ok(sql
+        .first(
+            "SELECT 1 FROM batches WHERE base_offset < ? AND last_offset < ? LIMIT 1",
+            &[log_start_offset.into(), log_start_offset.into()],
+        )?
+        .is_some())
+}
 
 /// How often an append also applies retention by default (see
 /// [`Partition::enforce_retention`] and
@@ -26,6 +42,14 @@ impl<S: Sql> Partition<S> {
     /// (at every append while a step was cut short by the row limit); the adapter may call it
     /// from an alarm. Returns the log start offset.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<i64, PartitionError> {
+        if self.untrimmed {
+            // Rows a delete_records left behind go first; time-based retention waits for them.
+            let more = self
+                .sql
+                .transaction(|| self.trim_below(self.log_start_offset))?;
+            self.untrimmed = more;
+            return Ok(self.log_start_offset);
+        }
         let (plan, behind) = self.retention_plan(now_ms)?;
         if let Some(start) = plan {
             self.sql.transaction(|| self.retention_sql(start))?;
@@ -44,6 +68,9 @@ impl<S: Sql> Partition<S> {
     /// (no retention, a compacted topic, or nothing decided to delete; the next append or
     /// marker asks again).
     pub fn next_retention_ms(&self) -> Result<Option<i64>, PartitionError> {
+        if self.untrimmed {
+            return Ok(Some(i64::MIN / 2));
+        }
         let Some(retention_ms) = self.retention_ms() else {
             return Ok(None);
         };
@@ -81,7 +108,7 @@ impl<S: Sql> Partition<S> {
     /// The new log start offset retention allows, if it moves, and whether the step stopped
     /// only at its row limit (every row it looked at had expired: more may be due now).
     pub(crate) fn retention_plan(&self, now_ms: i64) -> Result<(Option<i64>, bool), SqlError> {
-        let Some(retention_ms) = self.retention_ms() else {
+        let Some(retention_ms) = self.retention_ms().filter(|_| !self.untrimmed) else {
             return Ok((None, false));
         };
         let cutoff = now_ms.saturating_sub(retention_ms);
@@ -123,5 +150,78 @@ impl<S: Sql> Partition<S> {
             "UPDATE partition_meta SET log_start_offset = ? WHERE id = 1",
             &[start.into()],
         )
+    }
+
+    /// Deletes the records before `req.before` (Kafka's DeleteRecords) and answers the log
+    /// start offset: `before` when it moved there, the current one when it was already past.
+    /// Refused: an offset outside `0..=high watermark` (`OFFSET_OUT_OF_RANGE`), one past the
+    /// last stable offset (`INVALID_REQUEST`: an open transaction's records stay until it
+    /// ends, as with retention; Kafka would delete them), and any deletion on a compacted
+    /// topic (`POLICY_VIOLATION`, as in Kafka).
+    /// One storage transaction moves the log start and deletes up to
+    /// [`MAX_RETENTION_ROWS_PER_STEP`] rows wholly before it; the rest go at the next alarms
+    /// ([`Partition::next_alarm_ms`] is then now).
+    pub fn delete_records(&mut self, req: &DeleteRecordsRequest) -> Result<i64, PartitionError> {
+        if self.check_ref(&req.partition)? {
+            self.sql
+                .transaction(|| self.bind_sql(&req.partition, false))?;
+            self.bind_memory(&req.partition);
+        }
+        if self.is_compacted() {
+            return Err(PartitionError::PolicyViolation(
+                "records of a compacted topic cannot be deleted: compaction keeps every key's \
+                 latest record"
+                    .into(),
+            ));
+        }
+        let before = req.before;
+        if before < 0 || before > self.high_watermark {
+            return Err(PartitionError::OffsetOutOfRange {
+                offset: before,
+                log_start_offset: self.log_start_offset,
+                high_watermark: self.high_watermark,
+            });
+        }
+        let last_stable_offset = self.last_stable_offset();
+        if before > last_stable_offset {
+            return Err(PartitionError::InvalidRequest(format!(
+                "offset {before} is past the last stable offset {last_stable_offset}: an open \
+                 transaction's records stay until it ends"
+            )));
+        }
+        if before <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        let more = self.sql.transaction(|| {
+            self.sql.run(
+                "UPDATE partition_meta SET log_start_offset = ? WHERE id = 1",
+                &[before.into()],
+            )?;
+            self.sql.run(
+                "DELETE FROM aborted_transactions WHERE last_offset < ?",
+                &[before.into()],
+            )?;
+            self.trim_below(before)
+        })?;
+        self.log_start_offset = before;
+        self.untrimmed = more;
+        self.assert_offsets();
+        Ok(before)
+    }
+
+    /// Deletes up to [`MAX_RETENTION_ROWS_PER_STEP`] rows wholly before `start`; answers
+    /// whether more remain.
+    fn trim_below(&self, start: i64) -> Result<bool, SqlError> {
+        self.sql.run(
+            "DELETE FROM batches WHERE base_offset IN (
+                 SELECT base_offset FROM batches WHERE base_offset < ? AND last_offset < ?
+                 ORDER BY base_offset LIMIT ?)",
+            &[
+                start.into(),
+                start.into(),
+                MAX_RETENTION_ROWS_PER_STEP.into(),
+            ],
+        )?;
+        untrimmed(&self.sql, start)
     }
 }

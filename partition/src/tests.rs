@@ -7,7 +7,9 @@ use kafdo_sql::{Param, Sql, Sqlite};
 use kafdo_types::api::{CleanupPolicy, FetchResponse, Isolation, TopicConfig};
 use kafdo_types::limits::MAX_RECORD_BYTES;
 use kafdo_types::record::{Header, ProduceRecord};
-use kafdo_types::rpc::{AppendRequest, PartitionRef, ProducerBatch, ReadRequest};
+use kafdo_types::rpc::{
+    AppendRequest, DeleteRecordsRequest, PartitionRef, ProducerBatch, ReadRequest,
+};
 
 use super::*;
 use crate::producer::BatchMetadata;
@@ -625,6 +627,67 @@ mod alarm {
         );
         assert_eq!(p.cleaned_offset(), 0);
         assert_eq!(p.next_alarm_ms(NOW).unwrap(), p.next_compaction_ms(NOW));
+    }
+
+    /// A delete_records far past one step's rows: the log start moves at once, the rows
+    /// before it go a bounded number per step, the alarm due at once until all are gone.
+    #[test]
+    fn delete_records_trims_in_bounded_steps() {
+        let (db, mut p) = open();
+        let rows = MAX_RETENTION_ROWS_PER_STEP + 500;
+        for i in 0..rows {
+            p.append(
+                &to(CleanupPolicy::Delete, -1, values(1, &format!("r{i}"))),
+                NOW,
+            )
+            .unwrap();
+        }
+        let req = |before| DeleteRecordsRequest {
+            partition: pref(),
+            before,
+        };
+        assert_eq!(p.delete_records(&req(rows - 1)).unwrap(), rows - 1);
+        assert_eq!(p.info(&pref()).unwrap().log_start_offset, rows - 1);
+        assert_eq!(
+            stored_rows(&db),
+            500,
+            "one step deleted the first 1,000 rows"
+        );
+        p.verify().unwrap();
+        assert!(p.next_alarm_ms(NOW).unwrap().is_some_and(|at| at <= NOW));
+        // Reopened, it still knows a trim is due.
+        drop(p);
+        let mut p = Partition::open(db.clone(), NOW).unwrap();
+        assert!(p.next_alarm_ms(NOW).unwrap().is_some_and(|at| at <= NOW));
+        p.on_alarm(NOW).unwrap();
+        assert_eq!(stored_rows(&db), 1);
+        assert_eq!(
+            p.next_alarm_ms(NOW).unwrap(),
+            None,
+            "retention -1: nothing more"
+        );
+        let got = read(&mut p, rows - 1, 10, 1 << 20);
+        assert_eq!(got.records.len(), 1);
+        assert_eq!(got.records[0].value.as_deref(), Some(&b"r14990"[..]));
+        p.verify().unwrap();
+    }
+
+    #[test]
+    fn delete_records_is_refused_on_a_compacted_topic() {
+        let (db, mut p) = open();
+        p.append(&to(CleanupPolicy::Compact, -1, vec![keyed("k", "v")]), NOW)
+            .unwrap();
+        let mut partition = pref();
+        partition.config.cleanup_policy = CleanupPolicy::Compact;
+        let e = p
+            .delete_records(&DeleteRecordsRequest {
+                partition,
+                before: 1,
+            })
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PolicyViolation);
+        assert_eq!(p.info(&pref()).unwrap().log_start_offset, 0);
+        assert_eq!(stored_rows(&db), 1);
     }
 }
 

@@ -12,7 +12,8 @@ use crate::{Partition, PartitionError};
 
 impl<S: Sql> Partition<S> {
     /// Scans the whole log and asserts its invariants: rows in order from the log start offset
-    /// to the high watermark, each row's blob holding exactly its records, the cache equal to
+    /// (the first may begin before it, cut by a delete_records; rows wholly before it only
+    /// while a trim is due) to the high watermark, each row's blob holding exactly its records, the cache equal to
     /// storage. Offsets are dense except where compaction removed records: on a compacted
     /// topic, gaps (between rows and inside rewritten rows) lie only below the compaction
     /// frontier, and the cleaned part holds each key at most once and no aborted record. For
@@ -55,6 +56,20 @@ impl<S: Sql> Partition<S> {
         for r in &rows {
             let (base, last, flags) = (r.int(0), r.int(1), r.int(2));
             assert!(base <= last, "a log row ends before it starts");
+            if last < self.log_start_offset {
+                // Left by a delete_records, for the alarm to delete.
+                assert!(
+                    self.untrimmed,
+                    "a row before the log start, and no trim due"
+                );
+                continue;
+            }
+            if base < self.log_start_offset {
+                // A row the log start cuts (delete_records): the first one only.
+                assert_eq!(next, self.log_start_offset, "two rows cut by the log start");
+                assert!(!compacted, "a compacted log cut by delete_records");
+                next = base;
+            }
             assert!(base >= next, "log rows overlap or start before the log");
             assert!(
                 base == next || base <= frontier,

@@ -31,8 +31,8 @@ use kafdo_sql::Sqlite;
 use kafdo_types::api::{CleanupPolicy, Isolation, TopicConfig};
 use kafdo_types::record::ProduceRecord;
 use kafdo_types::rpc::{
-    AppendRequest, OffsetForTimestampRequest, PartitionRef, ProducerBatch, ReadRequest,
-    RegisterTxnRequest, TxnResult, WriteMarkerRequest,
+    AppendRequest, DeleteRecordsRequest, OffsetForTimestampRequest, PartitionRef, ProducerBatch,
+    ReadRequest, RegisterTxnRequest, TxnResult, WriteMarkerRequest,
 };
 
 struct Harness {
@@ -249,6 +249,22 @@ impl Runner for Harness {
                     Err(e) => error(e),
                 }
             }
+            "delete_records" => {
+                let req = DeleteRecordsRequest {
+                    partition: self.pref(command),
+                    before: command.required("before")?,
+                };
+                match self.core.delete_records(&req) {
+                    Ok(start) => format!("log_start_offset={start}"),
+                    Err(e) => error(e),
+                }
+            }
+            "next_alarm" => match self.core.next_alarm_ms(self.now_ms) {
+                Ok(Some(ms)) if ms <= self.now_ms => "due now".into(),
+                Ok(Some(ms)) => format!("due in {} ms", ms - self.now_ms),
+                Ok(None) => "none".into(),
+                Err(e) => error(e),
+            },
             "delete" => match self.core.delete(&self.pref(command)) {
                 Ok(()) => "ok".into(),
                 Err(e) => error(e),

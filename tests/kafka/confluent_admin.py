@@ -1,12 +1,14 @@
-"""Creates and deletes topics with confluent-kafka's AdminClient (CreateTopics, DeleteTopics).
+"""Administers with confluent-kafka's AdminClient: CreateTopics, DeleteTopics, DeleteRecords.
 
 stdin:  {"bootstrap": "host:port",
-         "create": [{"name": str, "partitions": int}], "delete": [str]}
+         "create": [{"name": str, "partitions": int}], "delete": [str],
+         "delete_records": [{"topic": str, "partition": int, "before": int}]}
 stdout: {"created": {name: null or error name}, "deleted": {name: null or error name},
+         "records_deleted": ["topic/partition": low watermark, or error name],
          "topics": {name: partition count, for every topic the cluster lists afterwards}}
 """
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import common
@@ -35,9 +37,20 @@ def main():
     if spec.get("delete"):
         for name, future in admin.delete_topics(spec["delete"], operation_timeout=30).items():
             deleted[name] = outcome(future)
+    records_deleted = {}
+    if spec.get("delete_records"):
+        wanted = [TopicPartition(d["topic"], d["partition"], d["before"])
+                  for d in spec["delete_records"]]
+        for tp, future in admin.delete_records(wanted, operation_timeout=30).items():
+            try:
+                result = future.result(timeout=TIMEOUT_S)
+                records_deleted[f"{tp.topic}/{tp.partition}"] = result.low_watermark
+            except KafkaException as e:
+                records_deleted[f"{tp.topic}/{tp.partition}"] = e.args[0].name()
     metadata = admin.list_topics(timeout=TIMEOUT_S)
     topics = {name: len(t.partitions) for name, t in metadata.topics.items()}
-    common.write_result({"created": created, "deleted": deleted, "topics": topics})
+    common.write_result({"created": created, "deleted": deleted,
+                         "records_deleted": records_deleted, "topics": topics})
 
 
 if __name__ == "__main__":

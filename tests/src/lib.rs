@@ -1547,11 +1547,13 @@ impl Client {
         self.fetch_reply(topic, partition, params).expect(200)
     }
 
-    /// Every record of a partition from offset 0 up to its high watermark, fetched page by page.
+    /// Every record of a partition from its log start offset up to its high watermark, fetched
+    /// page by page.
     pub fn read_all(&self, topic: &str, partition: i32) -> Vec<Record> {
-        let high_watermark = self.partition_info(topic, partition).high_watermark;
+        let info = self.partition_info(topic, partition);
+        let high_watermark = info.high_watermark;
         let mut records = Vec::new();
-        let mut offset = 0;
+        let mut offset = info.log_start_offset;
         while offset < high_watermark {
             let page = self.fetch(topic, partition, &FetchParams::at(offset));
             assert!(

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use kafdo_e2e::{random_bytes, rng, shared, unique_topic, Client, FetchParams, Format, Reply};
 use kafdo_types::api::{
-    CleanupPolicy, MultiFetchRequest, MultiFetchResponse, MultiProduceRequest,
-    MultiProduceResponse, PartitionBatch, PartitionFetch, PartitionProduceRequest, TimestampOffset,
-    TopicConfig, TopicDescription, TopicList,
+    CleanupPolicy, DeleteRecordsResponse, MultiFetchRequest, MultiFetchResponse,
+    MultiProduceRequest, MultiProduceResponse, PartitionBatch, PartitionFetch,
+    PartitionProduceRequest, TimestampOffset, TopicConfig, TopicDescription, TopicList,
 };
 use kafdo_types::limits::MAX_RECORD_BYTES;
 use kafdo_types::partitioner::partition_for_key;
@@ -1537,4 +1537,90 @@ fn a_many_partition_fetch_waits_once_for_min_bytes() {
         .partitions
         .iter()
         .all(|p| p.answer.as_ref().is_some_and(|a| a.records.is_empty())));
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn delete_records_moves_the_log_start_and_bad_requests_change_nothing() {
+    let client = shared().client();
+    let topic = unique_topic("delete-records");
+    client.create_topic(&topic, 1);
+    client.produce_partition(
+        &topic,
+        0,
+        (0..3)
+            .map(|i| ProduceRecord::value(format!("a{i}")))
+            .collect(),
+    );
+    client.produce_partition(
+        &topic,
+        0,
+        (0..3)
+            .map(|i| ProduceRecord::value(format!("b{i}")))
+            .collect(),
+    );
+    let path = |query: &str| format!("/v1/topics/{topic}/partitions/0/records?{query}");
+    // Bad requests first: 400, 404, 416, and the log is unchanged.
+    let before = client.read_all(&topic, 0);
+    for query in [
+        "",
+        "before=-1",
+        "before=x",
+        "before=01",
+        "before=1&offset=2",
+    ] {
+        client
+            .delete(&path(query))
+            .expect_error(400, ErrorCode::InvalidRequest);
+    }
+    client
+        .delete(&path("before=7"))
+        .expect_error(416, ErrorCode::OffsetOutOfRange);
+    client
+        .delete(&format!("/v1/topics/{topic}/partitions/1/records?before=0"))
+        .expect_code(ErrorCode::UnknownTopicOrPartition);
+    client
+        .delete(&format!(
+            "/v1/topics/{topic}-nope/partitions/0/records?before=0"
+        ))
+        .expect_code(ErrorCode::UnknownTopicOrPartition);
+    assert_eq!(client.read_all(&topic, 0), before);
+    // Inside the second batch, in JSON and (a repeat, which changes nothing) in CBOR.
+    let deleted: DeleteRecordsResponse = client.delete(&path("before=4")).expect(200);
+    assert_eq!(deleted.log_start_offset, 4);
+    let again: DeleteRecordsResponse = client
+        .with_format(Format::Cbor)
+        .delete(&path("before=2"))
+        .expect(200);
+    assert_eq!(again.log_start_offset, 4);
+    let info = client.partition_info(&topic, 0);
+    assert_eq!((info.log_start_offset, info.high_watermark), (4, 6));
+    let left: Vec<Vec<u8>> = client
+        .read_all(&topic, 0)
+        .into_iter()
+        .map(|r| r.value.unwrap())
+        .collect();
+    assert_eq!(left, [b"b1".to_vec(), b"b2".to_vec()]);
+    client
+        .fetch_reply(&topic, 0, &FetchParams::at(3))
+        .expect_error(416, ErrorCode::OffsetOutOfRange);
+    // A compacted topic refuses, as Kafka does.
+    let compacted = unique_topic("delete-records-compacted");
+    client
+        .create_topic_with(
+            &compacted,
+            1,
+            TopicConfig {
+                cleanup_policy: CleanupPolicy::Compact,
+                ..TopicConfig::default()
+            },
+        )
+        .expect_status(201);
+    client.produce_partition(&compacted, 0, vec![ProduceRecord::keyed("k", "v")]);
+    client
+        .delete(&format!(
+            "/v1/topics/{compacted}/partitions/0/records?before=1"
+        ))
+        .expect_error(400, ErrorCode::PolicyViolation);
+    assert_eq!(client.read_all(&compacted, 0).len(), 1);
 }

@@ -20,7 +20,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafdo_e2e::{rng, shared, unique_topic, Client, Gateway, Tool};
 use kafdo_gateway::records::{write_batch, Batch, BatchRecord, Compression, RecordHeader};
 use kafdo_types::limits::MAX_RECORD_BYTES;
-use kafdo_types::{Header, Record};
+use kafdo_types::{Header, ProduceRecord, Record};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse,
@@ -539,6 +539,55 @@ fn confluent_admin_creates_and_deletes_topics() {
             .partitions,
         1
     );
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn confluent_admin_deletes_records() {
+    let wrangler = shared();
+    let client = wrangler.client();
+    let gateway = Gateway::start(wrangler.url());
+    let topic = unique_topic("delete-records");
+    client.create_topic(&topic, 3);
+    for p in 0..3 {
+        let values: Vec<ProduceRecord> = (0..5)
+            .map(|i| ProduceRecord::value(format!("{p}-{i}")))
+            .collect();
+        client.produce_partition(&topic, p, values);
+    }
+    let answer: Value = Tool::python("confluent_admin.py")
+        .json_stdin(&json!({
+            "bootstrap": gateway.bootstrap(),
+            "delete_records": [
+                {"topic": topic, "partition": 0, "before": 3},
+                // -1: everything up to the high watermark.
+                {"topic": topic, "partition": 1, "before": -1},
+                {"topic": topic, "partition": 2, "before": 6},
+            ],
+        }))
+        .run_json();
+    let deleted = &answer["records_deleted"];
+    assert_eq!(deleted[format!("{topic}/0")], json!(3), "{answer}");
+    assert_eq!(deleted[format!("{topic}/1")], json!(5), "{answer}");
+    assert_eq!(
+        deleted[format!("{topic}/2")],
+        json!("OFFSET_OUT_OF_RANGE"),
+        "{answer}"
+    );
+    // What HTTP reads: partition 0 from offset 3, partition 1 empty, partition 2 untouched.
+    let values = |p: i32| -> Vec<String> {
+        client
+            .read_all(&topic, p)
+            .into_iter()
+            .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+            .collect()
+    };
+    assert_eq!(values(0), ["0-3", "0-4"]);
+    assert_eq!(client.partition_info(&topic, 0).log_start_offset, 3);
+    assert!(values(1).is_empty());
+    assert_eq!(client.partition_info(&topic, 1).log_start_offset, 5);
+    assert_eq!(values(2).len(), 5);
+    assert_eq!(client.partition_info(&topic, 2).log_start_offset, 0);
 }
 
 #[test]

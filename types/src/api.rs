@@ -108,6 +108,14 @@ pub struct TimestampOffset {
     pub timestamp: Option<i64>,
 }
 
+/// The answer to `DELETE /v1/topics/{t}/partitions/{p}/records?before=N`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRecordsResponse {
+    /// The log start offset now (Kafka's low watermark): `before`, or more if retention had
+    /// already passed it.
+    pub log_start_offset: i64,
+}
+
 /// `POST /v1/topics/{t}/records`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     InvalidConfig,
     /// A topic name outside Kafka's alphabet or length.
     InvalidTopicException,
+    /// A request the topic's configuration forbids (deleting records of a compacted topic).
+    PolicyViolation,
     /// A record larger than 1 MiB.
     MessageTooLarge,
     /// A record the topic cannot hold: a record without a key on a compacted topic (Kafka's
@@ -74,7 +76,8 @@ impl ErrorCode {
             | InvalidPartitions
             | InvalidConfig
             | InvalidTopicException
-            | InvalidRecord => 400,
+            | InvalidRecord
+            | PolicyViolation => 400,
             UnknownTopicOrPartition | GroupIdNotFound => 404,
             TopicAlreadyExists
             | ProducerFenced
@@ -119,6 +122,7 @@ impl ErrorCode {
             InvalidPartitions => "INVALID_PARTITIONS",
             InvalidConfig => "INVALID_CONFIG",
             InvalidTopicException => "INVALID_TOPIC_EXCEPTION",
+            PolicyViolation => "POLICY_VIOLATION",
             MessageTooLarge => "MESSAGE_TOO_LARGE",
             InvalidRecord => "INVALID_RECORD",
             OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",

@@ -65,6 +65,8 @@ pub enum RecordsRoute {
     ProducePartition(String, i32),
     /// `GET /v1/topics/{t}/partitions/{p}/records`.
     Fetch(String, i32),
+    /// `DELETE /v1/topics/{t}/partitions/{p}/records?before=N`.
+    DeleteRecords(String, i32),
     /// `POST /v1/produce`: batches for many partitions.
     ProduceMany,
     /// `POST /v1/fetch`: many partitions, one wait.
@@ -226,6 +228,16 @@ const TABLE: &[(&str, &str, Build)] = &[
         "/v1/topics/{topic}/partitions/{partition}/records",
         |c| {
             Ok(Route::Records(RecordsRoute::Fetch(
+                c.topic(),
+                c.partition()?,
+            )))
+        },
+    ),
+    (
+        "DELETE",
+        "/v1/topics/{topic}/partitions/{partition}/records",
+        |c| {
+            Ok(Route::Records(RecordsRoute::DeleteRecords(
                 c.topic(),
                 c.partition()?,
             )))
@@ -474,6 +486,10 @@ mod tests {
         assert_eq!(
             route("GET", "/v1/topics/a/partitions/-1/records"),
             records(RecordsRoute::Fetch("a".into(), -1))
+        );
+        assert_eq!(
+            route("DELETE", "/v1/topics/a/partitions/1/records"),
+            records(RecordsRoute::DeleteRecords("a".into(), 1))
         );
         assert_eq!(
             route("POST", "/v1/produce"),

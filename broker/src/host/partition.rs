@@ -15,10 +15,10 @@
 
 use kafdo_partition::{AlarmStep, Partition, PartitionConfig, PartitionError};
 use kafdo_sql::Sql;
-use kafdo_types::api::FetchResponse;
+use kafdo_types::api::{DeleteRecordsResponse, FetchResponse};
 use kafdo_types::rpc::{
-    AppendRequest, OffsetForTimestampRequest, OpenTransactionsRequest, PartitionCall,
-    PartitionInfoRequest, PartitionOpenTransaction, ReadRequest, RegisterTxnRequest,
+    AppendRequest, DeleteRecordsRequest, OffsetForTimestampRequest, OpenTransactionsRequest,
+    PartitionCall, PartitionInfoRequest, PartitionOpenTransaction, ReadRequest, RegisterTxnRequest,
     WriteMarkerRequest,
 };
 use kafdo_types::ApiError;
@@ -76,7 +76,7 @@ impl<S: Sql + Clone> PartitionHost<S> {
     /// `wait_ms` that found nothing, and reads again with [`PartitionHost::read`] when woken.
     pub fn serve(&mut self, call: PartitionCall, now_ms: i64) -> Served {
         let mut effects = Effects::default();
-        // Only an append or a marker changes when the alarm is due (a new oldest row, a round
+        // Only an append, a marker or a deletion changes when the alarm is due (a new oldest row, a round
         // of compaction to come): other calls spare the question.
         let mut may_move_alarm = false;
         let answer = match call {
@@ -95,6 +95,16 @@ impl<S: Sql + Clone> PartitionHost<S> {
                 self.core(now_ms)
                     .and_then(|core| core.offset_for_timestamp(&req).map_err(api_error)),
             ),
+            PartitionCall::DeleteRecords(req) => {
+                let result = self.core(now_ms).and_then(|core| {
+                    core.delete_records(&req)
+                        .map(|log_start_offset| DeleteRecordsResponse { log_start_offset })
+                        .map_err(api_error)
+                });
+                // Rows left for later steps make the alarm due at once.
+                may_move_alarm = result.is_ok();
+                reply::<DeleteRecordsRequest>(result)
+            }
             PartitionCall::RegisterTxn(req) => reply::<RegisterTxnRequest>(
                 self.core(now_ms)
                     .and_then(|core| core.register_txn(&req, now_ms).map_err(api_error)),

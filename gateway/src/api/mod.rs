@@ -6,6 +6,7 @@
 //! version (the `kafka-protocol` crate refuses to encode a field the version lacks).
 
 mod configs;
+mod delete_records;
 mod fetch;
 mod metadata;
 mod offsets;
@@ -16,10 +17,11 @@ use bytes::Bytes;
 use kafdo_client::Client;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    FetchRequest, FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest, FetchResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -37,6 +39,7 @@ pub const OFFERED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// The versions of `key` the gateway offers, if any.
@@ -90,6 +93,8 @@ pub enum Request {
     InitProducerId(InitProducerIdRequest),
     /// DescribeConfigs.
     DescribeConfigs(DescribeConfigsRequest),
+    /// DeleteRecords.
+    DeleteRecords(DeleteRecordsRequest),
 }
 
 /// An answer, before encoding.
@@ -115,6 +120,8 @@ pub enum Answer {
     InitProducerId(InitProducerIdResponse),
     /// DescribeConfigs.
     DescribeConfigs(DescribeConfigsResponse),
+    /// DeleteRecords.
+    DeleteRecords(DeleteRecordsResponse),
 }
 
 impl Request {
@@ -136,6 +143,7 @@ impl Request {
             ApiKey::DeleteTopics => body!(DeleteTopics),
             ApiKey::InitProducerId => body!(InitProducerId),
             ApiKey::DescribeConfigs => body!(DescribeConfigs),
+            ApiKey::DeleteRecords => body!(DeleteRecords),
             other => return Err(FrameError::Unsupported(other, version)),
         })
     }
@@ -162,6 +170,7 @@ impl Answer {
             Answer::DeleteTopics(a) => e(a),
             Answer::InitProducerId(a) => e(a),
             Answer::DescribeConfigs(a) => e(a),
+            Answer::DeleteRecords(a) => e(a),
         }
     }
 }
@@ -205,6 +214,9 @@ impl Gateway {
             Request::DeleteTopics(r) => Answer::DeleteTopics(self.delete_topics(r, version).await),
             Request::InitProducerId(r) => {
                 Answer::InitProducerId(self.init_producer_id(r, version).await)
+            }
+            Request::DeleteRecords(r) => {
+                Answer::DeleteRecords(self.delete_records(r, version).await)
             }
             Request::DescribeConfigs(r) => {
                 Answer::DescribeConfigs(self.describe_configs(r, version).await)

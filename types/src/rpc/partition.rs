@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::MarkerAck;
 use crate::api::{
-    FetchResponse, Isolation, PartitionInfo, PartitionProduceResponse, TimestampOffset, TopicConfig,
+    DeleteRecordsResponse, FetchResponse, Isolation, PartitionInfo, PartitionProduceResponse,
+    TimestampOffset, TopicConfig,
 };
 use crate::record::ProduceRecord;
 
@@ -21,6 +22,9 @@ object_calls! {
         /// The first offset at or after a timestamp.
         OffsetForTimestamp(OffsetForTimestampRequest) -> TimestampOffset
             = "/partition/offset-for-timestamp",
+        /// Deletes the records before an offset (Kafka's DeleteRecords): the new log start.
+        DeleteRecords(DeleteRecordsRequest) -> DeleteRecordsResponse
+            = "/partition/delete-records",
         /// From a coordinator: a (producer id, epoch) may write transactionally here.
         RegisterTxn(RegisterTxnRequest) -> () = "/partition/register-txn",
         /// From a coordinator: ends a transaction here.
@@ -113,6 +117,15 @@ pub struct OffsetForTimestampRequest {
     pub timestamp: i64,
     /// Below the last stable offset (read_committed) or the high watermark.
     pub isolation: Isolation,
+}
+
+/// [`PartitionCall::DeleteRecords`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRecordsRequest {
+    /// Which partition.
+    pub partition: PartitionRef,
+    /// Every record before this offset goes (the log start offset moves to it).
+    pub before: i64,
 }
 
 /// [`PartitionCall::OpenTransactions`].

@@ -1,5 +1,5 @@
 //! Produce (by topic, with or without an `Idempotency-Key`, by partition, and to many
-//! partitions at once) and fetch (one partition, or many at once).
+//! partitions at once), fetch (one partition, or many at once) and deleting records.
 
 use kafdo_broker::topics::FetchOptions;
 use kafdo_broker::Runtime;
@@ -39,6 +39,10 @@ pub async fn serve<R: Runtime>(
         RecordsRoute::Fetch(name, p) => {
             let options = parse_fetch_query(req.query_pairs())?;
             Answer::ok(cx.format, &broker.fetch(&name, p, options).await?)
+        }
+        RecordsRoute::DeleteRecords(name, p) => {
+            let before = parse_delete_query(req.query_pairs())?;
+            Answer::ok(cx.format, &broker.delete_records(&name, p, before).await?)
         }
         RecordsRoute::ProduceMany => {
             let produce: MultiProduceRequest = req.body()?;
@@ -101,6 +105,33 @@ pub fn parse_fetch_query<'a>(
     Ok(q)
 }
 
+/// Parses the query of `DELETE /v1/topics/{t}/partitions/{p}/records`: `before` (required, 0
+/// to 2^53 - 1), the offset every record before which is deleted. Unknown parameters are
+/// refused.
+pub fn parse_delete_query<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<i64, ApiError> {
+    let mut before = None;
+    for (name, value) in pairs {
+        match name {
+            "before" => {
+                before = Some(
+                    parse_canonical::<i64>(value)
+                        .filter(|o| (0..=MAX_SAFE_INTEGER).contains(o))
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "before {} is not an offset from 0 to {MAX_SAFE_INTEGER}",
+                                quoted(value)
+                            ))
+                        })?,
+                )
+            }
+            _ => return Err(invalid(format!("unknown query parameter {}", quoted(name)))),
+        }
+    }
+    before.ok_or_else(|| invalid("the query needs `before`, the offset to delete up to"))
+}
+
 /// The `isolation` query parameter: `read_committed` or `read_uncommitted`.
 pub(crate) fn parse_isolation(value: &str) -> Result<Isolation, ApiError> {
     match value {
@@ -126,6 +157,22 @@ fn positive(name: &str, value: &str) -> Result<u32, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_query_needs_before_and_nothing_else() {
+        assert_eq!(parse_delete_query([("before", "7")]).unwrap(), 7);
+        for bad in [
+            &[][..],
+            &[("before", "-1")],
+            &[("before", "x")],
+            &[("before", "07")],
+            &[("before", "9007199254740992")],
+            &[("before", "1"), ("offset", "1")],
+        ] {
+            let e = parse_delete_query(bad.iter().copied()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{bad:?}");
+        }
+    }
 
     #[test]
     fn fetch_query_defaults_and_limits() {
