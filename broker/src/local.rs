@@ -331,6 +331,7 @@ mod tests {
         let before = run(broker.fetch("t", 1, read(Isolation::ReadCommitted))).unwrap();
         assert!(before.records.is_empty(), "open: not visible");
         let end = EndTxnRequest {
+            keep_epoch: false,
             producer_id: producer.producer_id,
             producer_epoch: producer.producer_epoch,
         };

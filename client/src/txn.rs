@@ -432,6 +432,7 @@ impl TransactionalProducer {
                 self.transactional_id(),
                 commit,
                 &EndTxnRequest {
+                    keep_epoch: false,
                     producer_id: identity.producer_id,
                     producer_epoch: identity.producer_epoch,
                 },

@@ -631,6 +631,7 @@ pub fn body(ty: BodyType, pools: &Pools) -> BoxedStrategy<Body> {
         BodyType::EndTxn => (pids, epochs)
             .prop_map(|(producer_id, producer_epoch)| {
                 Body::EndTxn(EndTxnRequest {
+                    keep_epoch: false,
                     producer_id,
                     producer_epoch,
                 })

@@ -271,6 +271,7 @@ impl World {
         ))
         .unwrap_or_else(|e| ok("write tx-done", e));
         let end = EndTxnRequest {
+            keep_epoch: false,
             producer_id: done.producer_id,
             producer_epoch: done.producer_epoch,
         };

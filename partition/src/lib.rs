@@ -26,7 +26,7 @@
 //!         producer_epoch, flags, size_bytes, records BLOB)
 //! producers(producer_id INTEGER PRIMARY KEY, producer_epoch, last_seen_ms, batches BLOB)
 //! transactions(producer_id INTEGER PRIMARY KEY, producer_epoch, transactional_id, open,
-//!              first_offset, start_ms, updated_ms)
+//!              first_offset, start_ms, updated_ms, txn_seq)
 //! aborted_transactions(producer_id, first_offset, last_offset)   -- the aborted index
 //! compaction(id = 1, cleaned_offset, round_end_offset, cursor_offset, round_kept_records,
 //!            round_min_tombstone_ms, clean_records, min_tombstone_ms, last_round_ms)
@@ -357,7 +357,7 @@ impl<S: Sql> Partition<S> {
         let transactions = sql
             .exec(
                 "SELECT producer_id, producer_epoch, transactional_id, open, first_offset,
-                        start_ms, updated_ms
+                        start_ms, updated_ms, txn_seq
                  FROM transactions",
                 &[],
             )?
@@ -370,6 +370,7 @@ impl<S: Sql> Partition<S> {
                     first_offset: r.opt_int(4),
                     start_ms: r.int(5),
                     updated_ms: r.int(6),
+                    txn_seq: r.int(7),
                 };
                 (r.int(0), entry)
             })

@@ -75,6 +75,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         min_tombstone_ms INTEGER,
         last_round_ms INTEGER NOT NULL
     )",
+    // The coordinator's number of the transaction (transaction version 1 keeps the epoch
+    // across transactions: the number tells them apart).
+    "ALTER TABLE transactions ADD COLUMN txn_seq INTEGER NOT NULL DEFAULT 0",
 ];
 
 /// How `partition_meta.cleanup_policy` stores a topic's policy.

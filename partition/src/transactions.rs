@@ -1,5 +1,5 @@
 //! Transactions on this partition (KIP-98 with KIP-890 part 1): registrations from the
-//! coordinator, the check of a producer's batch against its transaction, markers that end a
+//! coordinator (a transaction named by producer id, epoch and the coordinator's number), the check of a producer's batch against its transaction, markers that end a
 //! transaction (an abort also enters the aborted index), the last stable offset and the admin
 //! view of open transactions. The crate docs explain the rules; the partition never times a
 //! transaction out.
@@ -25,6 +25,17 @@ pub(crate) struct TxnEntry {
     pub(crate) first_offset: Option<i64>,
     pub(crate) start_ms: i64,
     pub(crate) updated_ms: i64,
+    /// The coordinator's number of the transaction: with the epoch, its identity (a
+    /// transaction-version-1 producer keeps its epoch across transactions).
+    pub(crate) txn_seq: i64,
+}
+
+impl TxnEntry {
+    /// The transaction's identity, in the order transactions of one producer id come:
+    /// (epoch, number).
+    fn id(&self) -> (i32, i64) {
+        (self.producer_epoch, self.txn_seq)
+    }
 }
 
 impl<S: Sql> Partition<S> {
@@ -93,14 +104,17 @@ impl<S: Sql> Partition<S> {
         }
     }
 
-    /// Registers a (producer id, epoch) for a transaction on this partition (KIP-890 part 1):
-    /// from now on the producer's transactional batches of that epoch are accepted.
+    /// Registers a transaction, named by (producer id, epoch, the coordinator's number), on
+    /// this partition (KIP-890 part 1): from now on the producer's transactional batches of
+    /// that epoch are accepted.
     ///
-    /// Registering the open transaction's pair again is a no-op. Refused: an epoch older than
-    /// the open transaction's (`PRODUCER_FENCED`), a newer one while the older transaction is
-    /// still open here (`CONCURRENT_TRANSACTIONS`: its marker must come first), and an epoch at
-    /// or below one whose transaction already ended here (`PRODUCER_FENCED`: a delayed
-    /// registration must not reopen it).
+    /// Transactions of one producer id are ordered by (epoch, number): a
+    /// transaction-version-1 producer keeps its epoch, and the number goes on rising.
+    /// Registering the open transaction again is a no-op. Refused: an older transaction than
+    /// the open one (`PRODUCER_FENCED`), a newer one while the older is still open here
+    /// (`CONCURRENT_TRANSACTIONS`: its marker must come first), and one at or before a
+    /// transaction that already ended here (`PRODUCER_FENCED`: a delayed registration must not
+    /// reopen it).
     pub fn register_txn(
         &mut self,
         req: &RegisterTxnRequest,
@@ -115,20 +129,21 @@ impl<S: Sql> Partition<S> {
                 req.transactional_id
             )));
         }
+        let txn = (epoch, req.txn_seq);
         match self.transactions.get(&id) {
-            Some(t) if t.open && t.producer_epoch == epoch => return Ok(()),
-            Some(t) if t.open && t.producer_epoch < epoch => {
+            Some(t) if t.open && t.id() == txn => return Ok(()),
+            Some(t) if t.open && t.id() < txn => {
                 return Err(PartitionError::ConcurrentTransactions(format!(
-                    "producer id {id}: the transaction of epoch {} is still open on this \
-                     partition; epoch {epoch} can be registered once its marker has arrived",
-                    t.producer_epoch
+                    "producer id {id}: the transaction {:?} (epoch, number) is still open on \
+                     this partition; {txn:?} can be registered once its marker has arrived",
+                    t.id()
                 )))
             }
-            Some(t) if epoch < t.producer_epoch || (!t.open && epoch == t.producer_epoch) => {
+            Some(t) if txn < t.id() || (!t.open && txn == t.id()) => {
                 return Err(PartitionError::ProducerFenced(format!(
-                    "producer id {id}: epoch {epoch} is not newer than epoch {}, whose \
-                     transaction is {} on this partition",
-                    t.producer_epoch,
+                    "producer id {id}: transaction {txn:?} (epoch, number) is not newer than \
+                     {:?}, which is {} on this partition",
+                    t.id(),
                     if t.open { "open" } else { "ended" }
                 )))
             }
@@ -142,6 +157,7 @@ impl<S: Sql> Partition<S> {
             first_offset: None,
             start_ms: now_ms,
             updated_ms: now_ms,
+            txn_seq: req.txn_seq,
         };
         self.store_txn_entry(&req.partition, bind, forget, id, entry)?;
         self.assert_offsets();
@@ -207,15 +223,16 @@ impl<S: Sql> Partition<S> {
     fn upsert_txn(&self, producer_id: i64, t: &TxnEntry) -> Result<(), SqlError> {
         self.sql.run(
             "INSERT INTO transactions (producer_id, producer_epoch, transactional_id, open,
-                 first_offset, start_ms, updated_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+                 first_offset, start_ms, updated_ms, txn_seq)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (producer_id) DO UPDATE SET
                  producer_epoch = excluded.producer_epoch,
                  transactional_id = excluded.transactional_id,
                  open = excluded.open,
                  first_offset = excluded.first_offset,
                  start_ms = excluded.start_ms,
-                 updated_ms = excluded.updated_ms",
+                 updated_ms = excluded.updated_ms,
+                 txn_seq = excluded.txn_seq",
             &[
                 producer_id.into(),
                 t.producer_epoch.into(),
@@ -224,6 +241,7 @@ impl<S: Sql> Partition<S> {
                 t.first_offset.into(),
                 t.start_ms.into(),
                 t.updated_ms.into(),
+                t.txn_seq.into(),
             ],
         )
     }
@@ -231,11 +249,12 @@ impl<S: Sql> Partition<S> {
     /// Ends the producer's open transaction on this partition: appends a control batch (one
     /// offset) and, for an abort, adds the transaction to the aborted index.
     ///
-    /// A marker whose epoch is at least the open transaction's ends it (the coordinator may
-    /// end a fenced producer's transaction with a bumped epoch, as Kafka's does). A marker for
-    /// an older epoch, or with no transaction open, is acknowledged with `marker_offset: None`
-    /// and changes nothing, except that the partition remembers the epoch as ended so a
-    /// registration of it arriving later is refused. A registered transaction that wrote
+    /// A marker for the open transaction, or a later one by (epoch, number), ends it. A
+    /// marker for an older transaction, or with no transaction open, is acknowledged with
+    /// `marker_offset: None` and changes nothing, except that the partition remembers the
+    /// transaction as ended so a registration of it arriving later is refused. (A late marker
+    /// of the previous transaction of a transaction-version-1 producer, with the same epoch,
+    /// is older by its number and cannot end the next one.) A registered transaction that wrote
     /// nothing here ends without a control batch (`marker_offset: None` too): there is nothing
     /// for a reader to skip.
     pub fn write_marker(
@@ -246,12 +265,13 @@ impl<S: Sql> Partition<S> {
         let bind = self.check_ref(&req.partition)?;
         let (id, epoch) = (req.producer_id, req.producer_epoch);
         check_producer_ids(id, epoch)?;
+        let txn = (epoch, req.txn_seq);
         let existing = self.transactions.get(&id);
-        let ends_open = existing.is_some_and(|t| t.open && epoch >= t.producer_epoch);
+        let ends_open = existing.is_some_and(|t| t.open && txn >= t.id());
         if !ends_open {
             // Nothing open to end: a duplicate or late marker, or one that overtook its
-            // registration. Remember the epoch as ended if it is newer than anything known.
-            let newer = existing.is_none_or(|t| !t.open && epoch > t.producer_epoch);
+            // registration. Remember the transaction as ended if it is newer than any known.
+            let newer = existing.is_none_or(|t| !t.open && txn > t.id());
             if !newer {
                 return Ok(MarkerAck {
                     marker_offset: None,
@@ -273,6 +293,7 @@ impl<S: Sql> Partition<S> {
                 first_offset: None,
                 start_ms: now_ms,
                 updated_ms: now_ms,
+                txn_seq: req.txn_seq,
             };
             self.store_txn_entry(&req.partition, bind, forget, id, entry)?;
             return Ok(MarkerAck {
@@ -286,6 +307,7 @@ impl<S: Sql> Partition<S> {
             open: false,
             first_offset: None,
             updated_ms: now_ms,
+            txn_seq: req.txn_seq,
             ..open.clone()
         };
         let marker_offset = open.first_offset.map(|_| self.high_watermark);

@@ -370,6 +370,7 @@ fn open_transactions_stop_compaction_and_aborted_records_go() {
     let register = |core: &mut Core, epoch| {
         core.register_txn(
             &RegisterTxnRequest {
+                txn_seq: 0,
                 partition: pref(CleanupPolicy::Compact),
                 transactional_id: "tx".into(),
                 producer_id: 9,
@@ -399,6 +400,7 @@ fn open_transactions_stop_compaction_and_aborted_records_go() {
     let end = |core: &mut Core, epoch, result| {
         core.write_marker(
             &WriteMarkerRequest {
+                txn_seq: 0,
                 partition: pref(CleanupPolicy::Compact),
                 producer_id: 9,
                 producer_epoch: epoch,

@@ -290,6 +290,7 @@ proptest! {
                 Op::Register(id) => {
                     let t = model.txns.entry(id).or_default();
                     core.register_txn(&RegisterTxnRequest {
+                        txn_seq: 0,
                         partition: pref(),
                         transactional_id: format!("tx-{id}"),
                         producer_id: id,
@@ -324,6 +325,7 @@ proptest! {
                 Op::End(id, commit) => {
                     let t = model.txns.entry(id).or_default();
                     let ack = core.write_marker(&WriteMarkerRequest {
+                        txn_seq: 0,
                         partition: pref(),
                         producer_id: id,
                         producer_epoch: t.epoch,

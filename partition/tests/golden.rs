@@ -275,6 +275,7 @@ impl Runner for Harness {
                     transactional_id: command.get("tid").unwrap_or("tx").to_owned(),
                     producer_id: command.required("pid")?,
                     producer_epoch: command.required("epoch")?,
+                    txn_seq: command.value("num")?.unwrap_or(0),
                 };
                 match self.core.register_txn(&req, self.now_ms) {
                     Ok(()) => "ok".into(),
@@ -293,6 +294,7 @@ impl Runner for Harness {
                     partition: self.pref(command),
                     producer_id: command.required("pid")?,
                     producer_epoch: command.required("epoch")?,
+                    txn_seq: command.value("num")?.unwrap_or(0),
                     result,
                 };
                 match self.core.write_marker(&req, self.now_ms) {

@@ -156,6 +156,7 @@ proptest! {
                 Op::Register(id) => {
                     let p = model.producers.entry(id).or_default();
                     let r = core.register_txn(&RegisterTxnRequest {
+                        txn_seq: 0,
                         partition: pref(),
                         transactional_id: format!("tx-{id}"),
                         producer_id: id,
@@ -168,6 +169,7 @@ proptest! {
                     let p = model.producers.entry(id).or_default();
                     if p.epoch == 0 { continue; }
                     let r = core.register_txn(&RegisterTxnRequest {
+                        txn_seq: 0,
                         partition: pref(),
                         transactional_id: format!("tx-{id}"),
                         producer_id: id,
@@ -221,6 +223,7 @@ proptest! {
                 Op::End(id, commit) => {
                     let p = model.producers.entry(id).or_default();
                     let ack = core.write_marker(&WriteMarkerRequest {
+                        txn_seq: 0,
                         partition: pref(),
                         producer_id: id,
                         producer_epoch: p.epoch,
@@ -242,6 +245,7 @@ proptest! {
                     let p = model.producers.entry(id).or_default();
                     if p.epoch == 0 { continue; }
                     let ack = core.write_marker(&WriteMarkerRequest {
+                        txn_seq: 0,
                         partition: pref(),
                         producer_id: id,
                         producer_epoch: p.epoch - 1,

@@ -172,6 +172,7 @@ impl Proc<'_> {
                 if commit { "commit" } else { "abort" }
             ),
             &EndTxnRequest {
+                keep_epoch: false,
                 producer_id: producer.producer_id,
                 producer_epoch: producer.producer_epoch,
             },

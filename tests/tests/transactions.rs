@@ -125,6 +125,7 @@ impl<'a> Txn<'a> {
         self.client.post(
             &self.path(if commit { "/commit" } else { "/abort" }),
             &EndTxnRequest {
+                keep_epoch: false,
                 producer_id: self.producer_id,
                 producer_epoch: self.producer_epoch,
             },
@@ -255,6 +256,7 @@ fn commit_across_three_partitions_of_two_topics() {
         .post(
             &txn.path("/commit"),
             &EndTxnRequest {
+                keep_epoch: false,
                 producer_id: txn.producer_id,
                 producer_epoch: first_epoch,
             },

@@ -120,6 +120,7 @@ fn run<S: Sql>(name: &str, sql: S, transactions: u32) {
         drive(&mut core, out, now_ms);
         request += 1;
         let end = EndTxnRequest {
+            keep_epoch: false,
             producer_id: producer.producer_id,
             producer_epoch: epoch,
         };

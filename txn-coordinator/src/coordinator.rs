@@ -95,9 +95,10 @@ struct OffsetsUndo {
     began: Option<(TxnRow, BTreeMap<Key, Participant>)>,
 }
 
-/// The transaction a call belongs to: (producer id, epoch). The producer id is part of it since
-/// a transactional id moves to a new one when its epochs are spent, and epochs start again.
-type TxnKey = (i64, i32);
+/// The transaction a call belongs to: (producer id, epoch, number). The producer id is part of
+/// it since a transactional id moves to a new one when its epochs are spent, and epochs start
+/// again; the number since a transaction-version-1 producer keeps its epoch across transactions.
+type TxnKey = (i64, i32, i64);
 
 #[derive(Clone, Debug)]
 struct MarkerRetry {
@@ -254,6 +255,7 @@ impl<S: Sql> TxnCoordinator<S> {
                     incarnation: 0,
                     next_producer_id: None,
                     previous_producer_id: None,
+                    txn_seq: 0,
                 },
             };
             row.incarnation = row
@@ -390,6 +392,7 @@ impl<S: Sql> TxnCoordinator<S> {
                     PrepareAbort,
                     EndReason::Fence,
                     Some(transaction_timeout_ms),
+                    false,
                     now_ms,
                     out,
                 )?;
@@ -543,6 +546,7 @@ impl<S: Sql> TxnCoordinator<S> {
                     transactional_id: self.row.transactional_id.clone(),
                     producer_id: txn.0,
                     producer_epoch: txn.1,
+                    txn_seq: txn.2,
                 });
                 let kind = CallKind::Register {
                     key: key.clone(),
@@ -715,6 +719,7 @@ impl<S: Sql> TxnCoordinator<S> {
             adopt_next_producer_id(&mut next);
             next.state = Ongoing;
             next.txn_epoch = next.producer_epoch;
+            next.txn_seq += 1;
             next.txn_start_ms = Some(now_ms);
             next.state_ms = now_ms;
             next.end_reason = None;
@@ -770,6 +775,24 @@ impl<S: Sql> TxnCoordinator<S> {
         }
         match self.row.state {
             PrepareCommit | PrepareAbort => Err(self.concurrent()),
+            CompleteCommit | CompleteAbort if self.kept_epoch() => {
+                // The last transaction ended keeping this epoch (transaction version 1): this
+                // is a retry of its end, answered from what it became.
+                if complete_state(result) != self.row.state {
+                    return Err(TxnError::InvalidTxnState(format!(
+                        "the last transaction of epoch {} is {}: it cannot {}",
+                        self.row.txn_epoch,
+                        self.row.state,
+                        match result {
+                            TxnResult::Commit => "commit",
+                            TxnResult::Abort => "abort",
+                        }
+                    )));
+                }
+                let answer = self.ended_answer(self.row.state);
+                reply(out, request, Ok(Answer::Ended(answer)));
+                Ok(())
+            }
             Empty | CompleteCommit | CompleteAbort => {
                 // Nothing was added with this epoch: there is nothing to end, so nothing is
                 // written and the epoch is not spent.
@@ -803,12 +826,26 @@ impl<S: Sql> TxnCoordinator<S> {
                         return Err(self.offsets_unknown(&group_id));
                     }
                 }
+                if req.keep_epoch && self.participants.keys().any(|k| matches!(k, Key::Group(_))) {
+                    return Err(TxnError::InvalidRequest(
+                        "keep_epoch (transaction version 1) cannot end a transaction that holds \
+                         consumer-group offsets: end it without keep_epoch"
+                            .into(),
+                    ));
+                }
                 self.check_not_busy()?;
                 let state = match result {
                     TxnResult::Commit => PrepareCommit,
                     TxnResult::Abort => PrepareAbort,
                 };
-                let producer_epoch = self.prepare(state, EndReason::Client, None, now_ms, out)?;
+                let producer_epoch = self.prepare(
+                    state,
+                    EndReason::Client,
+                    None,
+                    req.keep_epoch,
+                    now_ms,
+                    out,
+                )?;
                 self.waiters.push(Waiter::End {
                     request,
                     producer_epoch,
@@ -888,7 +925,7 @@ impl<S: Sql> TxnCoordinator<S> {
             Ongoing => {
                 self.check_not_busy()?;
                 let producer_epoch =
-                    self.prepare(PrepareAbort, EndReason::Admin, None, now_ms, out)?;
+                    self.prepare(PrepareAbort, EndReason::Admin, None, false, now_ms, out)?;
                 self.waiters.push(Waiter::End {
                     request,
                     producer_epoch,
@@ -912,14 +949,16 @@ impl<S: Sql> TxnCoordinator<S> {
         }
     }
 
-    /// Moves the open transaction to PrepareCommit or PrepareAbort with the next epoch, and fails
-    /// the requests still adding to it. For a commit this write is the commit point. Returns the
-    /// new epoch; the caller then starts the markers.
+    /// Moves the open transaction to PrepareCommit or PrepareAbort with the next epoch (the
+    /// same one with `keep_epoch`, a client's end in transaction version 1), and fails the
+    /// requests still adding to it. For a commit this write is the commit point. Returns the
+    /// epoch to go on with; the caller then starts the markers.
     fn prepare(
         &mut self,
         state: TransactionState,
         reason: EndReason,
         transaction_timeout_ms: Option<i64>,
+        keep_epoch: bool,
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<i32, TxnError> {
@@ -927,9 +966,12 @@ impl<S: Sql> TxnCoordinator<S> {
         assert!(matches!(state, PrepareCommit | PrepareAbort));
         assert!(state == PrepareAbort || reason == EndReason::Client);
         assert!(self.markers.is_empty());
+        assert!(!keep_epoch || reason == EndReason::Client);
         let mut next = self.row.clone();
         next.state = state;
-        next.producer_epoch = next_epoch(self.row.producer_epoch);
+        if !keep_epoch {
+            next.producer_epoch = next_epoch(self.row.producer_epoch);
+        }
         if matches!(reason, EndReason::Fence | EndReason::Admin) {
             next.fence_epoch = next.producer_epoch;
         }
@@ -1004,7 +1046,7 @@ impl<S: Sql> TxnCoordinator<S> {
             .row
             .producer_id
             .expect("a transaction has a producer id");
-        let txn_epoch = self.row.txn_epoch;
+        let (txn_epoch, txn_seq) = (self.row.txn_epoch, self.row.txn_seq);
         for key in due {
             let call = match &key {
                 Key::Partition { .. } => Call::WriteMarker(WriteMarkerRequest {
@@ -1014,6 +1056,7 @@ impl<S: Sql> TxnCoordinator<S> {
                         .expect("a partition participant has its reference"),
                     producer_id,
                     producer_epoch: txn_epoch,
+                    txn_seq,
                     result,
                 }),
                 Key::Group(group_id) => Call::GroupTxnMarker(GroupTxnMarkerRequest {
@@ -1025,7 +1068,7 @@ impl<S: Sql> TxnCoordinator<S> {
             };
             let kind = CallKind::Marker {
                 key: key.clone(),
-                txn: (producer_id, txn_epoch),
+                txn: (producer_id, txn_epoch, txn_seq),
             };
             let id = self.send(out, now_ms, kind, call);
             self.markers.get_mut(&key).expect("due").in_flight = Some(id);
@@ -1405,7 +1448,7 @@ impl<S: Sql> TxnCoordinator<S> {
         if self.row.state == Ongoing && now_ms >= self.timeout_at_ms() {
             // Rule 5: abort with a bumped epoch, so the timed-out producer cannot add to or
             // commit this transaction, and its late writes are refused by the partitions.
-            self.prepare(PrepareAbort, EndReason::Timeout, None, now_ms, &mut out)?;
+            self.prepare(PrepareAbort, EndReason::Timeout, None, false, now_ms, &mut out)?;
             self.start_markers(now_ms, &mut out)?;
         }
         if matches!(self.row.state, PrepareCommit | PrepareAbort) {
@@ -1582,6 +1625,12 @@ impl<S: Sql> TxnCoordinator<S> {
         ))
     }
 
+    /// Whether the ending or last ended transaction kept its epoch (a client's end in
+    /// transaction version 1): its epoch is still the current one.
+    fn kept_epoch(&self) -> bool {
+        !matches!(self.row.state, Empty | Ongoing) && self.row.txn_epoch == self.row.producer_epoch
+    }
+
     fn check_not_busy(&self) -> Result<(), TxnError> {
         if self.waiters.len() >= MAX_PENDING_REQUESTS {
             return Err(TxnError::Busy(format!(
@@ -1616,7 +1665,11 @@ impl<S: Sql> TxnCoordinator<S> {
 
     /// The open, ending or last ended transaction.
     fn current_txn(&self) -> TxnKey {
-        (self.row.producer_id.unwrap_or(-1), self.row.txn_epoch)
+        (
+            self.row.producer_id.unwrap_or(-1),
+            self.row.txn_epoch,
+            self.row.txn_seq,
+        )
     }
 
     /// The producer id and epoch a client goes on with after the last transaction: the new
@@ -1710,12 +1763,18 @@ impl<S: Sql> TxnCoordinator<S> {
                 assert!(!self.participants.is_empty());
             }
             PrepareCommit | PrepareAbort | CompleteCommit | CompleteAbort => {
-                assert!(row.txn_epoch < row.producer_epoch);
                 assert!(row.end_reason.is_some());
-                // Only a fence bumps the epoch twice past a transaction: without one, the epoch
-                // after a transaction is its epoch plus one.
-                if row.txn_epoch >= row.fence_epoch {
-                    assert_eq!(row.producer_epoch, row.txn_epoch + 1);
+                if self.kept_epoch() {
+                    // Only a client's end keeps the epoch (transaction version 1).
+                    assert_eq!(row.end_reason, Some(EndReason::Client));
+                    assert!(row.producer_epoch < self.config.roll_epoch);
+                } else {
+                    assert!(row.txn_epoch < row.producer_epoch);
+                    // Only a fence bumps the epoch twice past a transaction: without one, the
+                    // epoch after a transaction is its epoch plus one.
+                    if row.txn_epoch >= row.fence_epoch {
+                        assert_eq!(row.producer_epoch, row.txn_epoch + 1);
+                    }
                 }
             }
         }

@@ -90,14 +90,16 @@ pub const MARKER_RETRY_MAX_MS: i64 = 30_000;
 /// The most client requests the coordinator holds open at once; more answer
 /// `COORDINATOR_LOAD_IN_PROGRESS` (retriable).
 pub const MAX_PENDING_REQUESTS: usize = 256;
-/// Epochs never pass this (they are `i32` on the wire). A transactional id moves to a new
+/// Epochs never pass this: Kafka's epochs are 16-bit (`Short.MaxValue - 1`, its own limit), and
+/// the same producer serves Kafka clients through the gateway. A transactional id moves to a new
 /// producer id well before (see [`CoordinatorConfig::roll_epoch`]); the room between is for inits
 /// that arrive while a transaction ends (each fences with one more epoch), and past it such an
 /// init waits (`CONCURRENT_TRANSACTIONS`) for the move.
-pub const MAX_PRODUCER_EPOCH: i32 = i32::MAX - 1;
+pub const MAX_PRODUCER_EPOCH: i32 = i16::MAX as i32 - 1;
 
-/// The default [`CoordinatorConfig::roll_epoch`]: at one transaction every 10 ms, a producer id
-/// lasts about 248 days.
+/// The default [`CoordinatorConfig::roll_epoch`]: at one transaction every 10 ms with an epoch
+/// bump at each end, a producer id lasts about 5 minutes, as in Kafka with transaction version 2
+/// (the move costs one call to the metadata object; partitions forget idle producers).
 pub const DEFAULT_ROLL_EPOCH: i32 = MAX_PRODUCER_EPOCH - 1_000;
 
 /// Tunables of a coordinator.

@@ -91,6 +91,11 @@ pub(crate) struct TxnRow {
     /// The producer id this transactional id had before its last move, so requests that still
     /// carry it are answered `PRODUCER_FENCED`, not as an unknown id.
     pub previous_producer_id: Option<i64>,
+    /// The number of the open, ending or last ended transaction (0 before the first): one
+    /// more at every transaction's first add. With the producer id and epoch it names the
+    /// transaction at the partitions, where a transaction-version-1 producer's consecutive
+    /// transactions share an epoch.
+    pub txn_seq: i64,
 }
 
 /// Who takes part in a transaction.
@@ -206,6 +211,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, name)
     )",
     "ALTER TABLE txn_coordinator ADD COLUMN previous_producer_id INTEGER",
+    "ALTER TABLE txn_coordinator ADD COLUMN txn_seq INTEGER NOT NULL DEFAULT 0",
 ];
 
 pub(crate) fn create_schema(sql: &impl Sql) -> Result<(), SqlError> {
@@ -216,7 +222,7 @@ pub(crate) fn load_row(sql: &impl Sql) -> Result<Option<TxnRow>, SqlError> {
     let Some(row) = sql.first(
         "SELECT transactional_id, producer_id, producer_epoch, fence_epoch, state, txn_epoch,
                 end_reason, transaction_timeout_ms, txn_start_ms, state_ms, incarnation,
-                next_producer_id, previous_producer_id
+                next_producer_id, previous_producer_id, txn_seq
          FROM txn_coordinator WHERE id = 1",
         &[],
     )?
@@ -239,6 +245,7 @@ pub(crate) fn load_row(sql: &impl Sql) -> Result<Option<TxnRow>, SqlError> {
         incarnation: u32::try_from(row.int(10)).expect("incarnation fits in u32"),
         next_producer_id: row.opt_int(11),
         previous_producer_id: row.opt_int(12),
+        txn_seq: row.int(13),
     }))
 }
 
@@ -260,8 +267,9 @@ pub(crate) fn save_row(sql: &impl Sql, row: &TxnRow) -> Result<(), SqlError> {
     sql.run(
         "INSERT OR REPLACE INTO txn_coordinator (id, transactional_id, producer_id,
              producer_epoch, fence_epoch, state, txn_epoch, end_reason, transaction_timeout_ms,
-             txn_start_ms, state_ms, incarnation, next_producer_id, previous_producer_id)
-         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             txn_start_ms, state_ms, incarnation, next_producer_id, previous_producer_id,
+             txn_seq)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             Param::from(&row.transactional_id),
             row.producer_id.into(),
@@ -276,6 +284,7 @@ pub(crate) fn save_row(sql: &impl Sql, row: &TxnRow) -> Result<(), SqlError> {
             row.incarnation.into(),
             row.next_producer_id.into(),
             row.previous_producer_id.into(),
+            row.txn_seq.into(),
         ],
     )
 }

@@ -187,6 +187,7 @@ impl<S: Sql> Driver<S> {
     fn end(&mut self, epoch: i32, result: TxnResult) -> Vec<Reply> {
         let request = self.request();
         let req = EndTxnRequest {
+            keep_epoch: false,
             producer_id: 1000,
             producer_epoch: epoch,
         };
@@ -745,6 +746,7 @@ fn storage_failure_is_returned_and_changes_nothing() {
     d.core.sql().fail_writes.set(true);
     let request = d.request();
     let req = EndTxnRequest {
+        keep_epoch: false,
         producer_id: 1000,
         producer_epoch: e0,
     };
@@ -903,6 +905,7 @@ fn commit_with_failed_write(fail_at: u64) -> u64 {
                     TxnResult::Abort
                 };
                 let req = EndTxnRequest {
+                    keep_epoch: false,
                     producer_id: 1000,
                     producer_epoch,
                 };
@@ -1004,21 +1007,29 @@ fn a_database_of_the_previous_schema_version_is_migrated() {
     let epoch = d.init();
     d.begin(epoch);
     drop(d);
-    db.run(
-        "ALTER TABLE txn_coordinator DROP COLUMN previous_producer_id",
-        &[],
-    )
-    .unwrap();
+    // The schema of two versions ago: no transaction numbers, no retired producer id. (An
+    // open transaction of that schema registered at the partitions without a number, which
+    // they read as 0: the migration's default.)
+    for column in ["txn_seq", "previous_producer_id"] {
+        db.run(
+            &format!("ALTER TABLE txn_coordinator DROP COLUMN {column}"),
+            &[],
+        )
+        .unwrap();
+    }
     db.run("UPDATE schema_version SET version = 2", &[])
         .unwrap();
 
     let mut d = Driver::on(db.clone());
     assert_eq!(d.core.state(), TransactionState::Ongoing);
     let row = db
-        .first("SELECT previous_producer_id FROM txn_coordinator", &[])
+        .first(
+            "SELECT previous_producer_id, txn_seq FROM txn_coordinator",
+            &[],
+        )
         .unwrap()
         .unwrap();
-    assert_eq!(row.opt_int(0), None);
+    assert_eq!((row.opt_int(0), row.int(1)), (None, 0));
     assert_eq!(
         d.commit(epoch),
         epoch + 1,

@@ -12,7 +12,8 @@
 //! - `init [client=A] [timeout=MS] [id=OTHER]`: `POST /v1/producers`.
 //! - `add T/P... [client=A]`: add partitions (topic `T`, partition `P`).
 //! - `offsets group=G gen=N member=M T/P=OFFSET... [client=A]`: add offsets.
-//! - `commit [client=A]`, `abort [client=A]`, `admin-abort`, `describe`.
+//! - `commit [client=A] [keep-epoch]`, `abort [client=A] [keep-epoch]` (`keep-epoch`: transaction
+//!   version 1), `admin-abort`, `describe`.
 //! - `ack CALL...|all [pid=N] [offset=N]`: the calls succeeded (`all`: every outstanding call).
 //! - `refuse CALL...|all code=CODE`: the object answered an error.
 //! - `fail CALL...|all`: no answer (failure, timeout or reset).
@@ -83,15 +84,16 @@ fn format_call(call: &Call) -> String {
     match call {
         Call::AllocateProducerId => "AllocateProducerId".into(),
         Call::RegisterTxn(r) => format!(
-            "RegisterTxn {}/{} pid={} epoch={}",
-            r.partition.topic, r.partition.partition, r.producer_id, r.producer_epoch
+            "RegisterTxn {}/{} pid={} epoch={} num={}",
+            r.partition.topic, r.partition.partition, r.producer_id, r.producer_epoch, r.txn_seq
         ),
         Call::WriteMarker(r) => format!(
-            "WriteMarker {}/{} pid={} epoch={} {}",
+            "WriteMarker {}/{} pid={} epoch={} num={} {}",
             r.partition.topic,
             r.partition.partition,
             r.producer_id,
             r.producer_epoch,
+            r.txn_seq,
             result(r.result)
         ),
         Call::TxnOffsetCommit(r) => {
@@ -354,6 +356,7 @@ impl Runner for Harness {
                 let req = EndTxnRequest {
                     producer_id,
                     producer_epoch,
+                    keep_epoch: command.flag("keep-epoch"),
                 };
                 self.core().end_txn(request, &req, result, now).unwrap()
             }

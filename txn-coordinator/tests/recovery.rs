@@ -188,6 +188,7 @@ impl World {
             }
             ClientRequest::End(pid, epoch, result) => {
                 let req = EndTxnRequest {
+                    keep_epoch: false,
                     producer_id: *pid,
                     producer_epoch: *epoch,
                 };

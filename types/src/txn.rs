@@ -159,6 +159,12 @@ pub struct EndTxnRequest {
     pub producer_id: i64,
     /// The epoch of the transaction to end.
     pub producer_epoch: i32,
+    /// Keep the epoch for the next transaction (Kafka's "transaction version 1", what
+    /// librdkafka, kafka-python and kafkajs speak through the Kafka gateway: EndTxn below v5).
+    /// By default the end bumps the epoch, as KIP-890 part 2 does (see
+    /// `design/txn-coordinator.md`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_epoch: bool,
 }
 
 /// The answer to a commit or an abort (also to the admin abort).
@@ -389,7 +395,11 @@ mod tests {
             #[test]
             fn end_txn(producer_id in 0..(1i64 << 53), producer_epoch in 0..i32::MAX,
                        state in state()) {
-                round_trip(&EndTxnRequest { producer_id, producer_epoch });
+                round_trip(&EndTxnRequest {
+                    producer_id,
+                    producer_epoch,
+                    keep_epoch: false,
+                });
                 round_trip(&EndTxnResponse { state, producer_id, producer_epoch });
             }
 

@@ -631,6 +631,7 @@ mod tests {
     #[test]
     fn nothing_may_follow_the_body() {
         let one = to_cbor(&EndTxnRequest {
+            keep_epoch: false,
             producer_id: 1,
             producer_epoch: 0,
         });

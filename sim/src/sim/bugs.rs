@@ -195,6 +195,7 @@ impl World {
             let tp = Tp::new(p.topic, p.partition);
             let partition = self.partition_refs[&tp].clone();
             let call = WriteMarkerRequest {
+                txn_seq: 0,
                 partition: partition.clone(),
                 producer_id: end.request.producer_id,
                 producer_epoch: end.request.producer_epoch,

@@ -762,6 +762,7 @@ impl TransactionalProducer {
             ClientReq::EndTxn {
                 transactional_id: tid,
                 request: EndTxnRequest {
+                    keep_epoch: false,
                     producer_id,
                     producer_epoch,
                 },
@@ -1143,6 +1144,7 @@ impl Processor {
                     ClientReq::EndTxn {
                         transactional_id: tid.clone(),
                         request: EndTxnRequest {
+                            keep_epoch: false,
                             producer_id,
                             producer_epoch,
                         },

@@ -133,6 +133,7 @@ impl Cell for Transactional {
                 .post(
                     &format!("/v1/transactions/{}/commit", self.id),
                     &EndTxnRequest {
+                        keep_epoch: false,
                         producer_id: self.producer_id,
                         producer_epoch: self.producer_epoch,
                     },

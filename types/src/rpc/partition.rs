@@ -155,6 +155,11 @@ pub struct RegisterTxnRequest {
     pub producer_id: i64,
     /// The epoch of the transaction being started.
     pub producer_epoch: i32,
+    /// The coordinator's number of the transaction (rising, one per transaction of the
+    /// transactional id): with "transaction version 1" (Kafka clients that keep their epoch)
+    /// consecutive transactions share an epoch, and the number tells them apart.
+    #[serde(default)]
+    pub txn_seq: i64,
 }
 
 /// [`PartitionCall::WriteMarker`]: ends the producer's transaction on this partition.
@@ -168,6 +173,9 @@ pub struct WriteMarkerRequest {
     pub producer_id: i64,
     /// The epoch of the transaction being ended.
     pub producer_epoch: i32,
+    /// The coordinator's number of the transaction (see [`RegisterTxnRequest::txn_seq`]).
+    #[serde(default)]
+    pub txn_seq: i64,
     /// Commit or abort.
     pub result: super::TxnResult,
 }
