@@ -11,6 +11,9 @@ stdin:  {"op": "produce", "bootstrap": "host:port", "topic": str, "idempotent": 
         {"op": "admin", "bootstrap": ..., "create": [{"name", "partitions"}], "delete": [str]}
         -> {"created": {name: null or error name}, "deleted": {name: null or error name},
             "topics": [names listed afterwards]}
+        {"op": "transactions", "bootstrap": ..., "topic": str, "transactional_id": str,
+         "transactions": [{"commit": bool, "records": [{"partition": int, "value": str}]}]}
+        -> {"ended": [null or error name, one per transaction]}
 """
 
 import time
@@ -98,9 +101,34 @@ def admin(spec):
     return {"created": created, "deleted": deleted, "topics": topics}
 
 
+def transactions(spec):
+    producer = KafkaProducer(bootstrap_servers=spec["bootstrap"],
+                             transactional_id=spec["transactional_id"], linger_ms=5)
+    producer.init_transactions()
+    ended = []
+    for txn in spec["transactions"]:
+        producer.begin_transaction()
+        try:
+            futures = [producer.send(spec["topic"], value=r["value"].encode(),
+                                     partition=r["partition"]) for r in txn["records"]]
+            for future in futures:
+                future.get(timeout=TIMEOUT_S)
+            if txn["commit"]:
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+            ended.append(None)
+        except KafkaError as e:
+            ended.append(error_name(e))
+            producer.abort_transaction()
+    producer.close()
+    return {"ended": ended}
+
+
 def main():
     spec = common.read_spec()
-    common.write_result({"produce": produce, "consume": consume, "admin": admin}[spec["op"]](spec))
+    ops = {"produce": produce, "consume": consume, "admin": admin, "transactions": transactions}
+    common.write_result(ops[spec["op"]](spec))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@
 //         {"op": "admin", "bootstrap": ..., "create": [{"name", "partitions"}], "delete": [str]}
 //         -> {"created": {name: null or error type}, "deleted": {...}, "topics": [names],
 //             "offsets": {name: [{"partition", "low", "high"}] for every created topic}}
+//         {"op": "transactions", "bootstrap": ..., "topic": str, "transactional_id": str,
+//          "transactions": [{"commit": bool, "records": [{"partition": int, "value": str}]}]}
+//         -> {"ended": [null or error type, one per transaction]}
 import { readFileSync } from "node:fs";
 import { Kafka, CompressionTypes, logLevel } from "kafkajs";
 
@@ -80,5 +83,32 @@ async function admin() {
   return { created, deleted, topics, offsets };
 }
 
-const result = await { produce, admin }[spec.op]();
+async function transactions() {
+  const producer = kafka.producer({
+    transactionalId: spec.transactional_id,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
+  await producer.connect();
+  const ended = [];
+  for (const t of spec.transactions) {
+    const txn = await producer.transaction();
+    try {
+      await txn.send({
+        topic: spec.topic,
+        messages: t.records.map((r) => ({ value: r.value, partition: r.partition })),
+      });
+      if (t.commit) await txn.commit();
+      else await txn.abort();
+      ended.push(null);
+    } catch (e) {
+      ended.push(e.type ?? e.name);
+      await txn.abort().catch(() => {});
+    }
+  }
+  await producer.disconnect();
+  return { ended };
+}
+
+const result = await { produce, admin, transactions }[spec.op]();
 process.stdout.write(JSON.stringify(result) + "\n");

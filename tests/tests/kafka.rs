@@ -590,6 +590,164 @@ fn confluent_admin_deletes_records() {
     assert_eq!(client.partition_info(&topic, 2).log_start_offset, 0);
 }
 
+/// The values (base64, as the scripts print them) a consumer read, by partition in the order
+/// read.
+fn values_by_partition(consumed: &[Consumed]) -> BTreeMap<i32, Vec<String>> {
+    let mut by_partition: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for c in consumed {
+        let value = c.value.clone().expect("a value");
+        by_partition.entry(c.partition).or_default().push(value);
+    }
+    by_partition
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn confluent_transactions_commit_and_abort_across_three_partitions() {
+    let wrangler = shared();
+    let client = wrangler.client();
+    let gateway = Gateway::start(wrangler.url());
+    let topic = unique_topic("txn-confluent");
+    client.create_topic(&topic, 3);
+    // Six transactions of nine records over three partitions; the second and fifth aborted.
+    let commits = [true, false, true, true, false, true];
+    let transactions: Vec<Value> = commits
+        .iter()
+        .enumerate()
+        .map(|(i, commit)| {
+            let records: Vec<Value> = (0..9)
+                .map(|j| json!({"partition": j % 3, "value": format!("t{i}-{j}")}))
+                .collect();
+            json!({"commit": commit, "records": records})
+        })
+        .collect();
+    let answer: Value = Tool::python("confluent_txn.py")
+        .json_stdin(&json!({
+            "bootstrap": gateway.bootstrap(),
+            "topic": topic,
+            "transactional_id": unique_topic("txn-confluent-id"),
+            "transactions": transactions,
+            "zombie": true,
+        }))
+        .run_json();
+    assert_eq!(
+        answer["ended"],
+        json!([null, null, null, null, null, null]),
+        "{answer}"
+    );
+    // The fenced instance's commit fails: librdkafka's fatal "_FENCED" (from
+    // PRODUCER_FENCED / INVALID_PRODUCER_EPOCH).
+    assert_eq!(answer["zombie"], json!("_FENCED"), "{answer}");
+    // Exactly the committed records, once each, in order, for a read_committed consumer.
+    let mut expected: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for (i, _) in commits.iter().enumerate().filter(|(_, c)| **c) {
+        for j in 0..9 {
+            expected
+                .entry(j % 3)
+                .or_default()
+                .push(b64(format!("t{i}-{j}").as_bytes()));
+        }
+    }
+    let committed = confluent_consume(
+        &gateway,
+        &topic,
+        3,
+        json!({"isolation.level": "read_committed"}),
+    );
+    assert_eq!(values_by_partition(&committed), expected);
+    let http: BTreeMap<i32, Vec<String>> = (0..3)
+        .map(|p| {
+            let values = client
+                .read_all(&topic, p)
+                .into_iter()
+                .map(|r| b64(&r.value.unwrap()))
+                .collect();
+            (p, values)
+        })
+        .collect();
+    assert_eq!(http, expected, "HTTP read_committed sees the same");
+    // read_uncommitted sees the aborted transactions and the zombie's records too.
+    let everything = confluent_consume(
+        &gateway,
+        &topic,
+        3,
+        json!({"isolation.level": "read_uncommitted"}),
+    );
+    let all = values_by_partition(&everything);
+    assert_eq!(all.values().map(Vec::len).sum::<usize>(), 6 * 9 + 2);
+    assert!(all[&0].contains(&b64(b"zombie-0")));
+    assert!(all[&1].contains(&b64(b"t1-1")));
+    // Nothing is left open: the last stable offset is the high watermark everywhere.
+    for p in 0..3 {
+        let info = client.partition_info(&topic, p);
+        assert_eq!(
+            info.last_stable_offset, info.high_watermark,
+            "partition {p}"
+        );
+    }
+}
+
+/// Runs `tool` (kafka-python's or kafkajs's script, op `transactions`): three transactions over
+/// three partitions, the second aborted; a read_committed read sees exactly the committed ones.
+fn transactions_with(tool: Tool, prefix: &str) {
+    let wrangler = shared();
+    let client = wrangler.client();
+    let gateway = Gateway::start(wrangler.url());
+    let topic = unique_topic(prefix);
+    client.create_topic(&topic, 3);
+    let commits = [true, false, true];
+    let transactions: Vec<Value> = commits
+        .iter()
+        .enumerate()
+        .map(|(i, commit)| {
+            let records: Vec<Value> = (0..6)
+                .map(|j| json!({"partition": j % 3, "value": format!("t{i}-{j}")}))
+                .collect();
+            json!({"commit": commit, "records": records})
+        })
+        .collect();
+    let answer: Value = tool
+        .json_stdin(&json!({
+            "op": "transactions",
+            "bootstrap": gateway.bootstrap(),
+            "topic": topic,
+            "transactional_id": unique_topic(&format!("{prefix}-id")),
+            "transactions": transactions,
+        }))
+        .run_json();
+    assert_eq!(answer["ended"], json!([null, null, null]), "{answer}");
+    for p in 0..3 {
+        let read: Vec<String> = client
+            .read_all(&topic, p)
+            .into_iter()
+            .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+            .collect();
+        let expected: Vec<String> = [0, 2]
+            .iter()
+            .flat_map(|i| {
+                (0..6)
+                    .filter(move |j| j % 3 == p)
+                    .map(move |j| format!("t{i}-{j}"))
+            })
+            .collect();
+        assert_eq!(read, expected, "partition {p}");
+        let info = client.partition_info(&topic, p);
+        assert_eq!(info.last_stable_offset, info.high_watermark);
+    }
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn kafka_python_transactions_commit_and_abort() {
+    transactions_with(Tool::python("kafka_python_client.py"), "txn-kafka-python");
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn kafkajs_transactions_commit_and_abort() {
+    transactions_with(Tool::node("kafkajs_client.mjs"), "txn-kafkajs");
+}
+
 #[test]
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn gateway_killed_mid_stream_loses_and_doubles_nothing() {

@@ -838,14 +838,8 @@ impl<S: Sql> TxnCoordinator<S> {
                     TxnResult::Commit => PrepareCommit,
                     TxnResult::Abort => PrepareAbort,
                 };
-                let producer_epoch = self.prepare(
-                    state,
-                    EndReason::Client,
-                    None,
-                    req.keep_epoch,
-                    now_ms,
-                    out,
-                )?;
+                let producer_epoch =
+                    self.prepare(state, EndReason::Client, None, req.keep_epoch, now_ms, out)?;
                 self.waiters.push(Waiter::End {
                     request,
                     producer_epoch,
@@ -1448,7 +1442,14 @@ impl<S: Sql> TxnCoordinator<S> {
         if self.row.state == Ongoing && now_ms >= self.timeout_at_ms() {
             // Rule 5: abort with a bumped epoch, so the timed-out producer cannot add to or
             // commit this transaction, and its late writes are refused by the partitions.
-            self.prepare(PrepareAbort, EndReason::Timeout, None, false, now_ms, &mut out)?;
+            self.prepare(
+                PrepareAbort,
+                EndReason::Timeout,
+                None,
+                false,
+                now_ms,
+                &mut out,
+            )?;
             self.start_markers(now_ms, &mut out)?;
         }
         if matches!(self.row.state, PrepareCommit | PrepareAbort) {

@@ -12,13 +12,15 @@ mod metadata;
 mod offsets;
 mod produce;
 mod topics;
+mod txn;
 
 use bytes::Bytes;
 use kafdo_client::Client;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest, FetchResponse,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, ApiVersionsRequest,
+    ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest,
+    DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, EndTxnRequest, EndTxnResponse, FetchRequest, FetchResponse,
     FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
     ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
     ProduceResponse,
@@ -40,6 +42,8 @@ pub const OFFERED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
 ];
 
 /// The versions of `key` the gateway offers, if any.
@@ -95,6 +99,10 @@ pub enum Request {
     DescribeConfigs(DescribeConfigsRequest),
     /// DeleteRecords.
     DeleteRecords(DeleteRecordsRequest),
+    /// AddPartitionsToTxn.
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    /// EndTxn.
+    EndTxn(EndTxnRequest),
 }
 
 /// An answer, before encoding.
@@ -122,6 +130,10 @@ pub enum Answer {
     DescribeConfigs(DescribeConfigsResponse),
     /// DeleteRecords.
     DeleteRecords(DeleteRecordsResponse),
+    /// AddPartitionsToTxn.
+    AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    /// EndTxn.
+    EndTxn(EndTxnResponse),
 }
 
 impl Request {
@@ -144,6 +156,8 @@ impl Request {
             ApiKey::InitProducerId => body!(InitProducerId),
             ApiKey::DescribeConfigs => body!(DescribeConfigs),
             ApiKey::DeleteRecords => body!(DeleteRecords),
+            ApiKey::AddPartitionsToTxn => body!(AddPartitionsToTxn),
+            ApiKey::EndTxn => body!(EndTxn),
             other => return Err(FrameError::Unsupported(other, version)),
         })
     }
@@ -171,6 +185,8 @@ impl Answer {
             Answer::InitProducerId(a) => e(a),
             Answer::DescribeConfigs(a) => e(a),
             Answer::DeleteRecords(a) => e(a),
+            Answer::AddPartitionsToTxn(a) => e(a),
+            Answer::EndTxn(a) => e(a),
         }
     }
 }
@@ -215,6 +231,10 @@ impl Gateway {
             Request::InitProducerId(r) => {
                 Answer::InitProducerId(self.init_producer_id(r, version).await)
             }
+            Request::AddPartitionsToTxn(r) => {
+                Answer::AddPartitionsToTxn(self.add_partitions_to_txn(r, version).await)
+            }
+            Request::EndTxn(r) => Answer::EndTxn(self.end_txn(r, version).await),
             Request::DeleteRecords(r) => {
                 Answer::DeleteRecords(self.delete_records(r, version).await)
             }
