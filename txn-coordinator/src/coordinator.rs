@@ -317,6 +317,12 @@ impl<S: Sql> TxnCoordinator<S> {
         self.row.producer_id
     }
 
+    /// The number of the open, ending or last ended transaction (0 before the first): with the
+    /// producer id and epoch, what names it at the partitions.
+    pub fn txn_seq(&self) -> i64 {
+        self.row.txn_seq
+    }
+
     /// The current epoch (`-1` before the first init).
     pub fn producer_epoch(&self) -> i32 {
         self.row.producer_epoch

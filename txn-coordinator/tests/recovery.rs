@@ -3,12 +3,15 @@
 //! at random (seeded, so a failing seed replays exactly).
 //!
 //! The models are the participants' side of the protocol as the coordinator relies on it:
-//! a partition accepts a registration only for an epoch newer than every epoch it has a marker
-//! for (so a late registration cannot open a hanging transaction), markers are idempotent, and a
-//! group holds transactional offsets as pending until the marker. The checker asserts:
+//! a partition accepts a registration only for a transaction, by (epoch, number), newer than
+//! every one it has a marker for (so a late registration cannot open a hanging transaction),
+//! markers are idempotent, and a group holds transactional offsets as pending until the marker.
+//! Half the random runs' clients speak transaction version 1 (their ends keep the epoch, so
+//! consecutive transactions share it and only the number tells them apart). The checker
+//! asserts:
 //!
 //! - one outcome per transaction: no participant ever gets a commit marker and another an abort
-//!   marker for the same (producer id, epoch), nor a participant both;
+//!   marker for the same (producer id, epoch, number), nor a participant both;
 //! - a commit answered success means every participant the client added has the commit marker
 //!   (and the group committed the offsets); an abort answered success, the abort marker;
 //! - epochs answered by inits only rise;
@@ -52,8 +55,14 @@ impl Rng {
     }
 }
 
-/// A transaction: (producer id, epoch). The producer id changes when its epochs are spent.
-type Txn = (i64, i32);
+/// A transaction at a partition: (producer id, epoch, the coordinator's number). The producer
+/// id changes when its epochs are spent; the epoch stays across transactions of transaction
+/// version 1.
+type Txn = (i64, i32, i64);
+
+/// A transaction at a group: (producer id, epoch). Groups do not take part in transactions that
+/// keep their epoch (the coordinator refuses to end those), so the epoch names the transaction.
+type GroupTxn = (i64, i32);
 
 #[derive(Default)]
 struct PartitionModel {
@@ -61,20 +70,40 @@ struct PartitionModel {
     ended: BTreeMap<Txn, TxnResult>,
 }
 
+impl PartitionModel {
+    /// The last transaction of `producer_id` that ended here: (epoch, number).
+    fn last_ended(&self, producer_id: i64) -> Option<(i32, i64)> {
+        self.ended
+            .range((producer_id, i32::MIN, i64::MIN)..=(producer_id, i32::MAX, i64::MAX))
+            .next_back()
+            .map(|((_, epoch, num), _)| (*epoch, *num))
+    }
+
+    /// The outcome of the last transaction of (producer id, epoch) that ended here.
+    fn ended_in(&self, producer_id: i64, epoch: i32) -> Option<TxnResult> {
+        self.ended
+            .range((producer_id, epoch, i64::MIN)..=(producer_id, epoch, i64::MAX))
+            .next_back()
+            .map(|(_, result)| *result)
+    }
+}
+
 #[derive(Default)]
 struct GroupModel {
     /// Per transaction: the sequence number and offset of the highest-numbered call received.
-    pending: BTreeMap<Txn, (i64, i64)>,
-    committed: BTreeMap<Txn, i64>,
-    ended: BTreeMap<Txn, TxnResult>,
+    pending: BTreeMap<GroupTxn, (i64, i64)>,
+    committed: BTreeMap<GroupTxn, i64>,
+    ended: BTreeMap<GroupTxn, TxnResult>,
 }
 
-/// The last transaction of `producer_id` that ended here, if any.
-fn last_ended<V>(ended: &BTreeMap<Txn, V>, producer_id: i64) -> Option<i32> {
-    ended
-        .range((producer_id, i32::MIN)..=(producer_id, i32::MAX))
-        .next_back()
-        .map(|((_, epoch), _)| *epoch)
+impl GroupModel {
+    /// The last epoch of `producer_id` whose transaction ended here.
+    fn last_ended(&self, producer_id: i64) -> Option<i32> {
+        self.ended
+            .range((producer_id, i32::MIN)..=(producer_id, i32::MAX))
+            .next_back()
+            .map(|((_, epoch), _)| *epoch)
+    }
 }
 
 fn partition(name: &str) -> PartitionRef {
@@ -94,15 +123,17 @@ struct World {
     in_flight: VecDeque<(CallId, Call)>,
     partitions: BTreeMap<String, PartitionModel>,
     group: GroupModel,
-    /// The outcome of every transaction, as the first marker fixed it.
+    /// The outcome of every transaction, as the first marker fixed it: at the partitions, and
+    /// at the group.
     outcomes: BTreeMap<Txn, TxnResult>,
+    group_outcomes: BTreeMap<GroupTxn, TxnResult>,
     next_producer_id: i64,
     next_request: u64,
     /// Replies delivered to clients, by request.
     replies: BTreeMap<RequestId, Result<Answer, TxnError>>,
     /// Requests the coordinator holds; lost when it restarts.
     held: BTreeSet<RequestId>,
-    last_init: Txn,
+    last_init: (i64, i32),
     config: CoordinatorConfig,
 }
 
@@ -117,6 +148,7 @@ impl World {
             partitions: BTreeMap::new(),
             group: GroupModel::default(),
             outcomes: BTreeMap::new(),
+            group_outcomes: BTreeMap::new(),
             next_producer_id: 1000,
             next_request: 0,
             replies: BTreeMap::new(),
@@ -186,11 +218,11 @@ impl World {
                 };
                 core.add_offsets(id, &req, now)
             }
-            ClientRequest::End(pid, epoch, result) => {
+            ClientRequest::End(pid, epoch, result, keep_epoch) => {
                 let req = EndTxnRequest {
-                    keep_epoch: false,
                     producer_id: *pid,
                     producer_epoch: *epoch,
+                    keep_epoch: *keep_epoch,
                 };
                 core.end_txn(id, &req, *result, now)
             }
@@ -205,13 +237,17 @@ impl World {
         // Every producer id the metadata model gave out (a call of an earlier one may still be
         // on the way).
         let allocated = 1001..=self.next_producer_id;
-        let fix_outcome = |txn: Txn, result: TxnResult, outcomes: &mut BTreeMap<_, _>| {
+        fn fix_outcome<K: Ord + Copy + std::fmt::Debug>(
+            txn: K,
+            result: TxnResult,
+            outcomes: &mut BTreeMap<K, TxnResult>,
+        ) {
             let agreed = *outcomes.entry(txn).or_insert(result);
             assert_eq!(
                 agreed, result,
                 "transaction {txn:?} got both a commit and an abort marker"
             );
-        };
+        }
         match call {
             Call::AllocateProducerId => {
                 self.next_producer_id += 1;
@@ -221,16 +257,20 @@ impl World {
                 assert!(allocated.contains(&r.producer_id));
                 let key = format!("{}/{}", r.partition.topic, r.partition.partition);
                 let p = self.partitions.entry(key).or_default();
-                if last_ended(&p.ended, r.producer_id).is_some_and(|e| r.producer_epoch <= e) {
-                    let e = ApiError::new(ErrorCode::InvalidProducerEpoch, "epoch ended");
+                let txn = (r.producer_epoch, r.txn_seq);
+                if p.last_ended(r.producer_id)
+                    .is_some_and(|ended| txn <= ended)
+                {
+                    let e = ApiError::new(ErrorCode::ProducerFenced, "transaction ended");
                     return Err(CallError::Refused(e));
                 }
-                p.registered.insert((r.producer_id, r.producer_epoch));
+                p.registered
+                    .insert((r.producer_id, r.producer_epoch, r.txn_seq));
                 Ok(CallReply::Done)
             }
             Call::WriteMarker(r) => {
                 assert!(allocated.contains(&r.producer_id));
-                let txn = (r.producer_id, r.producer_epoch);
+                let txn = (r.producer_id, r.producer_epoch, r.txn_seq);
                 fix_outcome(txn, r.result, &mut self.outcomes);
                 let key = format!("{}/{}", r.partition.topic, r.partition.partition);
                 let p = self.partitions.entry(key).or_default();
@@ -243,7 +283,9 @@ impl World {
             }
             Call::TxnOffsetCommit(r) => {
                 let g = &mut self.group;
-                if last_ended(&g.ended, r.producer_id).is_some_and(|e| r.producer_epoch <= e) {
+                if g.last_ended(r.producer_id)
+                    .is_some_and(|e| r.producer_epoch <= e)
+                {
                     let e = ApiError::new(ErrorCode::InvalidProducerEpoch, "epoch ended");
                     return Err(CallError::Refused(e));
                 }
@@ -260,7 +302,7 @@ impl World {
             }
             Call::GroupTxnMarker(r) => {
                 let txn = (r.producer_id, r.producer_epoch);
-                fix_outcome(txn, r.result, &mut self.outcomes);
+                fix_outcome(txn, r.result, &mut self.group_outcomes);
                 let g = &mut self.group;
                 let first = *g.ended.entry(txn).or_insert(r.result);
                 assert_eq!(first, r.result);
@@ -329,6 +371,7 @@ impl World {
             (
                 core.producer_id().expect("a producer id"),
                 core.producer_epoch(),
+                core.txn_seq(),
             )
         });
         for (name, p) in &self.partitions {
@@ -349,7 +392,8 @@ enum ClientRequest {
     Init,
     Add(i64, i32, Vec<String>),
     Offsets(i64, i32, i64),
-    End(i64, i32, TxnResult),
+    /// Commit or abort; `true` keeps the epoch (transaction version 1).
+    End(i64, i32, TxnResult, bool),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -436,9 +480,9 @@ fn one_transaction(fault: Option<(Fault, usize)>) -> usize {
                 0 => ClientRequest::Init,
                 1 => ClientRequest::Add(pid, epoch, parts.clone()),
                 2 => ClientRequest::Offsets(pid, epoch, 42),
-                3 => ClientRequest::End(pid, epoch, TxnResult::Commit),
+                3 => ClientRequest::End(pid, epoch, TxnResult::Commit, false),
                 // The transaction cannot commit: abort it and do it again.
-                9 => ClientRequest::End(pid, epoch, TxnResult::Abort),
+                9 => ClientRequest::End(pid, epoch, TxnResult::Abort, false),
                 _ => break,
             };
             let id = w.send(&request);
@@ -457,8 +501,8 @@ fn one_transaction(fault: Option<(Fault, usize)>) -> usize {
                 Ok(Answer::Ended(r)) if step == 9 => {
                     assert_eq!(r.state, TransactionState::CompleteAbort);
                     for p in &parts {
-                        let ended = w.partitions[p].ended.get(&(pid, epoch));
-                        assert_ne!(ended, Some(&TxnResult::Commit));
+                        let ended = w.partitions[p].ended_in(pid, epoch);
+                        assert_ne!(ended, Some(TxnResult::Commit));
                     }
                     assert_eq!(w.group.committed.get(&(pid, epoch)), None);
                     epoch = r.producer_epoch;
@@ -470,8 +514,8 @@ fn one_transaction(fault: Option<(Fault, usize)>) -> usize {
                     committed_epoch = Some(epoch);
                     // Every participant has the commit marker when the commit answers.
                     for p in &parts {
-                        let ended = w.partitions[p].ended.get(&(pid, epoch));
-                        assert_eq!(ended, Some(&TxnResult::Commit));
+                        let ended = w.partitions[p].ended_in(pid, epoch);
+                        assert_eq!(ended, Some(TxnResult::Commit));
                     }
                     assert_eq!(w.group.committed.get(&(pid, epoch)), Some(&42));
                     step += 1;
@@ -520,9 +564,17 @@ fn one_transaction(fault: Option<(Fault, usize)>) -> usize {
     }
     assert_eq!(step, 4, "the transaction did not finish ({fault:?})");
     let epoch = committed_epoch.unwrap();
-    assert_eq!(w.outcomes.get(&(pid, epoch)), Some(&TxnResult::Commit));
+    assert_eq!(
+        w.group_outcomes.get(&(pid, epoch)),
+        Some(&TxnResult::Commit)
+    );
+    assert!(w
+        .outcomes
+        .iter()
+        .filter(|((p, e, _), _)| (*p, *e) == (pid, epoch))
+        .all(|(_, r)| *r == TxnResult::Commit));
     assert!(
-        w.outcomes
+        w.group_outcomes
             .values()
             .filter(|r| **r == TxnResult::Abort)
             .count()
@@ -560,6 +612,8 @@ struct Stats {
     fenced: usize,
     timed_out: usize,
     restarts: usize,
+    /// Non-empty transactions ended keeping their epoch (transaction version 1).
+    kept: usize,
 }
 
 fn random_run(seed: u64, stats: &mut Stats) {
@@ -573,6 +627,8 @@ fn random_run(seed: u64, stats: &mut Stats) {
         CoordinatorConfig::default()
     };
     let mut w = World::new(config);
+    // Half the runs' clients speak transaction version 1: their ends keep the epoch.
+    let tv1 = seed % 4 >= 2;
     struct Client {
         pid: i64,
         epoch: i32,
@@ -616,7 +672,10 @@ fn random_run(seed: u64, stats: &mut Stats) {
                             (Ok(Answer::OffsetsAdded), ClientRequest::Offsets(_, _, o)) => {
                                 client.offsets = Some(o);
                             }
-                            (Ok(Answer::Ended(r)), ClientRequest::End(pid, epoch, result)) => {
+                            (
+                                Ok(Answer::Ended(r)),
+                                ClientRequest::End(pid, epoch, result, keep),
+                            ) => {
                                 let want = match result {
                                     TxnResult::Commit => TransactionState::CompleteCommit,
                                     TxnResult::Abort => TransactionState::CompleteAbort,
@@ -630,10 +689,20 @@ fn random_run(seed: u64, stats: &mut Stats) {
                                 }
                                 for p in &client.added {
                                     assert_eq!(
-                                        w.partitions[p].ended.get(&(pid, epoch)),
-                                        Some(&result),
+                                        w.partitions[p].ended_in(pid, epoch),
+                                        Some(result),
                                         "seed {seed}: {p} lacks the {result:?} marker of {epoch}"
                                     );
+                                }
+                                if keep && r.producer_id == pid && !client.added.is_empty() {
+                                    // Kept, unless the transaction had timed out: its abort
+                                    // then answers the epoch the timeout bumped to.
+                                    if r.producer_epoch == epoch {
+                                        stats.kept += 1;
+                                    } else {
+                                        assert_eq!(result, TxnResult::Abort, "seed {seed}");
+                                        assert_eq!(r.producer_epoch, epoch + 1, "seed {seed}");
+                                    }
                                 }
                                 if let (Some(o), TxnResult::Commit) = (client.offsets, result) {
                                     assert_eq!(w.group.committed.get(&(pid, epoch)), Some(&o));
@@ -663,6 +732,7 @@ fn random_run(seed: u64, stats: &mut Stats) {
                                         client.pid,
                                         client.epoch,
                                         TxnResult::Abort,
+                                        tv1,
                                     );
                                     let id = w.send(&end);
                                     client.pending = Some((id, end));
@@ -684,6 +754,7 @@ fn random_run(seed: u64, stats: &mut Stats) {
                                         client.pid,
                                         client.epoch,
                                         TxnResult::Abort,
+                                        tv1,
                                     );
                                     let id = w.send(&end);
                                     client.pending = Some((id, end));
@@ -716,8 +787,8 @@ fn random_run(seed: u64, stats: &mut Stats) {
                         3 => {
                             ClientRequest::Offsets(client.pid, client.epoch, rng.below(100) as i64)
                         }
-                        4 => ClientRequest::End(client.pid, client.epoch, TxnResult::Commit),
-                        _ => ClientRequest::End(client.pid, client.epoch, TxnResult::Abort),
+                        4 => ClientRequest::End(client.pid, client.epoch, TxnResult::Commit, tv1),
+                        _ => ClientRequest::End(client.pid, client.epoch, TxnResult::Abort, tv1),
                     };
                     let id = w.send(&request);
                     client.pending = Some((id, request));
@@ -791,5 +862,6 @@ fn random_faults_keep_every_transaction_atomic() {
     assert!(stats.timed_out > 10, "{stats:?}");
     assert!(stats.restarts > 300, "{stats:?}");
     assert!(stats.rolls > 50, "{stats:?}");
+    assert!(stats.kept > 100, "{stats:?}");
     eprintln!("{stats:?}");
 }
