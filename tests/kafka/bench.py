@@ -5,6 +5,10 @@ the gateway. Reads one JSON spec on standard input, prints one JSON result.
     produces 100-byte records with null keys (librdkafka's sticky partitioner spreads them over
     the partitions) as fast as delivery allows, for `seconds` after a 0.5 s warm-up; counts the
     records acknowledged inside the window.
+{"bootstrap", "topic", "mode": "produce", "seconds", "transactional_id", "commit_ms",
+ "partitions"}
+    the same from a transactional producer committing every `commit_ms`; counts the records of
+    the transactions committed inside the window.
 {"bootstrap", "topic", "mode": "consume", "partitions", "records"}
     reads `records` records from the beginning of every partition; records/s.
 {"bootstrap", "topic", "mode": "latency", "count", "interval_ms"}
@@ -23,6 +27,8 @@ VALUE = bytes(range(100))
 
 
 def produce(spec):
+    if spec.get("transactional_id"):
+        return produce_transactional(spec)
     config = {
         "bootstrap.servers": spec["bootstrap"],
         "linger.ms": 5,
@@ -62,6 +68,43 @@ def produce(spec):
     counting["on"] = False
     producer.flush(60)
     return {"records": counting["acked"], "seconds": window}
+
+
+def produce_transactional(spec):
+    producer = Producer({
+        "bootstrap.servers": spec["bootstrap"],
+        "transactional.id": spec["transactional_id"],
+        "linger.ms": 5,
+        "batch.num.messages": 10000,
+        "queue.buffering.max.messages": 200000,
+    })
+    producer.init_transactions(30)
+    partitions = spec["partitions"]
+    commit_s = spec["commit_ms"] / 1000
+    warm_until = time.monotonic() + 0.5
+    end = warm_until + spec["seconds"]
+    committed, window_start, last_commit, i = 0, None, None, 0
+    while time.monotonic() < end:
+        began = time.monotonic()
+        producer.begin_transaction()
+        in_txn = 0
+        while time.monotonic() < began + commit_s:
+            try:
+                producer.produce(spec["topic"], VALUE, partition=i % partitions)
+                i += 1
+                in_txn += 1
+            except BufferError:
+                producer.poll(0.005)
+                continue
+            if i % 1000 == 0:
+                producer.poll(0)
+        producer.commit_transaction(60)
+        # The window: from the first transaction begun after the warm-up to the last commit.
+        if began >= warm_until:
+            window_start = began if window_start is None else window_start
+            committed += in_txn
+            last_commit = time.monotonic()
+    return {"records": committed, "seconds": last_commit - window_start}
 
 
 def consume(spec):

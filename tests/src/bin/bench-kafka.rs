@@ -11,14 +11,12 @@
 //!
 //! 1. Produce, records/s: HTTP CBOR partition produce (4 client threads, batches of 1,000, one
 //!    partition each) against confluent-kafka's librdkafka producer through the gateway
-//!    (`tests/kafka/bench.py`: linger 5 ms, batching on), plain and idempotent. The cells take
+//!    (`tests/kafka/bench.py`: linger 5 ms, batching on), plain, idempotent and transactional
+//!    (committing every 100 ms; the records of committed transactions count). The cells take
 //!    turns, `--rounds` times `--seconds` each, so the drifting load of a shared machine hits
-//!    them alike; the ratios are to the HTTP cell.
+//!    them alike; the ratios are to the HTTP cell and to plain.
 //! 2. Consume, records/s: librdkafka reading everything the plain cells wrote.
 //! 3. Produce-to-consume latency through the gateway: one record every 10 ms, p50 and p99.
-//!
-//! Transactional produce is not measured yet: the gateway does not offer the transaction APIs
-//! (`design/gateway.md`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,6 +26,8 @@ use kafdo_types::api::{PartitionProduceRequest, PartitionProduceResponse};
 use kafdo_types::ProduceRecord;
 use serde_json::{json, Value};
 
+/// How often the transactional producer commits.
+const COMMIT_MS: u64 = 100;
 const PARTITIONS: i32 = 4;
 const BATCH: usize = 1_000;
 const RECORD_BYTES: usize = 100;
@@ -54,21 +54,31 @@ fn main() {
     let http_topic = kafdo_e2e::unique_topic("bench-http");
     let plain_topic = kafdo_e2e::unique_topic("bench-kafka");
     let idempotent_topic = kafdo_e2e::unique_topic("bench-kafka-idem");
+    let txn_topic = kafdo_e2e::unique_topic("bench-kafka-txn");
     let latency_topic = kafdo_e2e::unique_topic("bench-latency");
-    for topic in [&http_topic, &plain_topic, &idempotent_topic, &latency_topic] {
+    for topic in [
+        &http_topic,
+        &plain_topic,
+        &idempotent_topic,
+        &txn_topic,
+        &latency_topic,
+    ] {
         client.create_topic(topic, PARTITIONS);
     }
 
     let mut http = (0u64, 0f64);
     let mut plain = (0u64, 0f64);
     let mut idempotent = (0u64, 0f64);
+    let mut transactional = (0u64, 0f64);
     for round in 0..rounds {
         let m = http_produce(&wrangler, &http_topic, seconds);
         http = (http.0 + m.0, http.1 + m.1);
-        let m = kafka_produce(&gateway, &plain_topic, seconds, false);
+        let m = kafka_produce(&gateway, &plain_topic, seconds, Mode::Plain);
         plain = (plain.0 + m.0, plain.1 + m.1);
-        let m = kafka_produce(&gateway, &idempotent_topic, seconds, true);
+        let m = kafka_produce(&gateway, &idempotent_topic, seconds, Mode::Idempotent);
         idempotent = (idempotent.0 + m.0, idempotent.1 + m.1);
+        let m = kafka_produce(&gateway, &txn_topic, seconds, Mode::Transactional);
+        transactional = (transactional.0 + m.0, transactional.1 + m.1);
         eprintln!("round {}/{rounds} done", round + 1);
     }
     let rate = |(records, seconds): (u64, f64)| records as f64 / seconds;
@@ -80,11 +90,13 @@ fn main() {
     for (name, m) in [
         ("librdkafka via gateway, plain", plain),
         ("librdkafka via gateway, idempotent", idempotent),
+        ("librdkafka via gateway, transactional", transactional),
     ] {
         println!(
-            "  {name:<40} {:>9.0} records/s  ratio to HTTP {:.2}",
+            "  {name:<40} {:>9.0} records/s  ratio to HTTP {:.2}, to plain {:.2}",
             rate(m),
-            rate(m) / rate(http)
+            rate(m) / rate(http),
+            rate(m) / rate(plain)
         );
     }
 
@@ -166,12 +178,28 @@ fn http_produce(wrangler: &Wrangler, topic: &str, seconds: f64) -> (u64, f64) {
     (records.load(Ordering::Relaxed), window)
 }
 
-fn kafka_produce(gateway: &Gateway, topic: &str, seconds: f64, idempotent: bool) -> (u64, f64) {
+/// How librdkafka produces in a benchmark run.
+#[derive(Copy, Clone)]
+enum Mode {
+    Plain,
+    Idempotent,
+    /// Transactional, committing every 100 ms.
+    Transactional,
+}
+
+fn kafka_produce(gateway: &Gateway, topic: &str, seconds: f64, mode: Mode) -> (u64, f64) {
+    let mut spec = json!({"bootstrap": gateway.bootstrap(), "topic": topic, "mode": "produce",
+        "seconds": seconds, "partitions": PARTITIONS});
+    match mode {
+        Mode::Plain => {}
+        Mode::Idempotent => spec["idempotent"] = json!(true),
+        Mode::Transactional => {
+            spec["transactional_id"] = json!(format!("{topic}-txn"));
+            spec["commit_ms"] = json!(COMMIT_MS);
+        }
+    }
     let result: Value = Tool::python("bench.py")
-        .json_stdin(
-            &json!({"bootstrap": gateway.bootstrap(), "topic": topic, "mode": "produce",
-            "seconds": seconds, "idempotent": idempotent, "partitions": PARTITIONS}),
-        )
+        .json_stdin(&spec)
         .timeout(Duration::from_secs_f64(seconds + 120.0))
         .run_json();
     (
