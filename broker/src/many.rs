@@ -8,7 +8,8 @@
 //! call, so a malformed request changes nothing.
 //!
 //! A fetch waits once for all its partitions: a first pass reads every partition without
-//! waiting; if that brought fewer than `min_bytes` and the request allows a wait, every
+//! waiting; if that brought fewer than `min_bytes`, no partition failed, and the request
+//! allows a wait, every
 //! partition that had nothing is long-polled at once from where the first pass left it, and the
 //! answer goes as soon as the records gathered reach `min_bytes` or every poll has answered
 //! (at the end of the wait). A partition that answered its poll is not polled again.
@@ -158,7 +159,10 @@ impl<R: Runtime> Broker<R> {
         let mut gathered: u64 = results.iter().flatten().map(record_bytes).sum();
         let wait_ms = request.wait_ms.min(MAX_FETCH_WAIT_MS);
         let min_bytes = u64::from(request.min_bytes);
-        if wait_ms > 0 && gathered < min_bytes {
+        // A partition that failed answers at once, as Kafka's fetch does: the client learns it
+        // (an offset out of range, a deleted topic) without waiting.
+        let failed = results.iter().any(Result::is_err);
+        if wait_ms > 0 && gathered < min_bytes && !failed {
             // Long-poll, from where the first pass stopped, every partition that answered
             // nothing; the first pass's answer stands for the others and for any poll that fails.
             let mut polls: FuturesUnordered<_> = results

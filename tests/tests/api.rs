@@ -1527,6 +1527,21 @@ fn a_many_partition_fetch_waits_once_for_min_bytes() {
         answer.partitions[1].answer.as_ref().unwrap().records.len(),
         1
     );
+    // A partition that fails answers at once, as in Kafka: no wait for the others.
+    let mut request = both(20_000, 1);
+    request.partitions[0].offset = 99;
+    request.partitions[1].offset = 2;
+    let start = Instant::now();
+    let answer: MultiFetchResponse = client.post("/v1/fetch", &request, &[]).expect(200);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        answer.partitions[0].error.as_ref().map(|e| e.code),
+        Some(ErrorCode::OffsetOutOfRange)
+    );
     // Nothing new at all: empty answers at the end of the wait.
     let mut request = both(500, 1);
     request.partitions[1].offset = 2;
