@@ -61,6 +61,7 @@ pub fn check_partition(topic: &TopicMetadata, p: i32) -> Result<(), ApiError> {
 pub fn describe(topic: &TopicMetadata) -> TopicDescription {
     TopicDescription {
         name: topic.name.clone(),
+        topic_id: kafdo_types::api::kafka_topic_id(&topic.topic_id).to_string(),
         partitions: topic.partitions,
         config: topic.config.clone(),
     }
@@ -146,12 +147,14 @@ impl<R: Runtime> Broker<R> {
         Ok(describe(&self.topic(name, true).await?.0))
     }
 
-    /// `DELETE /v1/topics/{t}`: deletes the topic from the metadata, then every partition's log
+    /// `DELETE /v1/topics/{t}[?topic_id=ID]`: deletes the topic (only the incarnation with that
+    /// Kafka topic id, if given) from the metadata, then every partition's log
     /// ([`fan_out::bounded`]). A partition that fails to delete keeps its data, but nothing can
     /// reach it any more: its topic id is gone for ever.
-    pub async fn delete_topic(&self, name: &str) -> Result<(), ApiError> {
+    pub async fn delete_topic(&self, name: &str, topic_id: Option<&str>) -> Result<(), ApiError> {
         let request = DeleteTopicRequest {
             name: name.to_owned(),
+            topic_id: topic_id.map(str::to_owned),
         };
         let topic = self.ask(Object::Metadata, request).await?;
         self.isolate.forget_topic(name);

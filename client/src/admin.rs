@@ -73,6 +73,14 @@ impl Client {
         .await
     }
 
+    /// `DELETE /v1/topics/{t}?topic_id=ID`: deletes the topic only if it is the incarnation
+    /// with that topic id (`UNKNOWN_TOPIC_OR_PARTITION` otherwise, the topic untouched).
+    pub async fn delete_topic_with_id(&self, name: &str, topic_id: &str) -> Result<(), Error> {
+        let mut call = Call::new(Method::Delete, topic_path(name), Safety::Idempotent);
+        call.query = vec![("topic_id", topic_id.to_string())];
+        self.call(call).await
+    }
+
     /// `GET /v1/topics/{t}/partitions/{p}`: log start offset, high watermark, last stable offset.
     pub async fn partition_info(
         &self,

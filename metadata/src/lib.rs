@@ -199,10 +199,23 @@ impl<S: Sql> Metadata<S> {
         Ok(rows.iter().map(topic_from_row).collect())
     }
 
-    /// Deletes a topic and returns what it was, so the caller can delete its partitions.
-    pub fn delete_topic(&mut self, name: &str) -> Result<TopicMetadata, MetadataError> {
+    /// Deletes a topic and returns what it was, so the caller can delete its partitions. With
+    /// `topic_id`, only that incarnation (by its Kafka topic id): one of that name with another
+    /// id is not found, and stays.
+    pub fn delete_topic(
+        &mut self,
+        name: &str,
+        topic_id: Option<&str>,
+    ) -> Result<TopicMetadata, MetadataError> {
         self.sql.transaction(|| {
             let topic = self.topic(name)?;
+            if let Some(wanted) = topic_id {
+                if kafdo_types::api::kafka_topic_id(&topic.topic_id).to_string() != wanted {
+                    return Err(MetadataError::UnknownTopic(format!(
+                        "{name} with topic id {wanted}"
+                    )));
+                }
+            }
             self.sql
                 .run("DELETE FROM topics WHERE name = ?", &[Param::Text(name)])?;
             Ok(topic)
@@ -346,13 +359,13 @@ mod tests {
             .map(|t| t.name)
             .collect();
         assert_eq!(names, ["a", "b"]);
-        md.delete_topic("a").unwrap();
+        md.delete_topic("a", None).unwrap();
         assert_eq!(
             md.topic("a").unwrap_err().code(),
             ErrorCode::UnknownTopicOrPartition
         );
         assert_eq!(
-            md.delete_topic("a").unwrap_err().code(),
+            md.delete_topic("a", None).unwrap_err().code(),
             ErrorCode::UnknownTopicOrPartition
         );
     }
@@ -361,7 +374,7 @@ mod tests {
     fn recreated_topic_gets_a_new_id() {
         let mut md = Metadata::open(Sqlite::memory()).unwrap();
         let first = md.create_topic(&create("t", 2), 0).unwrap();
-        md.delete_topic("t").unwrap();
+        md.delete_topic("t", None).unwrap();
         let second = md.create_topic(&create("t", 2), 0).unwrap();
         assert_ne!(first.topic_id, second.topic_id);
         assert_ne!(

@@ -85,10 +85,15 @@ fn topic_create_list_describe_delete() {
         .expect(201);
     let expected = TopicDescription {
         name: name.clone(),
+        topic_id: created.topic_id.clone(),
         partitions: 3,
         config,
     };
     assert_eq!(created, expected);
+    // A Kafka topic id: a UUID, hyphenated, never the nil one.
+    assert_eq!(created.topic_id.len(), 36, "{}", created.topic_id);
+    assert_eq!(created.topic_id.matches('-').count(), 4);
+    assert_ne!(created.topic_id, "00000000-0000-0000-0000-000000000000");
 
     let described: TopicDescription = client.get(&format!("/v1/topics/{name}")).expect(200);
     assert_eq!(described, expected);
@@ -118,12 +123,35 @@ fn topic_create_list_describe_delete() {
         .create_topic_with(&name, 5, TopicConfig::default())
         .expect_error(409, ErrorCode::TopicAlreadyExists);
 
+    // Deleting by topic id: another id (or not a UUID) leaves the topic where it is.
     client
-        .delete(&format!("/v1/topics/{name}"))
+        .delete(&format!(
+            "/v1/topics/{name}?topic_id=6b61666d-6f00-4c0b-9a55-7e5070696373"
+        ))
+        .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    client
+        .delete(&format!("/v1/topics/{name}?topic_id=nope"))
+        .expect_error(400, ErrorCode::InvalidRequest);
+    assert_eq!(
+        client
+            .get(&format!("/v1/topics/{name}"))
+            .expect::<TopicDescription>(200),
+        expected
+    );
+    client
+        .delete(&format!("/v1/topics/{name}?topic_id={}", created.topic_id))
         .expect_status(204);
     client
         .get(&format!("/v1/topics/{name}"))
         .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    // The same name again is another incarnation, with another id.
+    let again: TopicDescription = client
+        .create_topic_with(&name, 1, TopicConfig::default())
+        .expect(201);
+    assert_ne!(again.topic_id, created.topic_id);
+    client
+        .delete(&format!("/v1/topics/{name}"))
+        .expect_status(204);
     let list: TopicList = client.get("/v1/topics").expect(200);
     assert!(
         list.topics.iter().all(|t| t.name != name),

@@ -21,10 +21,13 @@ use kafdo_e2e::{rng, shared, unique_topic, Client, Gateway, Tool};
 use kafdo_gateway::records::{write_batch, Batch, BatchRecord, Compression, RecordHeader};
 use kafdo_types::limits::MAX_RECORD_BYTES;
 use kafdo_types::{Header, ProduceRecord, Record};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use serde::Deserialize;
@@ -1118,4 +1121,58 @@ fn hostile_frames_close_one_connection_and_change_nothing() {
         log.contains("WARN"),
         "a closed connection leaves a log line:\n{log}"
     );
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn topic_ids_in_metadata_and_delete_topics_by_id() {
+    let wrangler = shared();
+    let client = wrangler.client();
+    let gateway = Gateway::start(wrangler.url());
+    let topic = unique_topic("topic-ids");
+    let described = client.create_topic(&topic, 2);
+    let id = uuid::Uuid::parse_str(&described.topic_id).unwrap();
+    let mut stream = connect(&gateway);
+    let by = |name: Option<&str>, topic_id| {
+        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(name.map(|n| TopicName(StrBytes::from_string(n.to_string()))))
+            .with_topic_id(topic_id)]))
+    };
+    // By name: Metadata v12 carries the id HTTP shows.
+    let answer: MetadataResponse = call(
+        &mut stream,
+        ApiKey::Metadata,
+        12,
+        &by(Some(&topic), uuid::Uuid::nil()),
+    );
+    assert_eq!(answer.topics[0].error_code, 0);
+    assert_eq!(answer.topics[0].topic_id, id);
+    // By id: the topic, by name; an id no topic has is UNKNOWN_TOPIC_ID (100).
+    let answer: MetadataResponse = call(&mut stream, ApiKey::Metadata, 12, &by(None, id));
+    let found = &answer.topics[0];
+    assert_eq!(
+        found.name.as_ref().map(|n| n.0.to_string()),
+        Some(topic.clone())
+    );
+    assert_eq!(found.partitions.len(), 2);
+    let stranger = uuid::Uuid::from_u128(42);
+    let answer: MetadataResponse = call(&mut stream, ApiKey::Metadata, 12, &by(None, stranger));
+    assert_eq!(answer.topics[0].error_code, 100);
+    // DeleteTopics v6 by id: a stranger's id deletes nothing; the topic's own deletes it.
+    let delete = |topic_id| {
+        DeleteTopicsRequest::default()
+            .with_topics(vec![DeleteTopicState::default().with_topic_id(topic_id)])
+            .with_timeout_ms(30_000)
+    };
+    let answer: DeleteTopicsResponse =
+        call(&mut stream, ApiKey::DeleteTopics, 6, &delete(stranger));
+    assert_eq!(answer.responses[0].error_code, 100);
+    let still: kafdo_types::api::TopicDescription =
+        client.get(&format!("/v1/topics/{topic}")).expect(200);
+    assert_eq!(still.topic_id, described.topic_id);
+    let answer: DeleteTopicsResponse = call(&mut stream, ApiKey::DeleteTopics, 6, &delete(id));
+    assert_eq!(answer.responses[0].error_code, 0, "{answer:?}");
+    client
+        .get(&format!("/v1/topics/{topic}"))
+        .expect_code(kafdo_types::ErrorCode::UnknownTopicOrPartition);
 }

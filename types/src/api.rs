@@ -72,6 +72,9 @@ pub struct CreateTopicRequest {
 pub struct TopicDescription {
     /// The name.
     pub name: String,
+    /// The topic id, as Kafka has them: a UUID of this incarnation of the topic (a topic
+    /// deleted and created again gets another; see [`kafka_topic_id`]).
+    pub topic_id: String,
     /// The partition count.
     pub partitions: i32,
     /// The configuration.
@@ -353,4 +356,22 @@ pub struct InitProducerResponse {
     pub producer_id: i64,
     /// The producer epoch.
     pub producer_epoch: i32,
+}
+
+/// The namespace of Kafdo's topic ids (a fixed UUID).
+const TOPIC_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6b61_6664_6f00_4c0b_9a55_7e50_7069_6373);
+
+/// A topic id as a request may name it (any form of UUID), in the form answers carry it
+/// (hyphenated, lower case); `None` when it is not a UUID.
+pub fn canonical_topic_id(text: &str) -> Option<String> {
+    uuid::Uuid::try_parse(text).ok().map(|id| id.to_string())
+}
+
+/// The Kafka topic id of a topic incarnation: the name-based (v5) UUID of its Kafdo id
+/// ([`TopicMetadata::topic_id`](crate::rpc::TopicMetadata), never reused), so every door
+/// (the HTTP API, the Kafka gateway) derives the same id without storing one, and it is never
+/// the nil UUID Kafka reserves.
+pub fn kafka_topic_id(incarnation: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&TOPIC_ID_NAMESPACE, incarnation.as_bytes())
 }

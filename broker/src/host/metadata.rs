@@ -56,9 +56,10 @@ impl<S: Sql + Clone> MetadataHost<S> {
             MetadataCall::ListTopics(_) => {
                 reply::<ListTopicsRequest>(core.and_then(|c| c.list_topics().map_err(api_error)))
             }
-            MetadataCall::DeleteTopic(req) => reply::<DeleteTopicRequest>(
-                core.and_then(|c| c.delete_topic(&req.name).map_err(api_error)),
-            ),
+            MetadataCall::DeleteTopic(req) => reply::<DeleteTopicRequest>(core.and_then(|c| {
+                c.delete_topic(&req.name, req.topic_id.as_deref())
+                    .map_err(api_error)
+            })),
             MetadataCall::AllocateProducerIds(req) => {
                 reply::<AllocateProducerIds>(core.and_then(|c| {
                     let ids = c.allocate_producer_ids(req.count).map_err(api_error)?;

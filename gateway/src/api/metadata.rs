@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use uuid::Uuid;
 
 use super::{code, Gateway, Node};
 use crate::errors;
@@ -35,7 +36,7 @@ impl Gateway {
                     .iter()
                     .map(|t| match &t.name {
                         Some(name) => Wanted::Name(name.0.to_string()),
-                        None => Wanted::Id,
+                        None => Wanted::Id(t.topic_id),
                     })
                     .collect(),
             ),
@@ -71,8 +72,8 @@ impl Gateway {
 pub enum Wanted {
     /// By name.
     Name(String),
-    /// By topic id only (v10 on): Kafdo's topics have no Kafka topic ids yet.
-    Id,
+    /// By topic id only (v10 on).
+    Id(Uuid),
 }
 
 /// Builds the Metadata answer for `version` from Kafdo's topic list (or the error of listing
@@ -101,13 +102,21 @@ pub fn metadata_answer(
         None => topics
             .unwrap_or_default()
             .iter()
-            .map(|t| topic_entry(node, version, &t.name, Ok(t.partitions)))
+            .map(|t| topic_entry(node, version, &t.name, Ok(t)))
             .collect(),
         Some(wanted) => wanted
             .iter()
             .map(|w| match w {
-                Wanted::Id => MetadataResponseTopic::default()
-                    .with_error_code(ResponseError::UnknownTopicId.code()),
+                Wanted::Id(id) => match topics.map(|all| by_id(all, *id)) {
+                    Ok(Some(t)) => topic_entry(node, version, &t.name, Ok(t)),
+                    Ok(None) => {
+                        let mut topic = MetadataResponseTopic::default()
+                            .with_error_code(ResponseError::UnknownTopicId.code());
+                        topic.topic_id = *id;
+                        topic
+                    }
+                    Err(e) => MetadataResponseTopic::default().with_error_code(e.code()),
+                },
                 Wanted::Name(name) if !limits::valid_topic_name(name) => topic_entry(
                     node,
                     version,
@@ -115,12 +124,12 @@ pub fn metadata_answer(
                     Err(ResponseError::InvalidTopicException),
                 ),
                 Wanted::Name(name) => {
-                    let partitions = match found(name) {
-                        Ok(Some(t)) => Ok(t.partitions),
+                    let topic = match found(name) {
+                        Ok(Some(t)) => Ok(t),
                         Ok(None) => Err(ResponseError::UnknownTopicOrPartition),
                         Err(e) => Err(e),
                     };
-                    topic_entry(node, version, name, partitions)
+                    topic_entry(node, version, name, topic)
                 }
             })
             .collect(),
@@ -128,15 +137,30 @@ pub fn metadata_answer(
     answer
 }
 
+/// The topic of Kafka topic id `id`, if any.
+pub fn by_id(topics: &[TopicDescription], id: Uuid) -> Option<&TopicDescription> {
+    topics.iter().find(|t| topic_uuid(t) == Some(id))
+}
+
+/// A topic's Kafka topic id.
+fn topic_uuid(topic: &TopicDescription) -> Option<Uuid> {
+    Uuid::try_parse(&topic.topic_id).ok()
+}
+
 fn topic_entry(
     node: &Node,
     version: i16,
     name: &str,
-    partitions: Result<i32, ResponseError>,
+    described: Result<&TopicDescription, ResponseError>,
 ) -> MetadataResponseTopic {
     let mut topic = MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))));
-    match partitions {
+    if version >= 10 {
+        if let Some(id) = described.ok().and_then(topic_uuid) {
+            topic.topic_id = id;
+        }
+    }
+    match described.map(|t| t.partitions) {
         Ok(count) => {
             topic.partitions = (0..count)
                 .map(|p| {
@@ -218,6 +242,7 @@ mod tests {
     fn topics() -> Vec<TopicDescription> {
         vec![TopicDescription {
             name: "orders".into(),
+            topic_id: kafdo_types::api::kafka_topic_id("1-orders").to_string(),
             partitions: 3,
             config: TopicConfig::default(),
         }]
@@ -265,7 +290,8 @@ mod tests {
             Wanted::Name("orders".into()),
             Wanted::Name("missing".into()),
             Wanted::Name("bad/name".into()),
-            Wanted::Id,
+            Wanted::Id(Uuid::from_u128(7)),
+            Wanted::Id(kafdo_types::api::kafka_topic_id("1-orders")),
         ];
         let answer = metadata_answer(&node(), 12, Some(&wanted), Ok(&topics));
         assert_eq!(answer.brokers[0].port, 9092);
@@ -274,7 +300,14 @@ mod tests {
         assert_eq!(orders.partitions.len(), 3);
         assert!(orders.partitions.iter().all(|p| p.leader_id == BrokerId(0)));
         let codes: Vec<i16> = answer.topics.iter().map(|t| t.error_code).collect();
-        assert_eq!(codes, vec![0, 3, 17, 100]);
+        assert_eq!(codes, vec![0, 3, 17, 100, 0]);
+        // From v10 a topic carries its id, and can be asked for by it.
+        let id = kafdo_types::api::kafka_topic_id("1-orders");
+        assert_eq!(orders.topic_id, id);
+        assert_eq!(answer.topics[4].name.as_ref().unwrap().0.as_str(), "orders");
+        assert_eq!(answer.topics[4].topic_id, id);
+        let old = metadata_answer(&node(), 9, Some(&wanted[..1]), Ok(&topics));
+        assert!(old.topics[0].topic_id.is_nil(), "v9 has no topic ids");
         // Kafdo unreachable: every named topic carries the (retriable) error.
         let answer = metadata_answer(
             &node(),

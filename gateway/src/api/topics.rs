@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use uuid::Uuid;
 
 use super::Gateway;
 use crate::errors;
@@ -116,6 +117,38 @@ impl Gateway {
             .map_err(|error| errors::from_client(&error))
     }
 
+    /// DeleteTopics v6 naming a topic by id: the name is found in the topic list, and the
+    /// delete names that incarnation, so a topic created again under the name meanwhile (with
+    /// another id) is not deleted: it answers `UNKNOWN_TOPIC_ID`, as a topic id never seen.
+    async fn delete_topic_by_id(&self, id: Uuid) -> Result<(), Failure> {
+        let unknown = || {
+            (
+                ResponseError::UnknownTopicId,
+                format!("no topic has the topic id {id}"),
+            )
+        };
+        let topics = self
+            .kafdo
+            .list_topics()
+            .await
+            .map_err(|error| errors::from_client(&error))?;
+        let name = super::metadata::by_id(&topics, id)
+            .ok_or_else(unknown)?
+            .name
+            .clone();
+        match self
+            .kafdo
+            .delete_topic_with_id(&name, &id.to_string())
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(error) if error.code() == kafdo_types::ErrorCode::UnknownTopicOrPartition => {
+                Err(unknown())
+            }
+            Err(error) => Err(errors::from_client(&error)),
+        }
+    }
+
     pub(super) async fn delete_topics(
         &self,
         request: DeleteTopicsRequest,
@@ -127,17 +160,19 @@ impl Gateway {
         } else {
             request.topic_names.iter().cloned().map(Some).collect()
         };
-        let results = join_all(wanted.iter().map(|name| async move {
+        let ids: Vec<Uuid> = if version >= 6 {
+            request.topics.iter().map(|t| t.topic_id).collect()
+        } else {
+            vec![Uuid::nil(); wanted.len()]
+        };
+        let results = join_all(wanted.iter().zip(&ids).map(|(name, id)| async move {
             match name {
                 Some(name) => self
                     .kafdo
                     .delete_topic(name.0.as_str())
                     .await
                     .map_err(|error| errors::from_client(&error)),
-                None => Err((
-                    ResponseError::UnknownTopicId,
-                    "Kafdo's topics are named, not numbered by topic id yet".to_string(),
-                )),
+                None => self.delete_topic_by_id(*id).await,
             }
         }))
         .await;

@@ -82,6 +82,10 @@ pub struct ListTopicsRequest;
 pub struct DeleteTopicRequest {
     /// The topic.
     pub name: String,
+    /// Delete only this incarnation (its Kafka topic id, [`crate::api::kafka_topic_id`]): a
+    /// topic of that name with another id is `UNKNOWN_TOPIC_OR_PARTITION`, untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
 }
 
 /// [`MetadataCall::AllocateProducerIds`].

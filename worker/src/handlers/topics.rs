@@ -1,7 +1,7 @@
 //! `/v1/topics`, a topic, and a partition's offsets.
 
 use kafdo_broker::Runtime;
-use kafdo_types::api::{CreateTopicRequest, Isolation};
+use kafdo_types::api::{canonical_topic_id, CreateTopicRequest, Isolation};
 use kafdo_types::limits::{parse_canonical, quoted, MAX_SAFE_INTEGER};
 use kafdo_types::ApiError;
 
@@ -25,7 +25,8 @@ pub async fn serve<R: Runtime>(
         TopicsRoute::List => Answer::ok(cx.format, &broker.list_topics().await?),
         TopicsRoute::Describe(name) => Answer::ok(cx.format, &broker.describe_topic(&name).await?),
         TopicsRoute::Delete(name) => {
-            broker.delete_topic(&name).await?;
+            let topic_id = parse_delete_topic_query(req.query_pairs())?;
+            broker.delete_topic(&name, topic_id.as_deref()).await?;
             Answer::no_content()
         }
         TopicsRoute::PartitionInfo(name, p) => {
@@ -41,6 +42,26 @@ pub async fn serve<R: Runtime>(
             )
         }
     })
+}
+
+/// Parses the query of `DELETE /v1/topics/{t}`: `topic_id` (optional, a UUID) deletes only that
+/// incarnation. Unknown parameters are refused.
+pub fn parse_delete_topic_query<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Option<String>, ApiError> {
+    let mut topic_id = None;
+    for (name, value) in pairs {
+        match name {
+            "topic_id" => {
+                topic_id =
+                    Some(canonical_topic_id(value).ok_or_else(|| {
+                        invalid(format!("topic_id {} is not a UUID", quoted(value)))
+                    })?)
+            }
+            _ => return Err(invalid(format!("unknown query parameter {}", quoted(name)))),
+        }
+    }
+    Ok(topic_id)
 }
 
 /// Parses the query of `GET /v1/topics/{t}/partitions/{p}/offsets`: `timestamp` (required, ms
@@ -76,6 +97,21 @@ pub fn parse_timestamp_query<'a>(
 mod tests {
     use super::*;
     use kafdo_types::ErrorCode;
+
+    #[test]
+    fn delete_topic_query_takes_a_uuid_only() {
+        assert_eq!(parse_delete_topic_query([]).unwrap(), None);
+        assert_eq!(
+            parse_delete_topic_query([("topic_id", "6B61666D-6F00-4C0B-9A55-7E5070696373")])
+                .unwrap()
+                .as_deref(),
+            Some("6b61666d-6f00-4c0b-9a55-7e5070696373")
+        );
+        for bad in [&[("topic_id", "3-orders")][..], &[("name", "x")]] {
+            let e = parse_delete_topic_query(bad.iter().copied()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{bad:?}");
+        }
+    }
 
     #[test]
     fn timestamp_query_needs_a_timestamp_and_refuses_the_rest() {
