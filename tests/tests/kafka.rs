@@ -26,8 +26,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ListTransactionsRequest,
+    ListTransactionsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use serde::Deserialize;
@@ -1175,4 +1176,106 @@ fn topic_ids_in_metadata_and_delete_topics_by_id() {
     client
         .get(&format!("/v1/topics/{topic}"))
         .expect_code(kafdo_types::ErrorCode::UnknownTopicOrPartition);
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn list_and_describe_transactions() {
+    let wrangler = shared();
+    let client = wrangler.client();
+    let gateway = Gateway::start(wrangler.url());
+    let topic = unique_topic("txn-admin");
+    client.create_topic(&topic, 2);
+    // A transaction left open over HTTP: registered on both partitions, one record on each.
+    let id = unique_topic("txn-admin-id");
+    let producer: kafdo_types::api::InitProducerResponse = client
+        .post(
+            "/v1/producers",
+            &json!({"transactional_id": id, "transaction_timeout_ms": 600_000}),
+            &[],
+        )
+        .expect(200);
+    let (pid, epoch) = (producer.producer_id, producer.producer_epoch);
+    client
+        .post(
+            &format!("/v1/transactions/{id}/partitions"),
+            &json!({"producer_id": pid, "producer_epoch": epoch,
+                    "partitions": [{"topic": topic, "partition": 0},
+                                   {"topic": topic, "partition": 1}]}),
+            &[],
+        )
+        .expect_status(200);
+    let mut stream = connect(&gateway);
+    let txn_id = |id: &str| TransactionalId(StrBytes::from_string(id.to_string()));
+    let list = |stream: &mut TcpStream, states: &[&'static str]| -> ListTransactionsResponse {
+        let request = ListTransactionsRequest::default()
+            .with_state_filters(
+                states
+                    .iter()
+                    .map(|s| StrBytes::from_static_str(s))
+                    .collect(),
+            )
+            .with_duration_filter(-1);
+        call(stream, ApiKey::ListTransactions, 1, &request)
+    };
+    let listed = list(&mut stream, &[]);
+    let ours: Vec<_> = listed
+        .transaction_states
+        .iter()
+        .filter(|t| t.transactional_id.0.as_str() == id)
+        .collect();
+    assert_eq!(ours.len(), 1, "{listed:?}");
+    assert_eq!(ours[0].producer_id.0, pid);
+    assert_eq!(ours[0].transaction_state.as_str(), "Ongoing");
+    // State filters: a known state that does not match, and an unknown one reported back.
+    let listed = list(&mut stream, &["PrepareCommit", "Bogus"]);
+    assert!(listed
+        .transaction_states
+        .iter()
+        .all(|t| t.transactional_id.0.as_str() != id));
+    assert_eq!(
+        listed.unknown_state_filters,
+        vec![StrBytes::from_static_str("Bogus")]
+    );
+    let describe = |stream: &mut TcpStream| -> DescribeTransactionsResponse {
+        let request = DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![txn_id(&id), txn_id(&format!("{id}-never"))]);
+        call(stream, ApiKey::DescribeTransactions, 0, &request)
+    };
+    let described = describe(&mut stream);
+    let open = &described.transaction_states[0];
+    assert_eq!(open.error_code, 0);
+    assert_eq!(open.transaction_state.as_str(), "Ongoing");
+    assert_eq!(
+        (open.producer_id.0, i32::from(open.producer_epoch)),
+        (pid, epoch)
+    );
+    assert_eq!(open.transaction_timeout_ms, 600_000);
+    assert!(open.transaction_start_time_ms > 0);
+    assert_eq!(open.topics.len(), 1);
+    assert_eq!(open.topics[0].partitions, vec![0, 1]);
+    // TRANSACTIONAL_ID_NOT_FOUND (105) for an id that never had a producer.
+    assert_eq!(described.transaction_states[1].error_code, 105);
+    // Committed, it is no longer listed and describes as CompleteCommit.
+    client
+        .post(
+            &format!("/v1/transactions/{id}/commit"),
+            &json!({"producer_id": pid, "producer_epoch": epoch}),
+            &[],
+        )
+        .expect_status(200);
+    assert!(list(&mut stream, &[]).transaction_states.iter().all(|t| t
+        .transactional_id
+        .0
+        .as_str()
+        != id));
+    let described = describe(&mut stream);
+    assert_eq!(
+        described.transaction_states[0].transaction_state.as_str(),
+        "CompleteCommit"
+    );
+    assert_eq!(
+        described.transaction_states[0].transaction_start_time_ms,
+        -1
+    );
 }

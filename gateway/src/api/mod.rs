@@ -20,10 +20,11 @@ use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, ApiVersionsRequest,
     ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest,
     DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, EndTxnRequest, EndTxnResponse, FetchRequest, FetchResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse,
+    DescribeConfigsResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
+    ListOffsetsResponse, ListTransactionsRequest, ListTransactionsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -44,6 +45,8 @@ pub const OFFERED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::AddPartitionsToTxn, 0, 3),
     (ApiKey::EndTxn, 0, 3),
+    (ApiKey::ListTransactions, 0, 2),
+    (ApiKey::DescribeTransactions, 0, 0),
 ];
 
 /// The versions of `key` the gateway offers, if any.
@@ -103,6 +106,10 @@ pub enum Request {
     AddPartitionsToTxn(AddPartitionsToTxnRequest),
     /// EndTxn.
     EndTxn(EndTxnRequest),
+    /// ListTransactions.
+    ListTransactions(ListTransactionsRequest),
+    /// DescribeTransactions.
+    DescribeTransactions(DescribeTransactionsRequest),
 }
 
 /// An answer, before encoding.
@@ -134,6 +141,10 @@ pub enum Answer {
     AddPartitionsToTxn(AddPartitionsToTxnResponse),
     /// EndTxn.
     EndTxn(EndTxnResponse),
+    /// ListTransactions.
+    ListTransactions(ListTransactionsResponse),
+    /// DescribeTransactions.
+    DescribeTransactions(DescribeTransactionsResponse),
 }
 
 impl Request {
@@ -158,6 +169,8 @@ impl Request {
             ApiKey::DeleteRecords => body!(DeleteRecords),
             ApiKey::AddPartitionsToTxn => body!(AddPartitionsToTxn),
             ApiKey::EndTxn => body!(EndTxn),
+            ApiKey::ListTransactions => body!(ListTransactions),
+            ApiKey::DescribeTransactions => body!(DescribeTransactions),
             other => return Err(FrameError::Unsupported(other, version)),
         })
     }
@@ -187,6 +200,8 @@ impl Answer {
             Answer::DeleteRecords(a) => e(a),
             Answer::AddPartitionsToTxn(a) => e(a),
             Answer::EndTxn(a) => e(a),
+            Answer::ListTransactions(a) => e(a),
+            Answer::DescribeTransactions(a) => e(a),
         }
     }
 }
@@ -235,6 +250,12 @@ impl Gateway {
                 Answer::AddPartitionsToTxn(self.add_partitions_to_txn(r, version).await)
             }
             Request::EndTxn(r) => Answer::EndTxn(self.end_txn(r, version).await),
+            Request::ListTransactions(r) => {
+                Answer::ListTransactions(self.list_transactions(r, version).await)
+            }
+            Request::DescribeTransactions(r) => {
+                Answer::DescribeTransactions(self.describe_transactions(r, version).await)
+            }
             Request::DeleteRecords(r) => {
                 Answer::DeleteRecords(self.delete_records(r, version).await)
             }

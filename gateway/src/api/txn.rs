@@ -1,5 +1,6 @@
 //! The transaction APIs of classic Kafka clients (KIP-98, "transaction version 1"):
-//! AddPartitionsToTxn (v0-3, the client's form) and EndTxn (v0-3). Both become Kafdo's
+//! AddPartitionsToTxn (v0-3, the client's form) and EndTxn (v0-3); and the admin's view,
+//! ListTransactions (v0-2) and DescribeTransactions (v0, KIP-664). The first two become Kafdo's
 //! transaction calls (`POST /v1/transactions/{id}/partitions`, `.../commit`, `.../abort`); the
 //! end keeps the epoch (`keep_epoch`), as these clients expect: they go on with the same epoch
 //! and continue their sequence numbers. The coordinator's transaction numbers keep the
@@ -8,14 +9,24 @@
 
 use super::Gateway;
 use crate::errors;
+use std::collections::BTreeMap;
+
+use futures_util::future::join_all;
 use kafdo_types::txn::{AddPartitionsRequest, EndTxnRequest, TopicPartition};
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
-use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, EndTxnRequest as KafkaEndTxn,
-    EndTxnResponse,
+use kafka_protocol::messages::describe_transactions_response::{
+    TopicData, TransactionState as DescribedState,
 };
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedState;
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, DescribeTransactionsRequest,
+    DescribeTransactionsResponse, EndTxnRequest as KafkaEndTxn, EndTxnResponse,
+    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 impl Gateway {
     pub(super) async fn add_partitions_to_txn(
@@ -96,12 +107,169 @@ impl Gateway {
     }
 }
 
+/// Kafka's names of the transaction states a ListTransactions filter may name.
+const STATE_NAMES: &[&str] = &[
+    "Empty",
+    "Ongoing",
+    "PrepareCommit",
+    "PrepareAbort",
+    "CompleteCommit",
+    "CompleteAbort",
+    "Dead",
+    "PrepareEpochFence",
+];
+
+impl Gateway {
+    /// ListTransactions: the transactions open now (Ongoing, PrepareCommit, PrepareAbort; Kafdo
+    /// keeps no registry of idle transactional ids, so the ended ones are not listed), filtered
+    /// by state, producer id, minimum age (v1) and transactional id pattern (v2, a regular
+    /// expression: not offered, refused with `INVALID_REQUEST`).
+    pub(super) async fn list_transactions(
+        &self,
+        request: ListTransactionsRequest,
+        version: i16,
+    ) -> ListTransactionsResponse {
+        let unknown: Vec<StrBytes> = request
+            .state_filters
+            .iter()
+            .filter(|s| !STATE_NAMES.contains(&s.as_str()))
+            .cloned()
+            .collect();
+        let answer = ListTransactionsResponse::default().with_unknown_state_filters(unknown);
+        if request.transactional_id_pattern.is_some() {
+            return answer.with_error_code(ResponseError::InvalidRequest.code());
+        }
+        let open = match self.kafdo.list_transactions().await {
+            Ok(list) => list.transactions,
+            Err(error) => {
+                let (code, message) = errors::from_client(&error);
+                let code = errors::for_version(ApiKey::ListTransactions, version, code);
+                tracing::debug!(?code, %message, "ListTransactions failed");
+                return answer.with_error_code(code.code());
+            }
+        };
+        let states = open
+            .into_iter()
+            .filter(|t| {
+                request.state_filters.is_empty()
+                    || request
+                        .state_filters
+                        .iter()
+                        .any(|s| s.as_str() == t.state.name())
+            })
+            .filter(|t| {
+                request.producer_id_filters.is_empty()
+                    || request
+                        .producer_id_filters
+                        .contains(&ProducerId(t.producer_id))
+            })
+            .filter(|t| request.duration_filter < 0 || t.age_ms >= request.duration_filter)
+            .map(|t| {
+                ListedState::default()
+                    .with_transactional_id(TransactionalId(StrBytes::from_string(
+                        t.transactional_id,
+                    )))
+                    .with_producer_id(ProducerId(t.producer_id))
+                    .with_transaction_state(StrBytes::from_static_str(t.state.name()))
+            })
+            .collect();
+        answer.with_transaction_states(states)
+    }
+
+    /// DescribeTransactions: each transactional id's state, producer, timeout, start time (of
+    /// an open transaction) and partitions; `TRANSACTIONAL_ID_NOT_FOUND` for an id that never
+    /// had a producer.
+    pub(super) async fn describe_transactions(
+        &self,
+        request: DescribeTransactionsRequest,
+        version: i16,
+    ) -> DescribeTransactionsResponse {
+        let states = request.transactional_ids.iter().map(|id| async move {
+            let answer = DescribedState::default().with_transactional_id(id.clone());
+            let described = match self.kafdo.describe_transaction(id.0.as_str()).await {
+                Ok(d) if d.producer_id < 0 => {
+                    return answer
+                        .with_error_code(ResponseError::TransactionalIdNotFound.code())
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1)
+                        .with_transaction_start_time_ms(-1)
+                }
+                Ok(d) => d,
+                Err(error) => {
+                    let (code, message) = errors::from_client(&error);
+                    let code = errors::for_version(ApiKey::DescribeTransactions, version, code);
+                    tracing::debug!(?code, %message, "DescribeTransactions: an id failed");
+                    return answer.with_error_code(code.code());
+                }
+            };
+            let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for p in &described.partitions {
+                topics.entry(p.topic.clone()).or_default().push(p.partition);
+            }
+            let start_ms = described
+                .age_ms
+                .map_or(-1, |age| now_ms().saturating_sub(age));
+            answer
+                .with_transaction_state(StrBytes::from_static_str(described.state.name()))
+                .with_transaction_timeout_ms(
+                    i32::try_from(described.transaction_timeout_ms).unwrap_or(i32::MAX),
+                )
+                .with_transaction_start_time_ms(start_ms)
+                .with_producer_id(ProducerId(described.producer_id))
+                .with_producer_epoch(i16::try_from(described.producer_epoch).unwrap_or(-1))
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(topic, partitions)| {
+                            TopicData::default()
+                                .with_topic(TopicName(StrBytes::from_string(topic)))
+                                .with_partitions(partitions)
+                        })
+                        .collect(),
+                )
+        });
+        DescribeTransactionsResponse::default().with_transaction_states(join_all(states).await)
+    }
+}
+
+/// Now, in ms since the epoch, for a start time derived from an age.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::BytesMut;
     use kafka_protocol::protocol::Encodable;
-    use kafka_protocol::ResponseError;
+
+    #[test]
+    fn the_admin_answers_encode_at_every_offered_version() {
+        for version in 0..=2 {
+            let answer = ListTransactionsResponse::default().with_transaction_states(vec![
+                ListedState::default()
+                    .with_producer_id(ProducerId(7))
+                    .with_transaction_state(StrBytes::from_static_str("Ongoing")),
+            ]);
+            answer.encode(&mut BytesMut::new(), version).unwrap();
+        }
+        let answer = DescribeTransactionsResponse::default().with_transaction_states(vec![
+            DescribedState::default()
+                .with_producer_id(ProducerId(7))
+                .with_topics(vec![TopicData::default().with_partitions(vec![0, 2])]),
+        ]);
+        answer.encode(&mut BytesMut::new(), 0).unwrap();
+        assert_eq!(
+            super::super::offered(ApiKey::ListTransactions),
+            Some((0, 2))
+        );
+        assert_eq!(
+            super::super::offered(ApiKey::DescribeTransactions),
+            Some((0, 0))
+        );
+    }
 
     #[test]
     fn every_offered_version_encodes() {
