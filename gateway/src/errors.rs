@@ -6,6 +6,7 @@
 //! retriable network error, never a success.
 
 use kafdo_client::Error as ClientError;
+use kafdo_types::api::PartitionOutcome;
 use kafdo_types::ErrorCode;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
@@ -63,6 +64,22 @@ pub fn for_version(api: ApiKey, version: i16, code: ResponseError) -> ResponseEr
         }
     }
     code
+}
+
+/// The per-partition outcomes of one multi-partition call (`POST /v1/produce`, `POST /v1/fetch`)
+/// of `asked` partitions: each answer (`Ok`), or its error as Kafka names it; a call that failed
+/// as a whole fails every partition with its code.
+pub fn outcomes<T>(
+    call: Result<Vec<PartitionOutcome<T>>, ClientError>,
+    asked: usize,
+) -> Vec<Result<T, (ResponseError, String)>> {
+    match call {
+        Ok(outcomes) => outcomes
+            .into_iter()
+            .map(|o| o.into_result().map_err(|e| (kafka_code(e.code), e.message)))
+            .collect(),
+        Err(error) => (0..asked).map(|_| Err(from_client(&error))).collect(),
+    }
 }
 
 /// Kafka's code for a failed call to Kafdo, with a message for answers that carry one.

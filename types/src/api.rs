@@ -73,7 +73,9 @@ pub struct TopicDescription {
     /// The name.
     pub name: String,
     /// The topic id, as Kafka has them: a UUID of this incarnation of the topic (a topic
-    /// deleted and created again gets another; see [`kafka_topic_id`]).
+    /// deleted and created again gets another; see [`kafka_topic_id`]). Empty from a Worker
+    /// that predates topic ids.
+    #[serde(default)]
     pub topic_id: String,
     /// The partition count.
     pub partitions: i32,

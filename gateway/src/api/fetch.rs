@@ -80,20 +80,8 @@ impl Gateway {
                     min_bytes,
                     max_bytes,
                 };
-                let outcomes: Vec<Fetched> = match self.kafdo.fetch_many(&multi).await {
-                    Ok(answer) => answer
-                        .partitions
-                        .into_iter()
-                        .map(|o| {
-                            o.into_result()
-                                .map_err(|e| (errors::kafka_code(e.code), e.message))
-                        })
-                        .collect(),
-                    Err(error) => chunk
-                        .iter()
-                        .map(|_| Err(errors::from_client(&error)))
-                        .collect(),
-                };
+                let answer = self.kafdo.fetch_many(&multi).await;
+                let outcomes = errors::outcomes(answer.map(|a| a.partitions), chunk.len());
                 chunk
                     .iter()
                     .map(|(slot, p)| (*slot, p.offset))

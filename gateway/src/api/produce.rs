@@ -68,21 +68,12 @@ impl Gateway {
                 let request = MultiProduceRequest {
                     partitions: chunk.iter().map(|(_, b)| b.clone()).collect(),
                 };
-                let outcomes: Vec<Outcome> = match self.kafdo.produce_many(&request).await {
-                    Ok(answer) => answer
-                        .partitions
+                let answer = self.kafdo.produce_many(&request).await;
+                let outcomes: Vec<Outcome> =
+                    errors::outcomes(answer.map(|a| a.partitions), chunk.len())
                         .into_iter()
-                        .map(|o| {
-                            o.into_result()
-                                .map(|a| a.base_offset)
-                                .map_err(|e| (errors::kafka_code(e.code), e.message))
-                        })
-                        .collect(),
-                    Err(error) => chunk
-                        .iter()
-                        .map(|_| Err(errors::from_client(&error)))
-                        .collect(),
-                };
+                        .map(|o| o.map(|a| a.base_offset))
+                        .collect();
                 chunk.iter().map(|(slot, _)| *slot).zip(outcomes)
             });
         for (slot, outcome) in join_all(chunks).await.into_iter().flatten() {
