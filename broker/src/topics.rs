@@ -15,11 +15,12 @@ use std::future::Future;
 
 use kafdo_types::api::{
     CreateTopicRequest, DeleteRecordsResponse, FetchResponse, Isolation, PartitionInfo,
-    TimestampOffset, TopicDescription, TopicList,
+    ProducerList, TimestampOffset, TopicDescription, TopicList,
 };
 use kafdo_types::rpc::{
     DeletePartitionRequest, DeleteRecordsRequest, DeleteTopicRequest, ListTopicsRequest, Object,
-    OffsetForTimestampRequest, PartitionInfoRequest, ReadRequest, TopicMetadata, TopicRequest,
+    OffsetForTimestampRequest, PartitionInfoRequest, ProducersRequest, ReadRequest, TopicMetadata,
+    TopicRequest,
 };
 use kafdo_types::{ApiError, ErrorCode};
 
@@ -204,6 +205,18 @@ impl<R: Runtime> Broker<R> {
                 partition: topic.partition(p),
                 timestamp,
                 isolation,
+            };
+            self.ask(partition_object(&topic, p), request).await
+        })
+        .await
+    }
+
+    /// `GET /v1/topics/{t}/partitions/{p}/producers`.
+    pub async fn partition_producers(&self, name: &str, p: i32) -> Result<ProducerList, ApiError> {
+        self.with_topic(name, |topic| async move {
+            check_partition(&topic, p)?;
+            let request = ProducersRequest {
+                partition: topic.partition(p),
             };
             self.ask(partition_object(&topic, p), request).await
         })

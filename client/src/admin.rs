@@ -5,8 +5,8 @@
 //! topic the first attempt created, which is better left to the caller to interpret).
 
 use kafdo_types::api::{
-    CreateTopicRequest, DeleteRecordsResponse, Isolation, PartitionInfo, TimestampOffset,
-    TopicConfig, TopicDescription, TopicList,
+    CreateTopicRequest, DeleteRecordsResponse, Isolation, PartitionInfo, ProducerList,
+    TimestampOffset, TopicConfig, TopicDescription, TopicList,
 };
 use kafdo_types::limits;
 
@@ -115,6 +115,20 @@ impl Client {
             ("isolation", isolation.as_str().to_string()),
         ];
         self.call(call).await
+    }
+
+    /// `GET /v1/topics/{t}/partitions/{p}/producers`: the producers the partition remembers.
+    pub async fn partition_producers(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<ProducerList, Error> {
+        self.call(Call::new(
+            Method::Get,
+            format!("{}/partitions/{partition}/producers", topic_path(topic)),
+            Safety::Idempotent,
+        ))
+        .await
     }
 
     /// `DELETE /v1/topics/{t}/partitions/{p}/records?before=N`: deletes every record before

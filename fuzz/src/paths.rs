@@ -216,6 +216,9 @@ pub fn request_of(route: &Route) -> (&'static str, String) {
             TopicsRoute::OffsetForTimestamp(t, p) => {
                 ("GET", format!("/v1/topics/{t}/partitions/{p}/offsets"))
             }
+            TopicsRoute::Producers(t, p) => {
+                ("GET", format!("/v1/topics/{t}/partitions/{p}/producers"))
+            }
         },
         Route::Records(r) => match r {
             RecordsRoute::ProduceTopic(t) => ("POST", format!("/v1/topics/{t}/records")),

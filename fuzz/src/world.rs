@@ -401,7 +401,9 @@ impl World {
                 names.topics.insert(t.clone());
             }
             Route::Topics(
-                TopicsRoute::PartitionInfo(t, p) | TopicsRoute::OffsetForTimestamp(t, p),
+                TopicsRoute::PartitionInfo(t, p)
+                | TopicsRoute::OffsetForTimestamp(t, p)
+                | TopicsRoute::Producers(t, p),
             )
             | Route::Records(
                 RecordsRoute::ProducePartition(t, p)

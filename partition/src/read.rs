@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use kafdo_sql::{Row, Sql};
-use kafdo_types::api::{FetchResponse, Isolation, PartitionInfo, TimestampOffset};
+use kafdo_types::api::{
+    FetchResponse, Isolation, PartitionInfo, ProducerList, ProducerState, TimestampOffset,
+};
 use kafdo_types::limits::{MAX_FETCH_MAX_BYTES, MAX_FETCH_MAX_RECORDS};
 use kafdo_types::rpc::{OffsetForTimestampRequest, PartitionRef, ReadRequest};
 
@@ -335,6 +337,29 @@ impl<S: Sql> Partition<S> {
             }
             after = last_offset;
         }
+    }
+
+    /// Every producer this partition remembers, by producer id: its epoch, the sequence of its
+    /// last record and when it appended, and the first offset of its open transaction (Kafka's
+    /// DescribeProducers). Bounded by `max_producers`; read from memory.
+    pub fn producers(&self, partition: &PartitionRef) -> Result<ProducerList, PartitionError> {
+        self.check_ref(partition)?;
+        let producers = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| ProducerState {
+                producer_id,
+                producer_epoch: entry.producer_epoch,
+                last_sequence: entry.batches.back().map_or(-1, |b| b.last_sequence),
+                last_timestamp: entry.last_seen_ms,
+                current_txn_start_offset: self
+                    .transactions
+                    .get(&producer_id)
+                    .filter(|t| t.open)
+                    .and_then(|t| t.first_offset),
+            })
+            .collect();
+        Ok(ProducerList { producers })
     }
 
     /// The offsets a client sees.

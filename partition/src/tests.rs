@@ -719,3 +719,59 @@ fn a_producer_id_never_handed_out_is_refused_and_leaves_nothing() {
     );
     p.verify().unwrap();
 }
+
+#[test]
+fn producers_lists_each_producer_with_its_last_sequence_and_open_transaction() {
+    let (_db, mut p) = open();
+    assert!(p.producers(&pref()).unwrap().producers.is_empty());
+    let batch = |producer_id, base_sequence| AppendRequest {
+        producer: Some(ProducerBatch {
+            producer_id,
+            producer_epoch: 2,
+            base_sequence,
+        }),
+        ..plain(values(3, "v"))
+    };
+    p.append(&batch(7, 0), NOW).unwrap();
+    p.append(&batch(7, 3), NOW + 5).unwrap();
+    p.register_txn(
+        &kafdo_types::rpc::RegisterTxnRequest {
+            partition: pref(),
+            transactional_id: "tx".into(),
+            producer_id: 9,
+            producer_epoch: 2,
+            txn_seq: 1,
+        },
+        NOW,
+    )
+    .unwrap();
+    let mut txn = batch(9, 0);
+    txn.transactional = true;
+    p.append(&txn, NOW + 9).unwrap();
+    let listed = p.producers(&pref()).unwrap().producers;
+    assert_eq!(
+        listed,
+        vec![
+            kafdo_types::api::ProducerState {
+                producer_id: 7,
+                producer_epoch: 2,
+                last_sequence: 5,
+                last_timestamp: NOW + 5,
+                current_txn_start_offset: None,
+            },
+            kafdo_types::api::ProducerState {
+                producer_id: 9,
+                producer_epoch: 2,
+                last_sequence: 2,
+                last_timestamp: NOW + 9,
+                current_txn_start_offset: Some(6),
+            },
+        ]
+    );
+    let mut other = pref();
+    other.topic_id = "2-t".into();
+    assert_eq!(
+        p.producers(&other).unwrap_err().code(),
+        ErrorCode::UnknownTopicOrPartition
+    );
+}

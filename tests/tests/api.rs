@@ -14,7 +14,8 @@ use kafdo_e2e::{random_bytes, rng, shared, unique_topic, Client, FetchParams, Fo
 use kafdo_types::api::{
     CleanupPolicy, DeleteRecordsResponse, MultiFetchRequest, MultiFetchResponse,
     MultiProduceRequest, MultiProduceResponse, PartitionBatch, PartitionFetch,
-    PartitionProduceRequest, TimestampOffset, TopicConfig, TopicDescription, TopicList,
+    PartitionProduceRequest, ProducerList, TimestampOffset, TopicConfig, TopicDescription,
+    TopicList,
 };
 use kafdo_types::limits::MAX_RECORD_BYTES;
 use kafdo_types::partitioner::partition_for_key;
@@ -1666,4 +1667,44 @@ fn delete_records_moves_the_log_start_and_bad_requests_change_nothing() {
         ))
         .expect_error(400, ErrorCode::PolicyViolation);
     assert_eq!(client.read_all(&compacted, 0).len(), 1);
+}
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn a_partition_lists_its_producers() {
+    let client = shared().client();
+    let topic = unique_topic("producers");
+    client.create_topic(&topic, 1);
+    let path = |p: i32| format!("/v1/topics/{topic}/partitions/{p}/producers");
+    let empty: ProducerList = client.get(&path(0)).expect(200);
+    assert!(empty.producers.is_empty());
+    let producer = client.init_producer();
+    for base_sequence in [0, 2] {
+        let batch = PartitionProduceRequest {
+            producer_id: Some(producer.producer_id),
+            producer_epoch: Some(producer.producer_epoch),
+            base_sequence: Some(base_sequence),
+            records: vec![ProduceRecord::value("a"), ProduceRecord::value("b")],
+            ..PartitionProduceRequest::default()
+        };
+        client
+            .produce_partition_reply(&topic, 0, &batch)
+            .expect_status(200);
+    }
+    client.produce_partition(&topic, 0, vec![ProduceRecord::value("plain")]);
+    for format in [Format::Json, Format::Cbor] {
+        let listed: ProducerList = client.with_format(format).get(&path(0)).expect(200);
+        assert_eq!(listed.producers.len(), 1, "{format:?}: {listed:?}");
+        let state = listed.producers[0];
+        assert_eq!(state.producer_id, producer.producer_id);
+        assert_eq!(state.last_sequence, 3);
+        assert_eq!(state.current_txn_start_offset, None);
+        assert!(state.last_timestamp > 0);
+    }
+    client
+        .get(&path(1))
+        .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    client
+        .get(&format!("/v1/topics/{topic}-nope/partitions/0/producers"))
+        .expect_error(404, ErrorCode::UnknownTopicOrPartition);
 }

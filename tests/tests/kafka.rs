@@ -26,9 +26,10 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeTransactionsRequest, DescribeTransactionsResponse, ListTransactionsRequest,
-    ListTransactionsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName, TransactionalId,
+    DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest,
+    DescribeTransactionsResponse, ListTransactionsRequest, ListTransactionsResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use serde::Deserialize;
@@ -1226,7 +1227,32 @@ fn list_and_describe_transactions() {
             &[],
         )
         .expect_status(200);
+    // One transactional record on partition 1, so the partition holds the open transaction.
+    let written: kafdo_types::api::PartitionProduceResponse = client
+        .post(
+            &format!("/v1/topics/{topic}/partitions/1/records"),
+            &json!({"producer_id": pid, "producer_epoch": epoch, "base_sequence": 0,
+                    "transactional": true, "records": [{"value": "b3Blbg=="}]}),
+            &[],
+        )
+        .expect(200);
     let mut stream = connect(&gateway);
+    // DescribeProducers: partition 1 knows the producer and its open transaction's first offset;
+    // partition 0 (registered, nothing written) no producer; partition 5 does not exist.
+    let request = DescribeProducersRequest::default().with_topics(vec![
+        kafka_protocol::messages::describe_producers_request::TopicRequest::default()
+            .with_name(TopicName(StrBytes::from_string(topic.clone())))
+            .with_partition_indexes(vec![0, 1, 5]),
+    ]);
+    let producers: DescribeProducersResponse =
+        call(&mut stream, ApiKey::DescribeProducers, 0, &request);
+    let partitions = &producers.topics[0].partitions;
+    assert!(partitions[0].active_producers.is_empty());
+    let state = &partitions[1].active_producers[0];
+    assert_eq!((state.producer_id.0, state.producer_epoch), (pid, epoch));
+    assert_eq!(state.last_sequence, 0);
+    assert_eq!(state.current_txn_start_offset, written.base_offset);
+    assert_eq!(partitions[2].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     let txn_id = |id: &str| TransactionalId(StrBytes::from_string(id.to_string()));
     let list = |stream: &mut TcpStream, states: &[&'static str]| -> ListTransactionsResponse {
         let request = ListTransactionsRequest::default()
@@ -1298,5 +1324,12 @@ fn list_and_describe_transactions() {
     assert_eq!(
         described.transaction_states[0].transaction_start_time_ms,
         -1
+    );
+    let producers: DescribeProducersResponse =
+        call(&mut stream, ApiKey::DescribeProducers, 0, &request);
+    let state = &producers.topics[0].partitions[1].active_producers[0];
+    assert_eq!(
+        state.current_txn_start_offset, -1,
+        "no transaction open any more"
     );
 }

@@ -113,6 +113,30 @@ pub struct TimestampOffset {
     pub timestamp: Option<i64>,
 }
 
+/// One producer a partition remembers (Kafka's DescribeProducers).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerState {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its newest epoch here.
+    pub producer_epoch: i32,
+    /// The sequence number of its last record appended here (-1 before any in this epoch).
+    pub last_sequence: i32,
+    /// When it last appended here, ms since the epoch.
+    pub last_timestamp: i64,
+    /// The first offset of its open transaction here, if one is open and has written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_txn_start_offset: Option<i64>,
+}
+
+/// The answer to `GET /v1/topics/{t}/partitions/{p}/producers`: every producer the partition
+/// remembers (at most its `max_producers`), by producer id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerList {
+    /// The producers.
+    pub producers: Vec<ProducerState>,
+}
+
 /// The answer to `DELETE /v1/topics/{t}/partitions/{p}/records?before=N`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteRecordsResponse {

@@ -54,6 +54,8 @@ pub enum TopicsRoute {
     PartitionInfo(String, i32),
     /// `GET /v1/topics/{t}/partitions/{p}/offsets?timestamp=T`.
     OffsetForTimestamp(String, i32),
+    /// `GET /v1/topics/{t}/partitions/{p}/producers`.
+    Producers(String, i32),
 }
 
 /// The produce and fetch routes.
@@ -204,6 +206,16 @@ const TABLE: &[(&str, &str, Build)] = &[
         "/v1/topics/{topic}/partitions/{partition}/offsets",
         |c| {
             Ok(Route::Topics(TopicsRoute::OffsetForTimestamp(
+                c.topic(),
+                c.partition()?,
+            )))
+        },
+    ),
+    (
+        "GET",
+        "/v1/topics/{topic}/partitions/{partition}/producers",
+        |c| {
+            Ok(Route::Topics(TopicsRoute::Producers(
                 c.topic(),
                 c.partition()?,
             )))
@@ -486,6 +498,10 @@ mod tests {
         assert_eq!(
             route("GET", "/v1/topics/a/partitions/-1/records"),
             records(RecordsRoute::Fetch("a".into(), -1))
+        );
+        assert_eq!(
+            route("GET", "/v1/topics/a/partitions/2/producers"),
+            topics(TopicsRoute::Producers("a".into(), 2))
         );
         assert_eq!(
             route("DELETE", "/v1/topics/a/partitions/1/records"),

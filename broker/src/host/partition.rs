@@ -18,8 +18,8 @@ use kafdo_sql::Sql;
 use kafdo_types::api::{DeleteRecordsResponse, FetchResponse};
 use kafdo_types::rpc::{
     AppendRequest, DeleteRecordsRequest, OffsetForTimestampRequest, OpenTransactionsRequest,
-    PartitionCall, PartitionInfoRequest, PartitionOpenTransaction, ReadRequest, RegisterTxnRequest,
-    WriteMarkerRequest,
+    PartitionCall, PartitionInfoRequest, PartitionOpenTransaction, ProducersRequest, ReadRequest,
+    RegisterTxnRequest, WriteMarkerRequest,
 };
 use kafdo_types::ApiError;
 
@@ -94,6 +94,10 @@ impl<S: Sql + Clone> PartitionHost<S> {
             PartitionCall::OffsetForTimestamp(req) => reply::<OffsetForTimestampRequest>(
                 self.core(now_ms)
                     .and_then(|core| core.offset_for_timestamp(&req).map_err(api_error)),
+            ),
+            PartitionCall::Producers(req) => reply::<ProducersRequest>(
+                self.core(now_ms)
+                    .and_then(|core| core.producers(&req.partition).map_err(api_error)),
             ),
             PartitionCall::DeleteRecords(req) => {
                 let result = self.core(now_ms).and_then(|core| {

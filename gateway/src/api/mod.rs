@@ -20,11 +20,12 @@ use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, ApiVersionsRequest,
     ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest,
     DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
-    EndTxnRequest, EndTxnResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
-    ListOffsetsResponse, ListTransactionsRequest, ListTransactionsResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse,
+    DescribeConfigsResponse, DescribeProducersRequest, DescribeProducersResponse,
+    DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
+    FetchRequest, FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ListTransactionsRequest, ListTransactionsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -47,6 +48,7 @@ pub const OFFERED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 3),
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The versions of `key` the gateway offers, if any.
@@ -110,6 +112,8 @@ pub enum Request {
     ListTransactions(ListTransactionsRequest),
     /// DescribeTransactions.
     DescribeTransactions(DescribeTransactionsRequest),
+    /// DescribeProducers.
+    DescribeProducers(DescribeProducersRequest),
 }
 
 /// An answer, before encoding.
@@ -145,6 +149,8 @@ pub enum Answer {
     ListTransactions(ListTransactionsResponse),
     /// DescribeTransactions.
     DescribeTransactions(DescribeTransactionsResponse),
+    /// DescribeProducers.
+    DescribeProducers(DescribeProducersResponse),
 }
 
 impl Request {
@@ -171,6 +177,7 @@ impl Request {
             ApiKey::EndTxn => body!(EndTxn),
             ApiKey::ListTransactions => body!(ListTransactions),
             ApiKey::DescribeTransactions => body!(DescribeTransactions),
+            ApiKey::DescribeProducers => body!(DescribeProducers),
             other => return Err(FrameError::Unsupported(other, version)),
         })
     }
@@ -202,6 +209,7 @@ impl Answer {
             Answer::EndTxn(a) => e(a),
             Answer::ListTransactions(a) => e(a),
             Answer::DescribeTransactions(a) => e(a),
+            Answer::DescribeProducers(a) => e(a),
         }
     }
 }
@@ -255,6 +263,9 @@ impl Gateway {
             }
             Request::DescribeTransactions(r) => {
                 Answer::DescribeTransactions(self.describe_transactions(r, version).await)
+            }
+            Request::DescribeProducers(r) => {
+                Answer::DescribeProducers(self.describe_producers(r, version).await)
             }
             Request::DeleteRecords(r) => {
                 Answer::DeleteRecords(self.delete_records(r, version).await)

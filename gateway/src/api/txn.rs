@@ -1,6 +1,6 @@
 //! The transaction APIs of classic Kafka clients (KIP-98, "transaction version 1"):
 //! AddPartitionsToTxn (v0-3, the client's form) and EndTxn (v0-3); and the admin's view,
-//! ListTransactions (v0-2) and DescribeTransactions (v0, KIP-664). The first two become Kafdo's
+//! ListTransactions (v0-2), DescribeTransactions (v0) and DescribeProducers (v0, KIP-664). The first two become Kafdo's
 //! transaction calls (`POST /v1/transactions/{id}/partitions`, `.../commit`, `.../abort`); the
 //! end keeps the epoch (`keep_epoch`), as these clients expect: they go on with the same epoch
 //! and continue their sequence numbers. The coordinator's transaction numbers keep the
@@ -16,14 +16,19 @@ use kafdo_types::txn::{AddPartitionsRequest, EndTxnRequest, TopicPartition};
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState as ProducerStateAnswer,
+    TopicResponse as DescribeProducersTopicResponse,
+};
 use kafka_protocol::messages::describe_transactions_response::{
     TopicData, TransactionState as DescribedState,
 };
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedState;
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, DescribeTransactionsRequest,
-    DescribeTransactionsResponse, EndTxnRequest as KafkaEndTxn, EndTxnResponse,
-    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, DescribeProducersRequest,
+    DescribeProducersResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest as KafkaEndTxn, EndTxnResponse, ListTransactionsRequest,
+    ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -232,6 +237,52 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// DescribeProducers: each partition's producers (`GET .../partitions/{p}/producers`), with
+    /// the partition's own error when it has none to give.
+    pub(super) async fn describe_producers(
+        &self,
+        request: DescribeProducersRequest,
+        version: i16,
+    ) -> DescribeProducersResponse {
+        let topics = request.topics.iter().map(|topic| async move {
+            let name = topic.name.0.as_str();
+            let partitions = topic.partition_indexes.iter().map(|&p| async move {
+                let answer = PartitionResponse::default().with_partition_index(p);
+                match self.kafdo.partition_producers(name, p).await {
+                    Ok(list) => answer.with_active_producers(
+                        list.producers
+                            .into_iter()
+                            .map(|s| {
+                                ProducerStateAnswer::default()
+                                    .with_producer_id(ProducerId(s.producer_id))
+                                    .with_producer_epoch(s.producer_epoch)
+                                    .with_last_sequence(s.last_sequence)
+                                    .with_last_timestamp(s.last_timestamp)
+                                    .with_coordinator_epoch(-1)
+                                    .with_current_txn_start_offset(
+                                        s.current_txn_start_offset.unwrap_or(-1),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                    Err(error) => {
+                        let (code, message) = errors::from_client(&error);
+                        let code = errors::for_version(ApiKey::DescribeProducers, version, code);
+                        answer
+                            .with_error_code(code.code())
+                            .with_error_message(Some(StrBytes::from_string(message)))
+                    }
+                }
+            });
+            DescribeProducersTopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(join_all(partitions).await)
+        });
+        DescribeProducersResponse::default().with_topics(join_all(topics).await)
+    }
+}
+
 /// Now, in ms since the epoch, for a start time derived from an age.
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -269,6 +320,14 @@ mod tests {
             super::super::offered(ApiKey::DescribeTransactions),
             Some((0, 0))
         );
+        let answer = DescribeProducersResponse::default().with_topics(vec![
+            DescribeProducersTopicResponse::default().with_partitions(vec![
+                PartitionResponse::default().with_active_producers(vec![
+                    ProducerStateAnswer::default().with_current_txn_start_offset(-1),
+                ]),
+            ]),
+        ]);
+        answer.encode(&mut BytesMut::new(), 0).unwrap();
     }
 
     #[test]

@@ -27,6 +27,7 @@ impl World {
                 PartitionCall::Info(r) => &mut r.partition,
                 PartitionCall::OffsetForTimestamp(r) => &mut r.partition,
                 PartitionCall::DeleteRecords(r) => &mut r.partition,
+                PartitionCall::Producers(r) => &mut r.partition,
                 PartitionCall::RegisterTxn(r) => &mut r.partition,
                 PartitionCall::WriteMarker(r) => &mut r.partition,
                 PartitionCall::OpenTransactions(r) => &mut r.partition,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::MarkerAck;
 use crate::api::{
     DeleteRecordsResponse, FetchResponse, Isolation, PartitionInfo, PartitionProduceResponse,
-    TimestampOffset, TopicConfig,
+    ProducerList, TimestampOffset, TopicConfig,
 };
 use crate::record::ProduceRecord;
 
@@ -22,6 +22,8 @@ object_calls! {
         /// The first offset at or after a timestamp.
         OffsetForTimestamp(OffsetForTimestampRequest) -> TimestampOffset
             = "/partition/offset-for-timestamp",
+        /// The producers the partition remembers (Kafka's DescribeProducers).
+        Producers(ProducersRequest) -> ProducerList = "/partition/producers",
         /// Deletes the records before an offset (Kafka's DeleteRecords): the new log start.
         DeleteRecords(DeleteRecordsRequest) -> DeleteRecordsResponse
             = "/partition/delete-records",
@@ -117,6 +119,13 @@ pub struct OffsetForTimestampRequest {
     pub timestamp: i64,
     /// Below the last stable offset (read_committed) or the high watermark.
     pub isolation: Isolation,
+}
+
+/// [`PartitionCall::Producers`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducersRequest {
+    /// Which partition.
+    pub partition: PartitionRef,
 }
 
 /// [`PartitionCall::DeleteRecords`].

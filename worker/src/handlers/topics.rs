@@ -32,6 +32,9 @@ pub async fn serve<R: Runtime>(
         TopicsRoute::PartitionInfo(name, p) => {
             Answer::ok(cx.format, &broker.partition_info(&name, p).await?)
         }
+        TopicsRoute::Producers(name, p) => {
+            Answer::ok(cx.format, &broker.partition_producers(&name, p).await?)
+        }
         TopicsRoute::OffsetForTimestamp(name, p) => {
             let (timestamp, isolation) = parse_timestamp_query(req.query_pairs())?;
             Answer::ok(
