@@ -33,6 +33,18 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+/// Kafka's names of the transaction states a ListTransactions filter may name.
+const STATE_NAMES: &[&str] = &[
+    "Empty",
+    "Ongoing",
+    "PrepareCommit",
+    "PrepareAbort",
+    "CompleteCommit",
+    "CompleteAbort",
+    "Dead",
+    "PrepareEpochFence",
+];
+
 impl Gateway {
     pub(super) async fn add_partitions_to_txn(
         &self,
@@ -110,21 +122,6 @@ impl Gateway {
             }
         }
     }
-}
-
-/// Kafka's names of the transaction states a ListTransactions filter may name.
-const STATE_NAMES: &[&str] = &[
-    "Empty",
-    "Ongoing",
-    "PrepareCommit",
-    "PrepareAbort",
-    "CompleteCommit",
-    "CompleteAbort",
-    "Dead",
-    "PrepareEpochFence",
-];
-
-impl Gateway {
     /// ListTransactions: the transactions open now (Ongoing, PrepareCommit, PrepareAbort; Kafdo
     /// keeps no registry of idle transactional ids, so the ended ones are not listed), filtered
     /// by state, producer id, minimum age (v1) and transactional id pattern (v2, a regular
@@ -235,9 +232,6 @@ impl Gateway {
         });
         DescribeTransactionsResponse::default().with_transaction_states(join_all(states).await)
     }
-}
-
-impl Gateway {
     /// DescribeProducers: each partition's producers (`GET .../partitions/{p}/producers`), with
     /// the partition's own error when it has none to give.
     pub(super) async fn describe_producers(
