@@ -87,17 +87,19 @@ impl<R: Runtime> Broker<R> {
             producer_id: proposed,
             lease_ms: self.config.idempotency_key_lease_ms,
             ttl_ms: self.config.idempotency_key_ttl_ms,
+            partitions: topic.partitions,
         };
-        let (producer_id, attempt) = match self.ask(object.clone(), begin).await? {
+        let (producer_id, attempt, partitions) = match self.ask(object.clone(), begin).await? {
             KeyBeginAnswer::Done { offsets } => return Ok(ProduceResponse { offsets }),
             KeyBeginAnswer::InFlight { retry_after_ms } => return Err(in_flight(retry_after_ms)),
             KeyBeginAnswer::Proceed {
                 producer_id,
                 attempt,
-            } => (self.reserved(producer_id, proposed), attempt),
+                partitions,
+            } => (self.reserved(producer_id, proposed), attempt, partitions),
         };
         let appended = match self
-            .append_keyed(&topic, &fingerprint, produce, producer_id)
+            .append_keyed(&topic, &fingerprint, produce, producer_id, partitions)
             .await
         {
             Ok(offsets) => {
@@ -138,19 +140,21 @@ impl<R: Runtime> Broker<R> {
     }
 
     /// Appends a keyed request: one idempotent batch per partition, producer id the key's,
-    /// epoch 0, base sequence 0, routed deterministically.
+    /// epoch 0, base sequence 0, routed deterministically over `partitions`, the count the
+    /// key's first attempt saw (partitions added since do not move its records).
     async fn append_keyed(
         &self,
         topic: &TopicMetadata,
         fingerprint: &[u8],
         produce: &ProduceRequest,
         producer_id: i64,
+        partitions: i32,
     ) -> Result<Vec<RecordOffset>, ApiError> {
         let plan = keyed_plan(
             fingerprint,
             &topic.name,
             produce.records.clone(),
-            topic.partitions,
+            partitions,
         )?;
         let batch = kafdo_ingest::producer_batch(producer_id);
         let below = self

@@ -18,9 +18,9 @@ use kafdo_types::api::{
     ProducerList, TimestampOffset, TopicDescription, TopicList,
 };
 use kafdo_types::rpc::{
-    DeletePartitionRequest, DeleteRecordsRequest, DeleteTopicRequest, ListTopicsRequest, Object,
-    OffsetForTimestampRequest, PartitionInfoRequest, ProducersRequest, ReadRequest, TopicMetadata,
-    TopicRequest,
+    AddPartitionsToTopic, DeletePartitionRequest, DeleteRecordsRequest, DeleteTopicRequest,
+    ListTopicsRequest, Object, OffsetForTimestampRequest, PartitionInfoRequest, ProducersRequest,
+    ReadRequest, TopicMetadata, TopicRequest,
 };
 use kafdo_types::{ApiError, ErrorCode};
 
@@ -177,6 +177,24 @@ impl<R: Runtime> Broker<R> {
             }
         }
         Ok(())
+    }
+
+    /// `POST /v1/topics/{t}/partitions`: raises the partition count (never lowers it). The new
+    /// partitions are new objects, empty; this isolate forgets its cached count at once, others
+    /// within the cache's time (2 s). Keyed records go where Kafka's partitioner sends them with
+    /// the new count, except a keyed produce already begun, which keeps its first count.
+    pub async fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+    ) -> Result<TopicDescription, ApiError> {
+        let request = AddPartitionsToTopic {
+            name: name.to_owned(),
+            count,
+        };
+        let topic = self.ask(Object::Metadata, request).await;
+        self.isolate.forget_topic(name);
+        Ok(describe(&topic?))
     }
 
     /// `GET /v1/topics/{t}/partitions/{p}`.

@@ -5,8 +5,8 @@
 //! topic the first attempt created, which is better left to the caller to interpret).
 
 use kafdo_types::api::{
-    CreateTopicRequest, DeleteRecordsResponse, Isolation, PartitionInfo, ProducerList,
-    TimestampOffset, TopicConfig, TopicDescription, TopicList,
+    CreatePartitionsRequest, CreateTopicRequest, DeleteRecordsResponse, Isolation, PartitionInfo,
+    ProducerList, TimestampOffset, TopicConfig, TopicDescription, TopicList,
 };
 use kafdo_types::limits;
 
@@ -60,6 +60,19 @@ impl Client {
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription, Error> {
         self.call(Call::new(Method::Get, topic_path(name), Safety::Idempotent))
             .await
+    }
+
+    /// `POST /v1/topics/{t}/partitions`: raises the partition count to `count` (never lowers
+    /// it). Not retried on an unknown outcome: a retry that finds the count already raised is
+    /// refused (`INVALID_PARTITIONS`), which the caller can read as done.
+    pub async fn add_partitions(&self, name: &str, count: i32) -> Result<TopicDescription, Error> {
+        let mut call = Call::new(
+            Method::Post,
+            format!("{}/partitions", topic_path(name)),
+            Safety::NotIdempotent,
+        );
+        call.body = Some(self.encode(&CreatePartitionsRequest { count }));
+        self.call(call).await
     }
 
     /// `DELETE /v1/topics/{t}`. Retried on an unknown outcome, so a delete whose first attempt

@@ -8,9 +8,9 @@
 use std::fmt;
 
 use kafdo_types::api::{
-    CleanupPolicy, CreateTopicRequest, InitProducerRequest, Isolation, MultiFetchRequest,
-    MultiProduceRequest, PartitionBatch, PartitionFetch, PartitionProduceRequest, ProduceRequest,
-    TopicConfig,
+    CleanupPolicy, CreatePartitionsRequest, CreateTopicRequest, InitProducerRequest, Isolation,
+    MultiFetchRequest, MultiProduceRequest, PartitionBatch, PartitionFetch,
+    PartitionProduceRequest, ProduceRequest, TopicConfig,
 };
 use kafdo_types::group::{Assignor, HeartbeatRequest, JoinGroupRequest, OffsetCommitRequest};
 use kafdo_types::limits::{MAX_ERROR_MESSAGE_BYTES, MAX_RECORD_BYTES, MAX_SAFE_INTEGER};
@@ -153,11 +153,13 @@ pub enum BodyType {
     MultiProduce,
     /// `POST /v1/fetch`.
     MultiFetch,
+    /// `POST /v1/topics/{t}/partitions`.
+    CreatePartitions,
 }
 
 impl BodyType {
     /// All of them.
-    pub const ALL: [BodyType; 12] = [
+    pub const ALL: [BodyType; 13] = [
         BodyType::CreateTopic,
         BodyType::Produce,
         BodyType::PartitionProduce,
@@ -170,6 +172,7 @@ impl BodyType {
         BodyType::OffsetCommit,
         BodyType::MultiProduce,
         BodyType::MultiFetch,
+        BodyType::CreatePartitions,
     ];
 }
 
@@ -225,6 +228,10 @@ macro_rules! with_type {
                 type $t = MultiFetchRequest;
                 $e
             }
+            BodyType::CreatePartitions => {
+                type $t = CreatePartitionsRequest;
+                $e
+            }
         }
     };
 }
@@ -245,6 +252,7 @@ pub enum Body {
     OffsetCommit(OffsetCommitRequest),
     MultiProduce(MultiProduceRequest),
     MultiFetch(MultiFetchRequest),
+    CreatePartitions(CreatePartitionsRequest),
 }
 
 impl Body {
@@ -263,6 +271,7 @@ impl Body {
             Body::OffsetCommit(b) => codec::encode(format, b),
             Body::MultiProduce(b) => codec::encode(format, b),
             Body::MultiFetch(b) => codec::encode(format, b),
+            Body::CreatePartitions(b) => codec::encode(format, b),
         }
     }
 
@@ -281,6 +290,7 @@ impl Body {
             Body::OffsetCommit(_) => BodyType::OffsetCommit,
             Body::MultiProduce(_) => BodyType::MultiProduce,
             Body::MultiFetch(_) => BodyType::MultiFetch,
+            Body::CreatePartitions(_) => BodyType::CreatePartitions,
         }
     }
 }
@@ -667,6 +677,9 @@ pub fn body(ty: BodyType, pools: &Pools) -> BoxedStrategy<Body> {
             .prop_map(|generation_id| Body::Heartbeat(HeartbeatRequest { generation_id }))
             .boxed(),
         BodyType::MultiProduce | BodyType::MultiFetch => multi_body(ty, pools),
+        BodyType::CreatePartitions => i32_from(&[0, 1, 2, 3, 4, 256, 257, -1])
+            .prop_map(|count| Body::CreatePartitions(CreatePartitionsRequest { count }))
+            .boxed(),
         BodyType::OffsetCommit => (
             i32_from(&pools.generations),
             name(&pools.members),

@@ -212,6 +212,7 @@ pub fn request_of(route: &Route) -> (&'static str, String) {
             TopicsRoute::List => ("GET", "/v1/topics".into()),
             TopicsRoute::Describe(t) => ("GET", format!("/v1/topics/{t}")),
             TopicsRoute::Delete(t) => ("DELETE", format!("/v1/topics/{t}")),
+            TopicsRoute::AddPartitions(t) => ("POST", format!("/v1/topics/{t}/partitions")),
             TopicsRoute::PartitionInfo(t, p) => ("GET", format!("/v1/topics/{t}/partitions/{p}")),
             TopicsRoute::OffsetForTimestamp(t, p) => {
                 ("GET", format!("/v1/topics/{t}/partitions/{p}/offsets"))

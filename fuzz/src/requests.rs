@@ -34,6 +34,7 @@ pub fn body_type(method: &str, pattern: &str) -> Option<BodyType> {
     Some(match pattern {
         "/v1/topics" => BodyType::CreateTopic,
         "/v1/topics/{topic}/records" => BodyType::Produce,
+        "/v1/topics/{topic}/partitions" => BodyType::CreatePartitions,
         "/v1/topics/{topic}/partitions/{partition}/records" | "/bench/bare-append/{n}" => {
             BodyType::PartitionProduce
         }

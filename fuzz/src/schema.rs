@@ -228,6 +228,7 @@ pub fn shaped(ty: BodyType, format: Format) -> BoxedStrategy<Tree> {
             ("member_id", string()),
             ("offsets", array(partition_offset(format), 3)),
         ],
+        BodyType::CreatePartitions => vec![("count", small())],
         BodyType::MultiProduce => {
             let batch = object(
                 vec![

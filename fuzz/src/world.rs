@@ -396,7 +396,9 @@ impl World {
             names.partitions.insert((t.clone(), *p));
         };
         match &route {
-            Route::Topics(TopicsRoute::Describe(t) | TopicsRoute::Delete(t))
+            Route::Topics(
+                TopicsRoute::Describe(t) | TopicsRoute::Delete(t) | TopicsRoute::AddPartitions(t),
+            )
             | Route::Records(RecordsRoute::ProduceTopic(t)) => {
                 names.topics.insert(t.clone());
             }

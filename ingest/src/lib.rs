@@ -147,6 +147,10 @@ pub struct BeginRequest {
     pub lease_ms: i64,
     /// How long the key is remembered.
     pub ttl_ms: i64,
+    /// The topic's partition count as this attempt sees it; the key keeps the first attempt's,
+    /// so every attempt routes the same records to the same partitions even if partitions were
+    /// added in between.
+    pub partitions: i32,
 }
 
 /// What the Worker does next.
@@ -159,6 +163,8 @@ pub enum Begin {
         producer_id: i64,
         /// This attempt's number, for `complete` and `release`.
         attempt: i64,
+        /// The partition count to route with: the first attempt's.
+        partitions: i32,
     },
     /// The request was answered before: answer the same.
     Done {
@@ -167,7 +173,8 @@ pub enum Begin {
     },
 }
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS idempotency_key (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS idempotency_key (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     fingerprint BLOB NOT NULL,
     producer_id INTEGER NOT NULL,
@@ -175,7 +182,11 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS idempotency_key (
     lease_until_ms INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL,
     answer BLOB
-)"];
+)",
+    // The partition count the first attempt routed with (0: a key from before, which then
+    // routes with the count of the attempt that resumes it).
+    "ALTER TABLE idempotency_key ADD COLUMN partitions INTEGER NOT NULL DEFAULT 0",
+];
 
 /// One key's state: the single row of its object.
 pub struct IdempotencyKey<S: Sql> {
@@ -191,10 +202,11 @@ impl<S: Sql> IdempotencyKey<S> {
 
     /// Starts or resumes an attempt. See the module docs for the protocol.
     pub fn begin(&mut self, req: &BeginRequest, now_ms: i64) -> Result<Begin, IngestError> {
-        assert!(req.lease_ms > 0 && req.ttl_ms > req.lease_ms);
+        assert!(req.lease_ms > 0 && req.ttl_ms > req.lease_ms && req.partitions > 0);
         self.sql.transaction(|| {
             let row = self.sql.first(
-                "SELECT fingerprint, producer_id, attempt, lease_until_ms, expires_ms, answer
+                "SELECT fingerprint, producer_id, attempt, lease_until_ms, expires_ms, answer,
+                        partitions
                  FROM idempotency_key WHERE id = 1",
                 &[],
             )?;
@@ -207,18 +219,21 @@ impl<S: Sql> IdempotencyKey<S> {
                     }
                     self.sql.run(
                         "INSERT INTO idempotency_key
-                         (id, fingerprint, producer_id, attempt, lease_until_ms, expires_ms)
-                         VALUES (1, ?, ?, 1, ?, ?)",
+                         (id, fingerprint, producer_id, attempt, lease_until_ms, expires_ms,
+                          partitions)
+                         VALUES (1, ?, ?, 1, ?, ?, ?)",
                         &[
                             Param::Blob(&req.fingerprint),
                             req.producer_id.into(),
                             (now_ms + req.lease_ms).into(),
                             (now_ms + req.ttl_ms).into(),
+                            req.partitions.into(),
                         ],
                     )?;
                     return Ok(Begin::Proceed {
                         producer_id: req.producer_id,
                         attempt: 1,
+                        partitions: req.partitions,
                     });
                 }
             };
@@ -239,13 +254,23 @@ impl<S: Sql> IdempotencyKey<S> {
             // The previous attempt failed or died: take over with the same producer id, so
             // whatever it appended is recognised as a duplicate.
             let attempt = row.int(2) + 1;
+            let partitions = match i32::try_from(row.int(6)).expect("a stored partition count") {
+                0 => req.partitions,
+                pinned => pinned,
+            };
             self.sql.run(
-                "UPDATE idempotency_key SET attempt = ?, lease_until_ms = ? WHERE id = 1",
-                &[attempt.into(), (now_ms + req.lease_ms).into()],
+                "UPDATE idempotency_key SET attempt = ?, lease_until_ms = ?, partitions = ?
+                 WHERE id = 1",
+                &[
+                    attempt.into(),
+                    (now_ms + req.lease_ms).into(),
+                    partitions.into(),
+                ],
             )?;
             Ok(Begin::Proceed {
                 producer_id: row.int(1),
                 attempt,
+                partitions,
             })
         })
     }

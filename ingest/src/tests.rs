@@ -10,6 +10,7 @@ fn req(fingerprint: &[u8], producer_id: i64) -> BeginRequest {
         producer_id,
         lease_ms: 1_000,
         ttl_ms: 100_000,
+        partitions: 3,
     }
 }
 
@@ -30,7 +31,8 @@ fn first_use_proceeds_and_retry_gets_the_answer() {
         begin,
         Begin::Proceed {
             producer_id: 7,
-            attempt: 1
+            attempt: 1,
+            partitions: 3,
         }
     );
     key.complete(7, 1, &offsets(5), 10).unwrap();
@@ -81,7 +83,8 @@ fn concurrent_retry_is_in_flight_until_the_lease_ends() {
         key.begin(&req(b"f", 8), 1_000).unwrap(),
         Begin::Proceed {
             producer_id: 7,
-            attempt: 2
+            attempt: 2,
+            partitions: 3,
         }
     );
 }
@@ -95,7 +98,8 @@ fn release_lets_a_retry_in_at_once_but_only_for_the_current_attempt() {
         key.begin(&req(b"f", 9), 11).unwrap(),
         Begin::Proceed {
             producer_id: 7,
-            attempt: 2
+            attempt: 2,
+            partitions: 3,
         }
     );
     // A late release from attempt 1 must not open the key while attempt 2 runs.
@@ -117,7 +121,8 @@ fn state_survives_a_restart() {
         key.begin(&req(b"f", 8), 2_000).unwrap(),
         Begin::Proceed {
             producer_id: 7,
-            attempt: 2
+            attempt: 2,
+            partitions: 3,
         }
     );
     key.complete(7, 2, &offsets(3), 2_001).unwrap();
@@ -150,7 +155,8 @@ fn keys_expire() {
         key.begin(&req(b"g", 9), 100_000).unwrap(),
         Begin::Proceed {
             producer_id: 9,
-            attempt: 1
+            attempt: 1,
+            partitions: 3,
         }
     );
     // The old life's late completion must not answer for the new one.
@@ -179,4 +185,28 @@ fn keys_are_validated() {
     assert!(validate_key(&"k".repeat(256)).is_err());
     assert!(validate_key("tab\tkey").is_err());
     assert!(validate_key("é").is_err());
+}
+
+#[test]
+fn a_resumed_attempt_routes_with_the_first_attempts_partition_count() {
+    let mut key = IdempotencyKey::open(Sqlite::memory()).unwrap();
+    key.begin(&req(b"f", 7), 0).unwrap();
+    // The first attempt died; partitions were added meanwhile (3 -> 8).
+    let resumed = key
+        .begin(
+            &BeginRequest {
+                partitions: 8,
+                ..req(b"f", 9)
+            },
+            5_000,
+        )
+        .unwrap();
+    assert_eq!(
+        resumed,
+        Begin::Proceed {
+            producer_id: 7,
+            attempt: 2,
+            partitions: 3
+        }
+    );
 }

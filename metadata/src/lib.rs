@@ -77,6 +77,9 @@ pub enum MetadataError {
         "invalid partition count {0}: a topic has {MIN_PARTITIONS} to {MAX_PARTITIONS} partitions"
     )]
     InvalidPartitions(i32),
+    /// A new partition count that does not add partitions (Kafka never removes any).
+    #[error("invalid partition count: {0}")]
+    FewerPartitions(String),
     /// A config value that is not allowed.
     #[error("invalid config: {0}")]
     InvalidConfig(String),
@@ -95,7 +98,9 @@ impl MetadataError {
             MetadataError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
             MetadataError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
             MetadataError::InvalidTopicName(_) => ErrorCode::InvalidTopicException,
-            MetadataError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+            MetadataError::InvalidPartitions(_) | MetadataError::FewerPartitions(_) => {
+                ErrorCode::InvalidPartitions
+            }
             MetadataError::InvalidConfig(_) => ErrorCode::InvalidConfig,
             MetadataError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             MetadataError::Storage(_) => ErrorCode::UnknownServerError,
@@ -180,6 +185,35 @@ impl<S: Sql> Metadata<S> {
                     now_ms.into(),
                 ],
             )?;
+            Ok(topic)
+        })
+    }
+
+    /// Raises a topic's partition count to `count` (Kafka's CreatePartitions: partitions are
+    /// added, never removed). The new partitions are new objects with empty logs; the existing
+    /// ones keep theirs. A count that is not higher, or past the limit, changes nothing.
+    pub fn add_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+    ) -> Result<TopicMetadata, MetadataError> {
+        if !(MIN_PARTITIONS..=MAX_PARTITIONS).contains(&count) {
+            return Err(MetadataError::InvalidPartitions(count));
+        }
+        self.sql.transaction(|| {
+            let mut topic = self.topic(name)?;
+            if count <= topic.partitions {
+                return Err(MetadataError::FewerPartitions(format!(
+                    "topic {name:?} has {} partitions: the new count must be higher (partitions \
+                     are never removed), not {count}",
+                    topic.partitions
+                )));
+            }
+            self.sql.run(
+                "UPDATE topics SET partitions = ? WHERE name = ?",
+                &[count.into(), Param::Text(name)],
+            )?;
+            topic.partitions = count;
             Ok(topic)
         })
     }
@@ -366,6 +400,32 @@ mod tests {
         );
         assert_eq!(
             md.delete_topic("a", None).unwrap_err().code(),
+            ErrorCode::UnknownTopicOrPartition
+        );
+    }
+
+    #[test]
+    fn partitions_are_added_never_removed() {
+        let mut md = Metadata::open(Sqlite::memory()).unwrap();
+        let created = md.create_topic(&create("a", 2), 0).unwrap();
+        let grown = md.add_partitions("a", 5).unwrap();
+        assert_eq!((grown.partitions, &grown.topic_id), (5, &created.topic_id));
+        assert_eq!(md.topic("a").unwrap().partitions, 5);
+        for (count, code) in [
+            (5, ErrorCode::InvalidPartitions),
+            (3, ErrorCode::InvalidPartitions),
+            (MAX_PARTITIONS + 1, ErrorCode::InvalidPartitions),
+            (0, ErrorCode::InvalidPartitions),
+        ] {
+            assert_eq!(md.add_partitions("a", count).unwrap_err().code(), code);
+        }
+        assert_eq!(
+            md.topic("a").unwrap().partitions,
+            5,
+            "refusals change nothing"
+        );
+        assert_eq!(
+            md.add_partitions("b", 3).unwrap_err().code(),
             ErrorCode::UnknownTopicOrPartition
         );
     }

@@ -1708,3 +1708,57 @@ fn a_partition_lists_its_producers() {
         .get(&format!("/v1/topics/{topic}-nope/partitions/0/producers"))
         .expect_error(404, ErrorCode::UnknownTopicOrPartition);
 }
+
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn partitions_are_added_never_removed() {
+    use serde_json::json;
+    let client = shared().client();
+    let topic = unique_topic("add-partitions");
+    let created = client.create_topic(&topic, 2);
+    client.produce_partition(&topic, 0, vec![ProduceRecord::value("kept")]);
+    let path = format!("/v1/topics/{topic}/partitions");
+    // Refused, nothing changes: not higher, past 256, malformed, an unknown topic.
+    for (body, status, code) in [
+        (json!({"count": 2}), 400, ErrorCode::InvalidPartitions),
+        (json!({"count": 1}), 400, ErrorCode::InvalidPartitions),
+        (json!({"count": 257}), 400, ErrorCode::InvalidPartitions),
+        (json!({"count": "3"}), 400, ErrorCode::InvalidRequest),
+        (
+            json!({"count": 3, "extra": 1}),
+            400,
+            ErrorCode::InvalidRequest,
+        ),
+    ] {
+        client.post(&path, &body, &[]).expect_error(status, code);
+    }
+    client
+        .post(
+            &format!("/v1/topics/{topic}-nope/partitions"),
+            &json!({"count": 3}),
+            &[],
+        )
+        .expect_error(404, ErrorCode::UnknownTopicOrPartition);
+    let unchanged: TopicDescription = client.get(&format!("/v1/topics/{topic}")).expect(200);
+    assert_eq!(unchanged, created);
+    // Raised, in CBOR: the same incarnation (topic id), the old records kept, the new
+    // partitions empty and writable at once.
+    let grown: TopicDescription = client
+        .with_format(Format::Cbor)
+        .post(&path, &json!({"count": 4}), &[])
+        .expect(200);
+    assert_eq!((grown.partitions, &grown.topic_id), (4, &created.topic_id));
+    assert_eq!(client.read_all(&topic, 0).len(), 1);
+    assert_eq!(client.partition_info(&topic, 3).high_watermark, 0);
+    client.produce_partition(&topic, 3, vec![ProduceRecord::value("new")]);
+    // Keyed records go where Kafka's partitioner sends them with the new count.
+    let key = (0..100)
+        .map(|i| format!("k{i}"))
+        .find(|k| partition_for_key(k.as_bytes(), 4) >= 2)
+        .unwrap();
+    let offsets = client.produce(&topic, vec![ProduceRecord::keyed(key.clone(), "v")]);
+    assert_eq!(
+        offsets.offsets[0].partition,
+        partition_for_key(key.as_bytes(), 4)
+    );
+}

@@ -595,6 +595,43 @@ fn confluent_admin_deletes_records() {
     assert_eq!(client.partition_info(&topic, 2).log_start_offset, 0);
 }
 
+#[test]
+#[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
+fn confluent_admin_creates_partitions() {
+    let wrangler = shared();
+    let client = wrangler.client();
+    let gateway = Gateway::start(wrangler.url());
+    let (grown, kept) = (
+        unique_topic("partitions-grown"),
+        unique_topic("partitions-kept"),
+    );
+    client.create_topic(&grown, 2);
+    client.create_topic(&kept, 3);
+    client.produce_partition(&grown, 1, vec![ProduceRecord::value("before")]);
+    let answer: Value = Tool::python("confluent_admin.py")
+        .json_stdin(&json!({
+            "bootstrap": gateway.bootstrap(),
+            "create_partitions": [{"topic": grown, "count": 5}, {"topic": kept, "count": 2}],
+        }))
+        .run_json();
+    assert_eq!(
+        answer["partitions_created"][&grown],
+        Value::Null,
+        "{answer}"
+    );
+    assert_eq!(
+        answer["partitions_created"][&kept],
+        json!("INVALID_PARTITIONS"),
+        "{answer}"
+    );
+    assert_eq!(answer["topics"][&grown], json!(5), "{answer}");
+    assert_eq!(answer["topics"][&kept], json!(3), "{answer}");
+    // The old partitions keep their records; the new ones take writes.
+    assert_eq!(client.read_all(&grown, 1).len(), 1);
+    client.produce_partition(&grown, 4, vec![ProduceRecord::value("after")]);
+    assert_eq!(client.partition_info(&grown, 4).high_watermark, 1);
+}
+
 /// The transactions a script runs: one per entry of `commits` (committed or aborted), each of
 /// `records` values `t{i}-{j}` spread over three partitions (`j % 3`).
 fn transaction_specs(commits: &[bool], records: i32) -> Vec<Value> {

@@ -83,6 +83,14 @@ pub struct TopicDescription {
     pub config: TopicConfig,
 }
 
+/// `POST /v1/topics/{t}/partitions`: adds partitions (Kafka's CreatePartitions).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePartitionsRequest {
+    /// The new partition count: higher than the current one, at most 256.
+    pub count: i32,
+}
+
 /// `GET /v1/topics`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicList {

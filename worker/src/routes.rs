@@ -50,6 +50,8 @@ pub enum TopicsRoute {
     Describe(String),
     /// `DELETE /v1/topics/{t}`.
     Delete(String),
+    /// `POST /v1/topics/{t}/partitions`: adds partitions.
+    AddPartitions(String),
     /// `GET /v1/topics/{t}/partitions/{p}`.
     PartitionInfo(String, i32),
     /// `GET /v1/topics/{t}/partitions/{p}/offsets?timestamp=T`.
@@ -194,6 +196,9 @@ const TABLE: &[(&str, &str, Build)] = &[
     }),
     ("DELETE", "/v1/topics/{topic}", |c| {
         Ok(Route::Topics(TopicsRoute::Delete(c.topic())))
+    }),
+    ("POST", "/v1/topics/{topic}/partitions", |c| {
+        Ok(Route::Topics(TopicsRoute::AddPartitions(c.topic())))
     }),
     ("GET", "/v1/topics/{topic}/partitions/{partition}", |c| {
         Ok(Route::Topics(TopicsRoute::PartitionInfo(
@@ -498,6 +503,10 @@ mod tests {
         assert_eq!(
             route("GET", "/v1/topics/a/partitions/-1/records"),
             records(RecordsRoute::Fetch("a".into(), -1))
+        );
+        assert_eq!(
+            route("POST", "/v1/topics/a/partitions"),
+            topics(TopicsRoute::AddPartitions("a".into()))
         );
         assert_eq!(
             route("GET", "/v1/topics/a/partitions/2/producers"),

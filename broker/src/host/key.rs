@@ -78,14 +78,17 @@ impl<S: Sql + Clone> KeyHost<S> {
             producer_id: req.producer_id,
             lease_ms: req.lease_ms,
             ttl_ms: req.ttl_ms,
+            partitions: req.partitions,
         };
         match self.core()?.begin(&begin, now_ms) {
             Ok(Begin::Proceed {
                 producer_id,
                 attempt,
+                partitions,
             }) => Ok(KeyBeginAnswer::Proceed {
                 producer_id,
                 attempt,
+                partitions,
             }),
             Ok(Begin::Done { offsets }) => Ok(KeyBeginAnswer::Done { offsets }),
             // The in-flight conflict travels as a value, not an error: the broker turns it into

@@ -5,9 +5,9 @@ use kafdo_metadata::{Metadata, MetadataError};
 use kafdo_sql::Sql;
 use kafdo_types::api::CreateTopicRequest;
 use kafdo_types::rpc::{
-    AllocateKeyProducerIds, AllocateProducerIds, DeleteTopicRequest, ListGroupsRequest,
-    ListTopicsRequest, MetadataCall, ProducerIdBlock, ProducerIdMarksRequest, RegisterGroupRequest,
-    TopicRequest,
+    AddPartitionsToTopic, AllocateKeyProducerIds, AllocateProducerIds, DeleteTopicRequest,
+    ListGroupsRequest, ListTopicsRequest, MetadataCall, ProducerIdBlock, ProducerIdMarksRequest,
+    RegisterGroupRequest, TopicRequest,
 };
 use kafdo_types::ApiError;
 
@@ -56,6 +56,9 @@ impl<S: Sql + Clone> MetadataHost<S> {
             MetadataCall::ListTopics(_) => {
                 reply::<ListTopicsRequest>(core.and_then(|c| c.list_topics().map_err(api_error)))
             }
+            MetadataCall::AddPartitions(req) => reply::<AddPartitionsToTopic>(
+                core.and_then(|c| c.add_partitions(&req.name, req.count).map_err(api_error)),
+            ),
             MetadataCall::DeleteTopic(req) => reply::<DeleteTopicRequest>(core.and_then(|c| {
                 c.delete_topic(&req.name, req.topic_id.as_deref())
                     .map_err(api_error)

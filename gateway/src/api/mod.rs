@@ -18,14 +18,14 @@ use bytes::Bytes;
 use kafdo_client::Client;
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, ApiVersionsRequest,
-    ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest,
-    DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, DescribeProducersRequest, DescribeProducersResponse,
-    DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
-    FetchRequest, FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
-    ListTransactionsRequest, ListTransactionsResponse, MetadataRequest, MetadataResponse,
-    ProduceRequest, ProduceResponse,
+    ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest,
+    DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, FetchRequest, FetchResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListOffsetsRequest, ListOffsetsResponse, ListTransactionsRequest, ListTransactionsResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -40,6 +40,7 @@ pub const OFFERED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
@@ -114,6 +115,8 @@ pub enum Request {
     DescribeTransactions(DescribeTransactionsRequest),
     /// DescribeProducers.
     DescribeProducers(DescribeProducersRequest),
+    /// CreatePartitions.
+    CreatePartitions(CreatePartitionsRequest),
 }
 
 /// An answer, before encoding.
@@ -151,6 +154,8 @@ pub enum Answer {
     DescribeTransactions(DescribeTransactionsResponse),
     /// DescribeProducers.
     DescribeProducers(DescribeProducersResponse),
+    /// CreatePartitions.
+    CreatePartitions(CreatePartitionsResponse),
 }
 
 impl Request {
@@ -178,6 +183,7 @@ impl Request {
             ApiKey::ListTransactions => body!(ListTransactions),
             ApiKey::DescribeTransactions => body!(DescribeTransactions),
             ApiKey::DescribeProducers => body!(DescribeProducers),
+            ApiKey::CreatePartitions => body!(CreatePartitions),
             other => return Err(FrameError::Unsupported(other, version)),
         })
     }
@@ -210,6 +216,7 @@ impl Answer {
             Answer::ListTransactions(a) => e(a),
             Answer::DescribeTransactions(a) => e(a),
             Answer::DescribeProducers(a) => e(a),
+            Answer::CreatePartitions(a) => e(a),
         }
     }
 }
@@ -266,6 +273,9 @@ impl Gateway {
             }
             Request::DescribeProducers(r) => {
                 Answer::DescribeProducers(self.describe_producers(r, version).await)
+            }
+            Request::CreatePartitions(r) => {
+                Answer::CreatePartitions(self.create_partitions(r, version).await)
             }
             Request::DeleteRecords(r) => {
                 Answer::DeleteRecords(self.delete_records(r, version).await)

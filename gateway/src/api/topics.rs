@@ -8,12 +8,14 @@
 use futures_util::future::join_all;
 use kafdo_types::api::{CleanupPolicy, InitProducerRequest, TopicConfig};
 use kafdo_types::limits;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ProducerId, TopicName,
+    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -147,6 +149,62 @@ impl Gateway {
             }
             Err(error) => Err(errors::from_client(&error)),
         }
+    }
+
+    /// CreatePartitions: each topic's count raised (`POST /v1/topics/{t}/partitions`); manual
+    /// assignments may name only broker 0; `validate_only` checks against the current count
+    /// and changes nothing.
+    pub(super) async fn create_partitions(
+        &self,
+        request: CreatePartitionsRequest,
+        version: i16,
+    ) -> CreatePartitionsResponse {
+        let validate_only = request.validate_only;
+        let results = join_all(request.topics.iter().map(|t| async move {
+            let name = t.name.0.as_str();
+            let result: Result<(), Failure> = if t
+                .assignments
+                .iter()
+                .flatten()
+                .any(|a| a.broker_ids.iter().any(|b| b.0 != 0))
+            {
+                Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    "the only broker is 0".into(),
+                ))
+            } else if validate_only {
+                match self.kafdo.describe_topic(name).await {
+                    Ok(d) if t.count > d.partitions && t.count <= limits::MAX_PARTITIONS => Ok(()),
+                    Ok(d) => Err((
+                        ResponseError::InvalidPartitions,
+                        format!(
+                            "topic {name:?} has {} partitions: the new count must be higher, \
+                             at most {}",
+                            d.partitions,
+                            limits::MAX_PARTITIONS
+                        ),
+                    )),
+                    Err(error) => Err(errors::from_client(&error)),
+                }
+            } else {
+                self.kafdo
+                    .add_partitions(name, t.count)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| errors::from_client(&error))
+            };
+            let mut answer = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            if let Err((code, message)) = result {
+                let code = errors::for_version(ApiKey::CreatePartitions, version, code);
+                tracing::debug!(?code, %message, "CreatePartitions: a topic refused");
+                answer = answer
+                    .with_error_code(code.code())
+                    .with_error_message(Some(StrBytes::from_string(message)));
+            }
+            answer
+        }))
+        .await;
+        CreatePartitionsResponse::default().with_results(results)
     }
 
     pub(super) async fn delete_topics(
@@ -410,6 +468,7 @@ mod tests {
             (ApiKey::CreateTopics, 0),
             (ApiKey::DeleteTopics, 1),
             (ApiKey::InitProducerId, 2),
+            (ApiKey::CreatePartitions, 3),
         ] {
             let (low, high) = super::super::offered(key).unwrap();
             for version in low..=high {
@@ -422,7 +481,12 @@ mod tests {
                         .with_responses(vec![DeletableTopicResult::default()
                             .with_name(Some(TopicName(StrBytes::from_static_str("t"))))])
                         .encode(&mut out, version),
-                    _ => InitProducerIdResponse::default().encode(&mut out, version),
+                    2 => InitProducerIdResponse::default().encode(&mut out, version),
+                    _ => CreatePartitionsResponse::default()
+                        .with_results(vec![CreatePartitionsTopicResult::default()
+                            .with_error_code(ResponseError::InvalidPartitions.code())
+                            .with_error_message(Some(StrBytes::from_static_str("no")))])
+                        .encode(&mut out, version),
                 };
                 result.unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
             }

@@ -309,6 +309,7 @@ impl World {
                 if let Ok(KeyBeginAnswer::Proceed {
                     producer_id,
                     attempt,
+                    ..
                 }) = from_cbor(answer)
                 {
                     self.note(format!(

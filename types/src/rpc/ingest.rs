@@ -28,6 +28,8 @@ pub struct KeyBegin {
     pub lease_ms: i64,
     /// How long the key is remembered.
     pub ttl_ms: i64,
+    /// The topic's partition count as this attempt sees it (the key keeps the first one's).
+    pub partitions: i32,
 }
 
 /// The answer to [`KeyCall::Begin`].
@@ -39,6 +41,9 @@ pub enum KeyBeginAnswer {
         producer_id: i64,
         /// The attempt number.
         attempt: i64,
+        /// The partition count to route with: the first attempt's, so every attempt sends the
+        /// same batches even if partitions were added in between.
+        partitions: i32,
     },
     /// Answered before: these offsets.
     Done {

@@ -15,6 +15,8 @@ object_calls! {
         Topic(TopicRequest) -> TopicMetadata = "/metadata/topic",
         /// Every topic.
         ListTopics(ListTopicsRequest) -> Vec<TopicMetadata> = "/metadata/list-topics",
+        /// Raises a topic's partition count (never lowers it); answers the topic.
+        AddPartitions(AddPartitionsToTopic) -> TopicMetadata = "/metadata/add-partitions",
         /// Deletes a topic; answers what was deleted (its partitions are deleted next).
         DeleteTopic(DeleteTopicRequest) -> TopicMetadata = "/metadata/delete-topic",
         /// Client producer ids never handed out before (one per producer: see
@@ -86,6 +88,15 @@ pub struct DeleteTopicRequest {
     /// topic of that name with another id is `UNKNOWN_TOPIC_OR_PARTITION`, untouched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_id: Option<String>,
+}
+
+/// [`MetadataCall::AddPartitions`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddPartitionsToTopic {
+    /// The topic.
+    pub name: String,
+    /// The new partition count, higher than the current one.
+    pub count: i32,
 }
 
 /// [`MetadataCall::AllocateProducerIds`].

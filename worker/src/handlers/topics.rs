@@ -1,7 +1,9 @@
 //! `/v1/topics`, a topic, and a partition's offsets.
 
 use kafdo_broker::Runtime;
-use kafdo_types::api::{canonical_topic_id, CreateTopicRequest, Isolation};
+use kafdo_types::api::{
+    canonical_topic_id, CreatePartitionsRequest, CreateTopicRequest, Isolation,
+};
 use kafdo_types::limits::{parse_canonical, quoted, MAX_SAFE_INTEGER};
 use kafdo_types::ApiError;
 
@@ -28,6 +30,10 @@ pub async fn serve<R: Runtime>(
             let topic_id = parse_delete_topic_query(req.query_pairs())?;
             broker.delete_topic(&name, topic_id.as_deref()).await?;
             Answer::no_content()
+        }
+        TopicsRoute::AddPartitions(name) => {
+            let add: CreatePartitionsRequest = req.body()?;
+            Answer::ok(cx.format, &broker.add_partitions(&name, add.count).await?)
         }
         TopicsRoute::PartitionInfo(name, p) => {
             Answer::ok(cx.format, &broker.partition_info(&name, p).await?)
