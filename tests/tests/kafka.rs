@@ -854,6 +854,91 @@ fn gateway_killed_mid_stream_loses_and_doubles_nothing() {
     assert_exactly_once(&log, &records, true);
     let consumed = confluent_consume(&gateway, &topic, 3, json!({}));
     assert_consumed_matches(&consumed, &log);
+    checker_judges(&client, &topic, 3, &records, &produced);
+}
+
+/// The simulator's checker judges a Kafka client's run, as `tests/tests/history.rs` has it
+/// judge HTTP runs: every record's produce as one call of its own process (librdkafka had them
+/// in flight together), answered with the offset its delivery report gave (or unknown), then
+/// the final scans of every partition in both isolations. The checker proves what it proves of
+/// simulated runs: no acknowledged record lost or written twice, one value per offset, dense
+/// offsets, the acknowledged offsets where the records are.
+fn checker_judges(
+    client: &Client,
+    topic: &str,
+    partitions: i32,
+    records: &[Sample],
+    produced: &Produced,
+) {
+    use kafdo_e2e::FetchParams;
+    use kafdo_sim::e2e::{self, HistoryFile, Outcome};
+    use kafdo_sim::history::{Reply, Request};
+    use kafdo_types::api::Isolation;
+
+    let history = HistoryFile::in_memory();
+    let delivered: Vec<(i32, Option<i64>)> = produced
+        .deliveries
+        .iter()
+        .map(|d| d.as_ref().map_or((0, None), |d| (d.partition, d.offset)))
+        .collect();
+    for (i, (sample, (partition, _))) in records.iter().zip(&delivered).enumerate() {
+        history.invoke(
+            i as u32,
+            Request::Produce {
+                topic: topic.to_string(),
+                partition: *partition,
+                producer_id: None,
+                producer_epoch: None,
+                base_sequence: None,
+                transactional_id: None,
+                values: vec![String::from_utf8(sample.value.clone()).unwrap()],
+                sources: vec![],
+            },
+        );
+    }
+    for (i, (_, offset)) in delivered.iter().enumerate() {
+        let outcome = match offset {
+            Some(o) => Outcome::Ok(Reply::Produce {
+                base_offset: *o,
+                last_offset: *o,
+                duplicate: false,
+            }),
+            None => Outcome::Info("no delivery report".into()),
+        };
+        history.complete(i as u32, outcome);
+    }
+    history.settled();
+    let reader = records.len() as u32;
+    for p in 0..partitions {
+        for isolation in [Isolation::ReadUncommitted, Isolation::ReadCommitted] {
+            history.invoke(
+                reader,
+                Request::Scan {
+                    topic: topic.to_string(),
+                    partition: p,
+                    isolation,
+                },
+            );
+            let params = |offset| FetchParams {
+                isolation: Some(isolation.as_str()),
+                ..FetchParams::at(offset)
+            };
+            let mut all = client.fetch(topic, p, &params(0));
+            while all.next_offset < all.high_watermark {
+                let page = client.fetch(topic, p, &params(all.next_offset));
+                assert!(
+                    page.next_offset > all.next_offset,
+                    "a scan made no progress"
+                );
+                all.records.extend(page.records);
+                all.next_offset = page.next_offset;
+                all.last_stable_offset = page.last_stable_offset;
+            }
+            history.complete(reader, Outcome::Ok(e2e::fetch_reply(&all)));
+        }
+    }
+    let report = history.check().expect("a well-formed history");
+    assert!(report.is_valid(), "{report}");
 }
 
 #[test]
