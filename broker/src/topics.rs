@@ -18,9 +18,9 @@ use kafdo_types::api::{
     ProducerList, TimestampOffset, TopicDescription, TopicList,
 };
 use kafdo_types::rpc::{
-    AddPartitionsToTopic, DeletePartitionRequest, DeleteRecordsRequest, DeleteTopicRequest,
-    ListTopicsRequest, Object, OffsetForTimestampRequest, PartitionInfoRequest, ProducersRequest,
-    ReadRequest, TopicMetadata, TopicRequest,
+    AddPartitionsToTopic, Call, DeletePartitionRequest, DeleteRecordsRequest, DeleteTopicRequest,
+    ListTopicsRequest, Object, OffsetForTimestampRequest, PartitionInfoRequest, PartitionRef,
+    ProducersRequest, ReadRequest, TopicMetadata, TopicRequest,
 };
 use kafdo_types::{ApiError, ErrorCode};
 
@@ -197,14 +197,33 @@ impl<R: Runtime> Broker<R> {
         Ok(describe(&topic?))
     }
 
-    /// `GET /v1/topics/{t}/partitions/{p}`.
-    pub async fn partition_info(&self, name: &str, p: i32) -> Result<PartitionInfo, ApiError> {
+    /// Calls partition `p` of topic `name` with the call `make` builds for its reference, within
+    /// `timeout_ms`: the topic looked up (with [`Broker::with_topic`]'s retry on a stale
+    /// cache), the partition checked against its count. One path for every partition call.
+    async fn ask_partition<C: Call>(
+        &self,
+        name: &str,
+        p: i32,
+        timeout_ms: u32,
+        make: impl Fn(PartitionRef) -> C,
+    ) -> Result<C::Answer, ApiError> {
+        let make = &make;
         self.with_topic(name, |topic| async move {
             check_partition(&topic, p)?;
-            let request = PartitionInfoRequest {
-                partition: topic.partition(p),
-            };
-            self.ask(partition_object(&topic, p), request).await
+            self.ask_within(
+                partition_object(&topic, p),
+                make(topic.partition(p)),
+                timeout_ms,
+            )
+            .await
+        })
+        .await
+    }
+
+    /// `GET /v1/topics/{t}/partitions/{p}`.
+    pub async fn partition_info(&self, name: &str, p: i32) -> Result<PartitionInfo, ApiError> {
+        self.ask_partition(name, p, OBJECT_CALL_TIMEOUT_MS, |partition| {
+            PartitionInfoRequest { partition }
         })
         .await
     }
@@ -217,26 +236,20 @@ impl<R: Runtime> Broker<R> {
         timestamp: i64,
         isolation: Isolation,
     ) -> Result<TimestampOffset, ApiError> {
-        self.with_topic(name, |topic| async move {
-            check_partition(&topic, p)?;
-            let request = OffsetForTimestampRequest {
-                partition: topic.partition(p),
+        self.ask_partition(name, p, OBJECT_CALL_TIMEOUT_MS, |partition| {
+            OffsetForTimestampRequest {
+                partition,
                 timestamp,
                 isolation,
-            };
-            self.ask(partition_object(&topic, p), request).await
+            }
         })
         .await
     }
 
     /// `GET /v1/topics/{t}/partitions/{p}/producers`.
     pub async fn partition_producers(&self, name: &str, p: i32) -> Result<ProducerList, ApiError> {
-        self.with_topic(name, |topic| async move {
-            check_partition(&topic, p)?;
-            let request = ProducersRequest {
-                partition: topic.partition(p),
-            };
-            self.ask(partition_object(&topic, p), request).await
+        self.ask_partition(name, p, OBJECT_CALL_TIMEOUT_MS, |partition| {
+            ProducersRequest { partition }
         })
         .await
     }
@@ -248,37 +261,28 @@ impl<R: Runtime> Broker<R> {
         p: i32,
         before: i64,
     ) -> Result<DeleteRecordsResponse, ApiError> {
-        self.with_topic(name, |topic| async move {
-            check_partition(&topic, p)?;
-            let request = DeleteRecordsRequest {
-                partition: topic.partition(p),
-                before,
-            };
-            self.ask(partition_object(&topic, p), request).await
+        self.ask_partition(name, p, OBJECT_CALL_TIMEOUT_MS, |partition| {
+            DeleteRecordsRequest { partition, before }
         })
         .await
     }
 
-    /// `GET /v1/topics/{t}/partitions/{p}/records`.
+    /// `GET /v1/topics/{t}/partitions/{p}/records`: waits up to `wait_ms` beyond the usual
+    /// deadline.
     pub async fn fetch(
         &self,
         name: &str,
         p: i32,
         options: FetchOptions,
     ) -> Result<FetchResponse, ApiError> {
-        self.with_topic(name, |topic| async move {
-            check_partition(&topic, p)?;
-            let request = ReadRequest {
-                partition: topic.partition(p),
-                offset: options.offset,
-                max_records: options.max_records,
-                max_bytes: options.max_bytes,
-                isolation: options.isolation,
-                wait_ms: options.wait_ms,
-            };
-            let timeout_ms = OBJECT_CALL_TIMEOUT_MS + options.wait_ms;
-            self.ask_within(partition_object(&topic, p), request, timeout_ms)
-                .await
+        let timeout_ms = OBJECT_CALL_TIMEOUT_MS + options.wait_ms;
+        self.ask_partition(name, p, timeout_ms, |partition| ReadRequest {
+            partition,
+            offset: options.offset,
+            max_records: options.max_records,
+            max_bytes: options.max_bytes,
+            isolation: options.isolation,
+            wait_ms: options.wait_ms,
         })
         .await
     }
