@@ -62,6 +62,20 @@ impl<S: Sql> Partition<S> {
         )
     }
 
+    /// [`Partition::check_ref`], then binds the partition if this is its first call (a call
+    /// that writes nothing else: a read, a lookup by time, a deletion of records). A call that
+    /// writes binds inside its own storage transaction instead.
+    pub(crate) fn check_and_bind(
+        &mut self,
+        partition: &PartitionRef,
+    ) -> Result<(), PartitionError> {
+        if self.check_ref(partition)? {
+            self.sql.transaction(|| self.bind_sql(partition, false))?;
+            self.bind_memory(partition);
+        }
+        Ok(())
+    }
+
     pub(crate) fn bind_memory(&mut self, partition: &PartitionRef) {
         self.binding = Some(Binding {
             topic: partition.topic.clone(),

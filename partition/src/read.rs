@@ -46,11 +46,7 @@ impl<S: Sql> Partition<S> {
         now_ms: i64,
     ) -> Result<FetchResponse, PartitionError> {
         let _ = now_ms;
-        if self.check_ref(&req.partition)? {
-            self.sql
-                .transaction(|| self.bind_sql(&req.partition, false))?;
-            self.bind_memory(&req.partition);
-        }
+        self.check_and_bind(&req.partition)?;
         if req.max_records == 0 {
             return Err(PartitionError::InvalidRequest(
                 "max_records must be at least 1".into(),
@@ -287,11 +283,7 @@ impl<S: Sql> Partition<S> {
         &mut self,
         req: &OffsetForTimestampRequest,
     ) -> Result<TimestampOffset, PartitionError> {
-        if self.check_ref(&req.partition)? {
-            self.sql
-                .transaction(|| self.bind_sql(&req.partition, false))?;
-            self.bind_memory(&req.partition);
-        }
+        self.check_and_bind(&req.partition)?;
         if req.timestamp < 0 {
             return Err(PartitionError::InvalidRequest(format!(
                 "timestamp {} is negative",

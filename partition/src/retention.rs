@@ -162,11 +162,7 @@ impl<S: Sql> Partition<S> {
     /// [`MAX_RETENTION_ROWS_PER_STEP`] rows wholly before it; the rest go at the next alarms
     /// ([`Partition::next_alarm_ms`] is then now).
     pub fn delete_records(&mut self, req: &DeleteRecordsRequest) -> Result<i64, PartitionError> {
-        if self.check_ref(&req.partition)? {
-            self.sql
-                .transaction(|| self.bind_sql(&req.partition, false))?;
-            self.bind_memory(&req.partition);
-        }
+        self.check_and_bind(&req.partition)?;
         if self.is_compacted() {
             return Err(PartitionError::PolicyViolation(
                 "records of a compacted topic cannot be deleted: compaction keeps every key's \
