@@ -114,18 +114,7 @@ pub fn parse_delete_query<'a>(
     let mut before = None;
     for (name, value) in pairs {
         match name {
-            "before" => {
-                before = Some(
-                    parse_canonical::<i64>(value)
-                        .filter(|o| (0..=MAX_SAFE_INTEGER).contains(o))
-                        .ok_or_else(|| {
-                            invalid(format!(
-                                "before {} is not an offset from 0 to {MAX_SAFE_INTEGER}",
-                                quoted(value)
-                            ))
-                        })?,
-                )
-            }
+            "before" => before = Some(non_negative(name, value)?),
             _ => return Err(invalid(format!("unknown query parameter {}", quoted(name)))),
         }
     }
@@ -142,6 +131,18 @@ pub(crate) fn parse_isolation(value: &str) -> Result<Isolation, ApiError> {
             quoted(value)
         ))),
     }
+}
+
+/// A query parameter that is an integer from 0 to 2^53 - 1 (an offset, a timestamp).
+pub(crate) fn non_negative(name: &str, value: &str) -> Result<i64, ApiError> {
+    parse_canonical::<i64>(value)
+        .filter(|v| (0..=MAX_SAFE_INTEGER).contains(v))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{name} {} is not an integer from 0 to {MAX_SAFE_INTEGER}",
+                quoted(value)
+            ))
+        })
 }
 
 fn positive(name: &str, value: &str) -> Result<u32, ApiError> {

@@ -4,10 +4,10 @@ use kafdo_broker::Runtime;
 use kafdo_types::api::{
     canonical_topic_id, CreatePartitionsRequest, CreateTopicRequest, Isolation,
 };
-use kafdo_types::limits::{parse_canonical, quoted, MAX_SAFE_INTEGER};
+use kafdo_types::limits::quoted;
 use kafdo_types::ApiError;
 
-use super::records::parse_isolation;
+use super::records::{non_negative, parse_isolation};
 use super::{invalid, Context};
 use crate::http::{Answer, HttpRequest};
 use crate::routes::TopicsRoute;
@@ -82,18 +82,7 @@ pub fn parse_timestamp_query<'a>(
     let (mut timestamp, mut isolation) = (None, Isolation::ReadCommitted);
     for (name, value) in pairs {
         match name {
-            "timestamp" => {
-                timestamp = Some(
-                    parse_canonical::<i64>(value)
-                        .filter(|t| (0..=MAX_SAFE_INTEGER).contains(t))
-                        .ok_or_else(|| {
-                            invalid(format!(
-                                "timestamp {} is not an integer from 0 to {MAX_SAFE_INTEGER}",
-                                quoted(value)
-                            ))
-                        })?,
-                )
-            }
+            "timestamp" => timestamp = Some(non_negative(name, value)?),
             "isolation" => isolation = parse_isolation(value)?,
             _ => return Err(invalid(format!("unknown query parameter {}", quoted(name)))),
         }
