@@ -647,6 +647,21 @@ fn transaction_specs(commits: &[bool], records: i32) -> Vec<Value> {
         .collect()
 }
 
+/// What a read_committed reader sees of [`transaction_specs`]: the committed transactions'
+/// values (base64, as the scripts print them), by partition in offset order.
+fn committed_values(commits: &[bool], records: i32) -> BTreeMap<i32, Vec<String>> {
+    let mut expected: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for (i, _) in commits.iter().enumerate().filter(|(_, c)| **c) {
+        for j in 0..records {
+            expected
+                .entry(j % 3)
+                .or_default()
+                .push(b64(format!("t{i}-{j}").as_bytes()));
+        }
+    }
+    expected
+}
+
 /// The values (base64, as the scripts print them) a consumer read, by partition in the order
 /// read.
 fn values_by_partition(consumed: &[Consumed]) -> BTreeMap<i32, Vec<String>> {
@@ -687,15 +702,7 @@ fn confluent_transactions_commit_and_abort_across_three_partitions() {
     // PRODUCER_FENCED / INVALID_PRODUCER_EPOCH).
     assert_eq!(answer["zombie"], json!("_FENCED"), "{answer}");
     // Exactly the committed records, once each, in order, for a read_committed consumer.
-    let mut expected: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-    for (i, _) in commits.iter().enumerate().filter(|(_, c)| **c) {
-        for j in 0..9 {
-            expected
-                .entry(j % 3)
-                .or_default()
-                .push(b64(format!("t{i}-{j}").as_bytes()));
-        }
-    }
+    let expected = committed_values(&commits, 9);
     let committed = confluent_consume(
         &gateway,
         &topic,
@@ -737,14 +744,15 @@ fn confluent_transactions_commit_and_abort_across_three_partitions() {
 
 /// Runs `tool` (kafka-python's or kafkajs's script, op `transactions`): three transactions over
 /// three partitions, the second aborted; a read_committed read sees exactly the committed ones.
-/// Returns the gateway and the topic, for a read by the client itself.
-fn transactions_with(tool: Tool, prefix: &str) -> (Gateway, String) {
+/// Returns the gateway, the topic and the committed values, for a read by the client itself.
+fn transactions_with(tool: Tool, prefix: &str) -> (Gateway, String, BTreeMap<i32, Vec<String>>) {
     let wrangler = shared();
     let client = wrangler.client();
     let gateway = Gateway::start(wrangler.url());
     let topic = unique_topic(prefix);
     client.create_topic(&topic, 3);
-    let transactions = transaction_specs(&[true, false, true], 6);
+    let commits = [true, false, true];
+    let transactions = transaction_specs(&commits, 6);
     let answer: Value = tool
         .json_stdin(&json!({
             "op": "transactions",
@@ -755,31 +763,24 @@ fn transactions_with(tool: Tool, prefix: &str) -> (Gateway, String) {
         }))
         .run_json();
     assert_eq!(answer["ended"], json!([null, null, null]), "{answer}");
+    let expected = committed_values(&commits, 6);
     for p in 0..3 {
         let read: Vec<String> = client
             .read_all(&topic, p)
             .into_iter()
-            .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+            .map(|r| b64(&r.value.unwrap()))
             .collect();
-        let expected: Vec<String> = [0, 2]
-            .iter()
-            .flat_map(|i| {
-                (0..6)
-                    .filter(move |j| j % 3 == p)
-                    .map(move |j| format!("t{i}-{j}"))
-            })
-            .collect();
-        assert_eq!(read, expected, "partition {p}");
+        assert_eq!(read, expected[&p], "partition {p}");
         let info = client.partition_info(&topic, p);
         assert_eq!(info.last_stable_offset, info.high_watermark);
     }
-    (gateway, topic)
+    (gateway, topic, expected)
 }
 
 #[test]
 #[cfg_attr(not(kafdo_e2e), ignore = "end-to-end: set KAFDO_E2E=1")]
 fn kafka_python_transactions_commit_and_abort() {
-    let (gateway, topic) =
+    let (gateway, topic, expected) =
         transactions_with(Tool::python("kafka_python_client.py"), "txn-kafka-python");
     // kafka-python's own read_committed consumer sees the first and third transactions only.
     let consumed: ConsumedAll = Tool::python("kafka_python_client.py")
@@ -788,19 +789,6 @@ fn kafka_python_transactions_commit_and_abort() {
                             "partitions": 3, "isolation": "read_committed"}),
         )
         .run_json();
-    let expected: BTreeMap<i32, Vec<String>> = (0..3)
-        .map(|p| {
-            let values = [0, 2]
-                .iter()
-                .flat_map(|i| {
-                    (0..6)
-                        .filter(move |j| j % 3 == p)
-                        .map(move |j| b64(format!("t{i}-{j}").as_bytes()))
-                })
-                .collect();
-            (p, values)
-        })
-        .collect();
     assert_eq!(values_by_partition(&consumed.records), expected);
 }
 
